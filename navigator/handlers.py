@@ -1,0 +1,241 @@
+"""Acting on a Decision: one function per kind, called by the protocol's dispatch.
+
+Room: I/O glue. Each function takes the client protocol, the exchange and the decision, and
+either answers at once or installs a handler that produces the response. Pure choices
+(what to answer) were made by `routing`; sequencing and waiting happen here.
+
+Invariants:
+- the fast path (tenant ready, pooled backend connection) runs without creating a task;
+- a tenant that is not ready within its startup timeout gets the maintenance page while its
+  start goes on; other tenants are never blocked by it;
+- a file is streamed in chunks, pausing while the client's write buffer is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from navigator import wire
+from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER
+from navigator.proxy import ProxyExchange, build_request_head
+
+if TYPE_CHECKING:
+    from navigator.decision import ProxyExternal, ProxyTenant, RunCgi, ServeFile
+    from navigator.protocol import Exchange, HttpProtocol
+    from navigator.runtime import Tenant
+
+log = logging.getLogger("navigator.handlers")
+
+FILE_CHUNK = 256 * 1024
+LOOPBACK = "127.0.0.1"
+
+
+# --- tenants ---------------------------------------------------------------------------------
+def proxy_to_tenant(client: HttpProtocol, ex: Exchange, decision: ProxyTenant) -> None:
+    tenant = decision.tenant
+    state = client.state
+    ex.tenant = tenant
+    ex.response_type = "proxy"
+    ex.destination = f"tenant:{tenant.name}"
+    state.tenants.request_started(tenant)
+    ex.x[b":tenant-counted"] = b"1"
+    head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
+                              state.snapshot.config.trust_proxy, ())
+    proxy = ProxyExchange(client, ex, head, tenant=tenant)
+    port = state.tenants.ready_port(tenant)
+    if port is not None:
+        proxy.start((LOOPBACK, port, False))
+        return
+    ex.handler = _Waiting(client, ex)
+    state.spawn(_start_tenant_then_proxy(client, ex, tenant, proxy))
+
+
+async def _start_tenant_then_proxy(client: HttpProtocol, ex: Exchange, tenant: Tenant,
+                                   proxy: ProxyExchange) -> None:
+    from navigator.routing import maintenance_response
+    from navigator.supervisor import TenantLaunchError
+
+    state = client.state
+    try:
+        port = await asyncio.wait_for(asyncio.shield(state.tenants.ensure_ready(tenant)),
+                                      tenant.startup_timeout)
+    except TimeoutError:
+        log.info("tenant %s not ready within %.1fs: maintenance page", tenant.name,
+                 tenant.startup_timeout)
+        if not client.closed and ex.handler is not None:
+            ex.handler = None
+            ex.error = "startup timeout"
+            client.respond(ex, maintenance_response(state.snapshot))
+        return
+    except TenantLaunchError as exc:
+        log.error("tenant %s failed to start: %s", tenant.name, exc)
+        if not client.closed and ex.handler is not None:
+            ex.handler = None
+            client.fail(ex, 500, "Failed to start application")
+            return
+        return
+    except Exception as exc:  # TenantUnavailable (crash-loop back-off) and the unexpected
+        log.warning("tenant %s unavailable: %s", tenant.name, exc)
+        if not client.closed and ex.handler is not None:
+            ex.handler = None
+            ex.error = str(exc)
+            client.respond(ex, maintenance_response(state.snapshot))
+        return
+    if client.closed or ex.handler is None:
+        return
+    proxy.start((LOOPBACK, port, False))
+
+
+class _Waiting:
+    """Handler while a tenant starts: buffer the body (bounded by pausing reads)."""
+
+    __slots__ = ("client", "ex")
+
+    def __init__(self, client: HttpProtocol, ex: Exchange) -> None:
+        self.client = client
+        self.ex = ex
+
+    def request_body(self, data: bytes) -> None:
+        ex = self.ex
+        if ex.body_buffer is None:
+            ex.body_buffer = []
+        ex.body_buffer.append(bytes(data))
+        ex.body_buffered += len(data)
+        if ex.body_buffered > BODY_BUFFER_LIMIT:
+            self.client.pause_reading(PAUSE_BUFFER)
+
+    def request_end(self) -> None:
+        pass
+
+    def client_paused(self) -> None:
+        pass
+
+    def client_resumed(self) -> None:
+        pass
+
+    def client_lost(self) -> None:
+        self.ex.handler = None
+
+
+# --- external upstreams ----------------------------------------------------------------
+def proxy_to_external(client: HttpProtocol, ex: Exchange, decision: ProxyExternal) -> None:
+    target = decision.target
+    ex.response_type = decision.response_type
+    ex.destination = f"{target.scheme}://{target.host}:{target.port}"
+    head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
+                              client.state.snapshot.config.trust_proxy, decision.set_headers)
+    proxy = ProxyExchange(client, ex, head, decision.response_headers)
+    proxy.start((target.host, target.port, target.scheme == "https"))
+
+
+# --- static files ----------------------------------------------------------------------
+def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
+    from navigator.static import prepare_file
+
+    assert ex.info is not None
+    ex.response_type = decision.response_type
+    try:
+        prepared = prepare_file(decision, ex.info)
+        fd = os.open(prepared.path, os.O_RDONLY) if prepared.length and prepared.body_allowed \
+            else -1
+    except OSError as exc:
+        log.info("cannot serve %s: %s", decision.file, exc)
+        client.respond_bytes(ex, 404, wire.error_response(404, keep_alive=ex.keep_alive
+                                                          and ex.request_complete), 0, "static")
+        return
+    ex.status = prepared.status
+    ex.keep_alive = ex.keep_alive and ex.request_complete
+    lines = [wire.status_line(prepared.status)]
+    lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in prepared.headers]
+    if not ex.keep_alive:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    ex.head_sent = True
+    if fd < 0:
+        client.writelines(lines)
+        client.finish(ex)
+        return
+    sender = _FileSender(client, ex, fd, prepared.offset, prepared.length)
+    ex.handler = sender
+    client.writelines(lines)
+    sender.pump()
+
+
+class _FileSender:
+    """Streams a byte range of a file, pausing while the client's buffer is full.
+
+    uvloop has no loop.sendfile; page-cache reads of 256 KiB are cheap enough to do inline.
+    """
+
+    __slots__ = ("client", "ex", "fd", "offset", "remaining")
+
+    def __init__(self, client: HttpProtocol, ex: Exchange, fd: int, offset: int,
+                 length: int) -> None:
+        self.client = client
+        self.ex = ex
+        self.fd = fd
+        self.offset = offset
+        self.remaining = length
+
+    def pump(self) -> None:
+        client = self.client
+        while self.remaining > 0 and not client.write_paused and not client.closed:
+            try:
+                chunk = os.pread(self.fd, min(FILE_CHUNK, self.remaining), self.offset)
+            except OSError as exc:
+                log.warning("read error while sending a file: %s", exc)
+                chunk = b""
+            if not chunk:  # file shrank under us: the length we promised cannot be kept
+                self._close_fd()
+                self.ex.keep_alive = False
+                client.finish(self.ex)
+                return
+            self.offset += len(chunk)
+            self.remaining -= len(chunk)
+            self.ex.bytes_sent += len(chunk)
+            client.write(chunk)
+        if self.remaining <= 0:
+            self._close_fd()
+            client.finish(self.ex)
+
+    def _close_fd(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def request_body(self, data: bytes) -> None:
+        pass
+
+    def request_end(self) -> None:
+        pass
+
+    def client_paused(self) -> None:
+        pass
+
+    def client_resumed(self) -> None:
+        self.pump()
+
+    def client_lost(self) -> None:
+        self._close_fd()
+
+
+# --- extras (CGI, built-in pub/sub) ------------------------------------------------------
+def run_cgi(client: HttpProtocol, ex: Exchange, decision: RunCgi) -> None:
+    from navigator.extras_glue import start_cgi
+
+    start_cgi(client, ex, decision)
+
+
+def cable_socket(client: HttpProtocol, ex: Exchange) -> None:
+    from navigator.extras_glue import start_cable
+
+    start_cable(client, ex)
+
+
+def cable_broadcast(client: HttpProtocol, ex: Exchange) -> None:
+    from navigator.extras_glue import start_broadcast
+
+    start_broadcast(client, ex)

@@ -1,0 +1,638 @@
+"""Client side of the server: one asyncio Protocol per accepted connection.
+
+Room: I/O. Parses requests with httptools, enforces limits and framing (through `wire`), asks
+`routing` for a Decision on one snapshot, and hands the request to a handler (canned answer,
+file, proxy exchange, websocket endpoint). Keeps HTTP/1.1 keep-alive and pipelining
+(responses strictly in request order) and flow control in both directions.
+
+Invariants:
+- no exception escapes an asyncio callback: parse errors become a 4xx then close, handler
+  errors a 5xx (or a close when the response has begun);
+- at most one request is being answered at a time; a pipelined request whose head arrives
+  meanwhile waits in `_pipeline` and reading pauses until it is its turn;
+- reading pauses for any of several reasons (bitmask) and resumes only when all are clear;
+- deadlines are plain floats checked by the server's sweep, so a request arms no timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httptools
+
+from navigator import handlers, wire
+from navigator.decision import (
+    CableBroadcast,
+    CableSocket,
+    ProxyExternal,
+    ProxyTenant,
+    RequestInfo,
+    Respond,
+    RunCgi,
+    ServeFile,
+)
+from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, PAUSE_PIPELINE
+from navigator.routing import route
+
+if TYPE_CHECKING:
+    from navigator.runtime import Limits, Tenant
+    from navigator.state import ServerState
+
+log = logging.getLogger("navigator.protocol")
+
+
+# Header names the protocol looks at (everything else is only forwarded). The framing ones
+# get their own code; the rest are kept by name in `Exchange.x` for routing, proxy and log.
+_H_HOST, _H_CL, _H_TE, _H_CONN, _H_EXPECT, _H_KEEP = range(6)
+_KEPT = (
+    b"upgrade", b"authorization", b"user-agent", b"x-request-id", b"accept-encoding",
+    b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip",
+    b"fly-replay-failed", b"x-navigator-retry", b"if-modified-since", b"if-none-match",
+    b"range", b"x-amzn-trace-id", b"referer", b"fly-request-id", b"x-remote-user",
+    b"fly-client-ip",
+)
+_HEADER_CODES = {
+    b"host": _H_HOST, b"content-length": _H_CL, b"transfer-encoding": _H_TE,
+    b"connection": _H_CONN, b"expect": _H_EXPECT, **dict.fromkeys(_KEPT, _H_KEEP),
+}
+
+
+class Handler(Protocol):
+    """Something producing the response of the current exchange."""
+
+    def request_body(self, data: bytes) -> None: ...
+    def request_end(self) -> None: ...
+    def client_paused(self) -> None: ...
+    def client_resumed(self) -> None: ...
+    def client_lost(self) -> None: ...
+
+
+class Exchange:
+    """One request/response on a client connection, plus what the access log needs."""
+
+    __slots__ = (
+        "body_buffer", "body_buffered", "bytes_sent", "chunked", "conn_tokens", "content_length",
+        "destination", "error", "expect_continue", "handler", "head_sent", "headers",
+        "http_minor", "info", "keep_alive", "method", "request_complete", "request_id",
+        "response_type", "started", "status", "target", "tenant", "upgrade", "x",
+    )
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.method = b""
+        self.target = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.http_minor = 1
+        self.keep_alive = True
+        self.info: RequestInfo | None = None
+        self.request_complete = False
+        self.body_buffer: list[bytes] | None = None
+        self.body_buffered = 0
+        self.handler: Handler | None = None
+        self.expect_continue = False
+        self.content_length: int | None = None
+        self.chunked = False
+        self.conn_tokens: frozenset[bytes] = frozenset()
+        self.upgrade = False
+        self.head_sent = False
+        self.status = 0
+        self.bytes_sent = 0
+        self.response_type = ""
+        self.tenant: Tenant | None = None
+        self.destination = ""
+        self.error = ""
+        self.request_id = b""
+        self.x: dict[bytes, bytes] = {}  # raw values of headers the log/proxy reuse
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "_cls",
+        "_conn_tokens",
+        "_current",
+        "_error",
+        "_head_bytes",
+        "_host_count",
+        "_limits",
+        "_parser",
+        "_parsing",
+        "_pipeline",
+        "_read_paused",
+        "_tes",
+        "_tunnel_rest",
+        "_url_bytes",
+        "closed",
+        "deadline",
+        "deadline_kind",
+        "peer_ip",
+        "state",
+        "transport",
+        "tunnel",
+        "write_paused",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._limits: Limits = state.snapshot.config.limits
+        self._parsing: Exchange | None = None
+        self._current: Exchange | None = None
+        self._pipeline: deque[Exchange] = deque()
+        self._read_paused = 0
+        self._error: wire.HttpError | None = None
+        self._head_bytes = 0
+        self._url_bytes = 0
+        self._host_count = 0
+        self._cls: list[bytes] = []
+        self._tes: list[bytes] = []
+        self._conn_tokens: frozenset[bytes] = frozenset()
+        self._tunnel_rest = b""
+        self.tunnel: Any = None  # object with data_received/connection_lost once upgraded
+        self.write_paused = False
+        self.closed = False
+        self.peer_ip = ""
+        self.deadline = 0.0
+        self.deadline_kind = ""
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
+        self.state.connections.add(self)
+        self._arm("header", self._limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        if self.tunnel is not None:
+            self.tunnel.connection_lost(exc)
+            self.tunnel = None
+        current = self._current
+        if current is not None:
+            handler = current.handler
+            if handler is not None:
+                handler.client_lost()
+            if not current.head_sent:
+                current.status = 499
+                current.response_type = current.response_type or "client_closed"
+            self._log(current)
+            self._current = None
+        self._pipeline.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.data_received(data)
+            return
+        if self._current is not None and self._current.upgrade and self._current.request_complete:
+            self._tunnel_rest += data  # bytes for the tunnel before the backend said 101
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self._tunnel_rest += data[offset:]
+        except httptools.HttpParserError as exc:
+            self._parse_failed(exc)
+        except Exception:  # a bug in a handler must not kill the loop
+            log.exception("error while handling request from %s", self.peer_ip)
+            self._abort_with(500)
+
+    def eof_received(self) -> bool | None:
+        # Half-close from the client: finish the current response, then close.
+        if self._current is None and self.transport is not None:
+            self.transport.close()
+            return None
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        cur = self._current
+        if cur is not None and cur.handler is not None:
+            cur.handler.client_paused()
+        elif self.tunnel is not None:
+            self.tunnel.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        cur = self._current
+        if cur is not None and cur.handler is not None:
+            cur.handler.client_resumed()
+        elif self.tunnel is not None:
+            self.tunnel.resume_writing()
+
+    # --- httptools callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        ex = Exchange(time.time())
+        self._parsing = ex
+        self._head_bytes = 0
+        self._url_bytes = 0
+        self._host_count = 0
+        self._cls = []
+        self._tes = []
+        self._conn_tokens = frozenset()
+        if self._current is None:
+            self._arm("header", self._limits.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        ex = self._parsing
+        assert ex is not None
+        self._url_bytes += len(url)
+        if self._url_bytes > self._limits.max_request_line:
+            self._fail(414, "request line too long")
+        ex.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self._parsing
+        assert ex is not None
+        headers = ex.headers
+        headers.append((name, value))
+        self._head_bytes += len(name) + len(value) + 4
+        limits = self._limits
+        if self._head_bytes > limits.max_header_bytes:
+            self._fail(431, "header section too large")
+        if len(headers) > limits.max_header_count:
+            self._fail(431, "too many headers")
+        code = _HEADER_CODES.get(name.lower())
+        if code is None:
+            return
+        if code == _H_HOST:
+            self._host_count += 1
+            ex.x[b"host"] = value
+        elif code == _H_CL:
+            self._cls.append(value)
+        elif code == _H_TE:
+            self._tes.append(value)
+        elif code == _H_CONN:
+            self._conn_tokens = self._conn_tokens | wire.connection_tokens(value)
+        elif code == _H_EXPECT:
+            ex.expect_continue = value.strip().lower() == b"100-continue"
+        else:
+            ex.x[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        ex = self._parsing
+        assert ex is not None
+        parser = self._parser
+        ex.method = parser.get_method()
+        ex.http_minor = int(parser.get_http_version().rpartition(".")[2] or 1)
+        ex.keep_alive = parser.should_keep_alive()
+        try:
+            ex.content_length = wire.check_request_framing(
+                http_minor=ex.http_minor, host_count=self._host_count,
+                content_lengths=self._cls, transfer_encodings=self._tes,
+                max_body=self._limits.max_body_bytes)
+        except wire.HttpError as err:
+            self._fail(err.status, err.reason)
+        ex.chunked = bool(self._tes)
+        ex.upgrade = (b"upgrade" in self._conn_tokens
+                      and ex.x.get(b"upgrade", b"").strip().lower() == b"websocket")
+        if ex.target[:1] != b"/":
+            ex.target = _origin_form(ex.target, ex.method)
+        ex.conn_tokens = self._conn_tokens
+        if self._current is None:
+            self._current = ex
+            self._begin(ex)
+        else:
+            self._pipeline.append(ex)
+            self.pause_reading(PAUSE_PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self._parsing
+        if ex is None:
+            return
+        if ex is self._current and ex.handler is not None:
+            ex.handler.request_body(body)
+        else:
+            if ex.body_buffer is None:
+                ex.body_buffer = []
+            ex.body_buffer.append(bytes(body))
+            ex.body_buffered += len(body)
+            if ex.body_buffered > BODY_BUFFER_LIMIT:
+                self.pause_reading(PAUSE_BUFFER)
+        if self.deadline_kind == "body":
+            self.deadline = self.state.loop.time() + self._limits.body_timeout
+
+    def on_message_complete(self) -> None:
+        ex = self._parsing
+        if ex is None:
+            return
+        ex.request_complete = True
+        self._parsing = None
+        if ex is self._current:
+            if ex.handler is not None:
+                ex.handler.request_end()
+            if self.deadline_kind == "body":
+                self.deadline_kind = ""
+
+    # --- request start -------------------------------------------------------------------
+    def _begin(self, ex: Exchange) -> None:
+        """Build the RequestInfo, route it on the current snapshot, dispatch."""
+        self.deadline_kind = "" if ex.request_complete else "body"
+        self.deadline = self.state.loop.time() + self._limits.body_timeout
+        x = ex.x
+        target = ex.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        rid = x.get(b"x-request-id")
+        ex.request_id = rid if rid else os.urandom(16).hex().encode()
+        xff = x.get(b"x-forwarded-for", b"")
+        info = RequestInfo(
+            method=ex.method.decode("latin-1"), path=path, query=query,
+            host=x.get(b"host", b"").decode("latin-1") or _host_of(ex.headers),
+            peer_ip=self.peer_ip,
+            authorization=x[b"authorization"].decode("latin-1") if b"authorization" in x
+            else None,
+            user_agent=x.get(b"user-agent", b"").decode("latin-1"),
+            content_length=ex.content_length, chunked=ex.chunked, websocket=ex.upgrade,
+            fly_replay_failed=b"fly-replay-failed" in x,
+            navigator_retry=x.get(b"x-navigator-retry", b"").strip().lower() == b"true",
+            accept_encoding=x.get(b"accept-encoding", b"").decode("latin-1"),
+            forwarded_proto=x.get(b"x-forwarded-proto", b"").decode("latin-1"),
+            forwarded_for=xff.split(b",")[0].strip().decode("latin-1"),
+            real_ip=x.get(b"x-real-ip", b"").decode("latin-1"),
+            if_modified_since=x.get(b"if-modified-since", b"").decode("latin-1"),
+            if_none_match=x.get(b"if-none-match", b"").decode("latin-1"),
+            range=x.get(b"range", b"").decode("latin-1"),
+        )
+        ex.info = info
+        hold = self.state.hold
+        if hold is not None and not hold.is_set():
+            ex.body_buffer = []
+            self.state.spawn(self._begin_after_hold(ex, hold))
+            return
+        self._dispatch(ex)
+
+    async def _begin_after_hold(self, ex: Exchange, hold: asyncio.Event) -> None:
+        await hold.wait()
+        if not self.closed and ex is self._current:
+            self._dispatch(ex)
+
+    def _dispatch(self, ex: Exchange) -> None:
+        info = ex.info
+        assert info is not None
+        snapshot = self.state.snapshot
+        try:
+            decision = route(snapshot, info)
+        except Exception:
+            log.exception("routing failed for %s %s", info.method, info.path)
+            self._respond_error(ex, 500)
+            return
+        activity = self.state.activity
+        kind = type(decision)
+        if kind is Respond:
+            assert isinstance(decision, Respond)
+            if activity is not None and decision.response_type != "health":
+                activity.request_started()
+                ex.x[b":counted"] = b"1"
+            self.respond(ex, decision)
+            return
+        if activity is not None:
+            activity.request_started()
+            ex.x[b":counted"] = b"1"
+        if kind is ProxyTenant:
+            assert isinstance(decision, ProxyTenant)
+            handlers.proxy_to_tenant(self, ex, decision)
+        elif kind is ProxyExternal:
+            assert isinstance(decision, ProxyExternal)
+            handlers.proxy_to_external(self, ex, decision)
+        elif kind is ServeFile:
+            assert isinstance(decision, ServeFile)
+            handlers.serve_file(self, ex, decision)
+        elif kind is RunCgi:
+            assert isinstance(decision, RunCgi)
+            handlers.run_cgi(self, ex, decision)
+        elif kind is CableSocket:
+            handlers.cable_socket(self, ex)
+        elif kind is CableBroadcast:
+            handlers.cable_broadcast(self, ex)
+        else:  # pragma: no cover - exhaustive
+            self._respond_error(ex, 500)
+
+    # --- responding ----------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.writelines(data)
+
+    def respond(self, ex: Exchange, decision: Respond) -> None:
+        keep_alive = ex.keep_alive and ex.request_complete
+        ex.keep_alive = keep_alive
+        data = wire.response(decision.status, decision.body, decision.headers,
+                             keep_alive=keep_alive, head_only=ex.method == b"HEAD",
+                             content_type=None if _has_type(decision.headers)
+                             else "text/plain; charset=utf-8")
+        ex.status = decision.status
+        ex.response_type = decision.response_type
+        ex.head_sent = True
+        ex.bytes_sent = 0 if ex.method == b"HEAD" else len(decision.body)
+        self.write(data)
+        self.finish(ex)
+
+    def respond_bytes(self, ex: Exchange, status: int, data: bytes, body_len: int,
+                      response_type: str) -> None:
+        """Write a complete prebuilt response and finish the exchange."""
+        ex.status = status
+        ex.response_type = ex.response_type or response_type
+        ex.head_sent = True
+        ex.bytes_sent = body_len
+        self.write(data)
+        self.finish(ex)
+
+    def _respond_error(self, ex: Exchange, status: int, message: str | None = None) -> None:
+        ex.keep_alive = False
+        self.respond_bytes(ex, status, wire.error_response(status, message), 0, "error")
+
+    def fail(self, ex: Exchange, status: int, reason: str = "") -> None:
+        """An error after dispatch: an error page if nothing was sent yet, else a close."""
+        if ex.error == "":
+            ex.error = reason
+        if ex is not self._current:
+            return
+        if not ex.head_sent:
+            self._respond_error(ex, status)
+        else:
+            ex.keep_alive = False
+            self.finish(ex)
+
+    def finish(self, ex: Exchange) -> None:
+        """The response is complete: log, then close or move to the next request."""
+        if ex is not self._current:
+            return
+        ex.handler = None
+        self._current = None
+        self._log(ex)
+        if not ex.keep_alive or not ex.request_complete or self.state.shutting_down:
+            if ex.request_complete or not ex.keep_alive or self.state.shutting_down:
+                self.close()
+                return
+            # The body is still arriving and nobody wants it: close rather than drain it.
+            self.close()
+            return
+        if self._pipeline:
+            nxt = self._pipeline.popleft()
+            if not self._pipeline:
+                self.resume_reading(PAUSE_PIPELINE)
+            self._current = nxt
+            self._begin(nxt)
+        else:
+            self.resume_reading(PAUSE_BUFFER)
+            self._arm("keepalive", self._limits.keepalive_timeout)
+
+    def finish_tunnel_exchange(self, ex: Exchange) -> None:
+        """The 101 went out: the exchange is logged now, the connection stays a tunnel."""
+        if ex is self._current:
+            ex.handler = None
+            self._current = None
+            self._log(ex)
+
+    def _log(self, ex: Exchange) -> None:
+        if ex.x.pop(b":tenant-counted", None) is not None and ex.tenant is not None:
+            self.state.tenants.request_finished(ex.tenant)
+        if ex.x.pop(b":counted", None) is not None and self.state.activity is not None:
+            self.state.activity.request_finished()
+        observer = self.state.observer
+        if observer is not None:
+            try:
+                observer.request_done(ex)
+            except Exception:
+                log.exception("access log failed")
+
+    # --- flow control and lifecycle ---------------------------------------------------------
+    def pause_reading(self, reason: int) -> None:
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self._read_paused |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        if not self._read_paused & reason:
+            return
+        self._read_paused &= ~reason
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def take_buffered_body(self, ex: Exchange) -> list[bytes]:
+        """Hand over what arrived before a handler was ready, and resume reading."""
+        chunks = ex.body_buffer or []
+        ex.body_buffer = None
+        ex.body_buffered = 0
+        self.resume_reading(PAUSE_BUFFER)
+        return chunks
+
+    def start_tunnel(self, tunnel: Any) -> bytes:
+        """Switch to raw byte relay; returns client bytes received after the upgrade head."""
+        self.tunnel = tunnel
+        self.deadline_kind = ""
+        rest, self._tunnel_rest = self._tunnel_rest, b""
+        return rest
+
+    def refuse_upgrade(self) -> None:
+        """The backend did not switch protocols: parse what followed as new requests."""
+        rest, self._tunnel_rest = self._tunnel_rest, b""
+        self._parser = httptools.HttpRequestParser(self)
+        if rest:
+            self.state.loop.call_soon(self.data_received, rest)
+
+    def arm_deadline(self, kind: str, seconds: float) -> None:
+        self._arm(kind, seconds)
+
+    def _arm(self, kind: str, seconds: float) -> None:
+        self.deadline_kind = kind
+        self.deadline = self.state.loop.time() + seconds
+
+    def expire(self, now: float) -> None:
+        """Called by the server sweep when `deadline` has passed."""
+        kind = self.deadline_kind
+        if not kind or now < self.deadline:
+            return
+        self.deadline_kind = ""
+        cur = self._current
+        if kind in ("header", "keepalive"):
+            if kind == "header" and (self._parsing is not None and self._parsing.headers):
+                log.info("header timeout from %s", self.peer_ip)
+                self.write(wire.error_response(408))
+            self.close()
+        elif kind == "upstream" and cur is not None:
+            log.warning("upstream response timeout for %s", cur.target[:200])
+            if cur.handler is not None:
+                cur.handler.client_lost()
+            self.fail(cur, 504, "upstream timeout")
+        else:
+            log.info("%s timeout from %s", kind, self.peer_ip)
+            if cur is not None and cur.handler is not None:
+                cur.handler.client_lost()
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def shutdown_idle(self) -> bool:
+        """Close now if between requests (graceful shutdown); True if closed."""
+        if self._current is None and self.tunnel is None:
+            self.close()
+            return True
+        return False
+
+    # --- errors --------------------------------------------------------------------------
+    def _fail(self, status: int, reason: str) -> None:
+        self._error = wire.HttpError(status, reason)
+        raise self._error
+
+    def _parse_failed(self, exc: Exception) -> None:
+        err = self._error
+        status = err.status if err is not None else 400
+        if err is None:
+            log.info("bad request from %s: %s", self.peer_ip, exc)
+        else:
+            log.info("refused request from %s: %s", self.peer_ip, err.reason)
+        self._abort_with(status)
+
+    def _abort_with(self, status: int) -> None:
+        cur = self._current
+        if cur is not None and cur.head_sent:
+            self.abort()
+            return
+        if cur is not None and cur.handler is not None:
+            cur.handler.client_lost()
+        self.write(wire.error_response(status))
+        self.close()
+
+
+def _origin_form(target: bytes, method: bytes) -> bytes:
+    """Absolute-form targets are routed by path only; we never dial the authority."""
+    if method == b"OPTIONS" and target == b"*":
+        return b"*"
+    scheme_sep = target.find(b"://")
+    if scheme_sep > 0:
+        slash = target.find(b"/", scheme_sep + 3)
+        return target[slash:] if slash >= 0 else b"/"
+    return target
+
+
+def _host_of(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name.lower() == b"host":
+            return value.decode("latin-1")
+    return ""
+
+
+def _has_type(headers: tuple[tuple[str, str], ...]) -> bool:
+    return any(name.lower() == "content-type" for name, _ in headers)

@@ -1,0 +1,310 @@
+"""Runtime configuration: the frozen, fully resolved form every room reads.
+
+Room: PURE data. `config.resolve()` builds these from the decoded YAML; nothing else
+constructs them except tests. Everything a request needs is precomputed here (regexes
+compiled, durations in seconds, sizes in bytes, environments expanded, names derived),
+so the hot path never parses, formats or compiles.
+
+Invariants:
+- every object is immutable (frozen dataclasses, tuples, frozensets, MappingProxy-free
+  tuples of pairs) so a snapshot can be shared by all connections without locks;
+- paths that are prefixes (`root_path`, tenant `path`) always end with "/";
+- durations are float seconds, `None` meaning "no limit / not set";
+- header names in `headers` tuples keep the case the user wrote; values are str.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Pairs = tuple[tuple[str, str], ...]
+
+PORT_PLACEHOLDER = "{port}"
+"""`{{port}}` and `${port}` in tenant args are normalised to this at resolve time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str  # "" = all interfaces
+    port: int  # 0 = ephemeral (tests)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthResponse:
+    status: int
+    body: bytes
+    headers: Pairs  # Content-Type defaulted to text/plain at resolve time
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    path: str  # "" = disabled; exact match
+    response: HealthResponse | None  # None = pass to the tenant proxy
+
+
+@dataclass(frozen=True, slots=True)
+class CacheOverride:
+    prefix: str
+    max_age: int  # whole seconds
+    immutable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StaticSettings:
+    public_dir: Path  # absolute
+    allowed_extensions: frozenset[str]  # without dots; empty = any
+    try_files: tuple[str, ...]
+    normalize_trailing_slashes: bool
+    cache_default: int | None  # None = no Cache-Control header
+    cache_default_immutable: bool
+    cache_overrides: tuple[CacheOverride, ...]  # sorted longest prefix first
+
+
+@dataclass(frozen=True, slots=True)
+class IdleSettings:
+    action: Literal["", "suspend", "stop", "exit", "command"]  # "" = off
+    timeout: float
+    command: tuple[str, ...] = ()  # for action "command"
+    fly_api_socket: str = "/.fly/api"
+    count_websockets: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Our `server.limits` extension; defaults follow nginx/HAProxy practice."""
+
+    max_request_line: int = 8 * 1024  # -> 414
+    max_header_bytes: int = 64 * 1024  # -> 431
+    max_header_count: int = 100  # -> 431
+    max_body_bytes: int | None = None  # -> 413 when set
+    max_connections: int | None = None
+    header_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
+    body_timeout: float = 60.0
+    upstream_connect_timeout: float = 5.0
+    upstream_response_timeout: float = 300.0
+    websocket_idle_timeout: float | None = None
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    command: str
+    args: tuple[str, ...] = ()
+    timeout: float | None = None
+    reload_config: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHooks:
+    start: tuple[Hook, ...] = ()
+    ready: tuple[Hook, ...] = ()
+    idle: tuple[Hook, ...] = ()
+    resume: tuple[Hook, ...] = ()
+    stop: tuple[Hook, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TenantHooks:
+    start: tuple[Hook, ...] = ()
+    stop: tuple[Hook, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BotDetection:
+    enabled: bool = False
+    action: Literal["reject", "ignore", "static-only"] = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """One mounted copy of the app. Identity across reloads is `path`."""
+
+    name: str  # explicit `name`, else path relative to root_path without slashes
+    path: str  # URL prefix, ends with "/"
+    root: Path  # working directory, absolute
+    argv: tuple[str, ...]  # program + args; PORT_PLACEHOLDER substituted at spawn
+    env: Pairs  # tenant env only (template-expanded); server env + PORT added at spawn
+    port_env_var: str = "PORT"
+    health_path: str = "/"
+    startup_timeout: float = 5.0
+    start_delay: float = 0.0
+    track_websockets: bool = True
+    hooks: TenantHooks = field(default_factory=TenantHooks)
+    public_dir: Path | None = None
+    memory_limit: int | None = None  # bytes
+    user: str = ""
+    group: str = ""
+    bot_detection: BotDetection | None = None  # None = inherit global
+
+    def spawn_key(self) -> tuple[object, ...]:
+        """What makes two definitions the same running process (used by reload diff)."""
+        return (self.argv, self.env, self.root, self.port_env_var, self.memory_limit,
+                self.user, self.group)
+
+
+@dataclass(frozen=True, slots=True)
+class Pools:
+    max_size: int | None = None
+    idle_timeout: float = 600.0
+    start_port: int = 4000
+    port_count: int = 101
+    user: str = ""
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedProcess:
+    name: str
+    command: str
+    args: tuple[str, ...] = ()
+    working_dir: Path | None = None
+    env: Pairs = ()
+    auto_restart: bool = False
+    start_delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPattern:
+    pattern: re.Pattern[str]
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    enabled: bool  # already folded: enabled and htpasswd set and realm != "off"
+    realm: str = "Restricted"
+    htpasswd: Path | None = None
+    public_paths: tuple[str, ...] = ()
+    auth_patterns: tuple[AuthPattern, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    enabled: bool = False
+    page: Path | None = None  # resolved file path; None/unreadable -> built-in page
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTarget:
+    region: str = ""
+    app: str = ""
+    machine: str = ""
+    status: int = 307
+    methods: frozenset[str] = frozenset()  # empty = any method
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One entry of the ordered rule list (section 6 of the reference)."""
+
+    kind: Literal["redirect", "rewrite", "replay"]
+    pattern: re.Pattern[str]
+    replacement: str = ""  # Go `$1`/`${name}` syntax translated to a Python template
+    replay: ReplayTarget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTarget:
+    scheme: Literal["http", "https"]
+    host: str
+    port: int
+    path: str  # target's own path, "" or starting with "/"
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseProxyRoute:
+    name: str
+    pattern: re.Pattern[str] | None  # `path` regex; wins over prefix
+    prefix: str | None
+    target: UpstreamTarget
+    target_template: str  # raw target when it contains "$" and pattern is set, else ""
+    strip_path: bool = False
+    headers: Pairs = ()
+    response_headers: Pairs = ()
+    websocket: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CgiScript:
+    path: str
+    script: Path
+    method: str = ""  # upper-case; "" = any
+    user: str = ""
+    group: str = ""
+    allowed_users: frozenset[str] = frozenset()
+    env: Pairs = ()
+    timeout: float | None = None
+    reload_config: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CableSettings:
+    enabled: bool = True
+    path: str = "/cable"
+    broadcast_path: str = "/_broadcast"
+
+
+@dataclass(frozen=True, slots=True)
+class VectorSettings:
+    enabled: bool = False
+    socket: str = ""
+    config: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    format: Literal["text", "json"] = "text"
+    file: str = ""
+    access_log: bool = True
+    vector: VectorSettings = field(default_factory=VectorSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    enabled: bool = True
+    path: str = "/_navigator/metrics"  # answered only to loopback peers
+    listen: ListenAddress | None = None  # optional separate internal listener
+
+
+@dataclass(frozen=True, slots=True)
+class StampSettings:
+    """Deployment-stamp identity, captured from FLY_* at resolve time."""
+
+    app: str = ""
+    region: str = ""
+    machine_id: str = ""
+    dns_servers: tuple[str, ...] = ()  # "" = system resolver; tests point at loopback
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path  # the file this was loaded from (absolute)
+    listen: ListenAddress
+    root_path: str = "/"  # ends with "/"
+    trust_proxy: bool = False
+    hostname: str = ""
+    pid_file: Path = Path("/tmp/navigator.pid")
+    health_check: HealthCheck = field(default_factory=lambda: HealthCheck("", None))
+    static: StaticSettings | None = None  # None when public_dir does not exist
+    idle: IdleSettings = field(default_factory=lambda: IdleSettings("", 600.0))
+    limits: Limits = field(default_factory=Limits)
+    bot_detection: BotDetection = field(default_factory=BotDetection)
+    cgi_scripts: tuple[CgiScript, ...] = ()
+    cable: CableSettings = field(default_factory=CableSettings)
+    auth: AuthSettings = field(default_factory=lambda: AuthSettings(False))
+    maintenance: Maintenance = field(default_factory=Maintenance)
+    rules: tuple[Rule, ...] = ()  # user rules then synthesised slash redirects
+    reverse_proxies: tuple[ReverseProxyRoute, ...] = ()
+    tenants: tuple[Tenant, ...] = ()
+    pools: Pools = field(default_factory=Pools)
+    tenant_hooks: TenantHooks = field(default_factory=TenantHooks)
+    server_hooks: ServerHooks = field(default_factory=ServerHooks)
+    managed_processes: tuple[ManagedProcess, ...] = ()
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    stamp: StampSettings = field(default_factory=StampSettings)
+    warnings: tuple[str, ...] = ()  # unknown keys, defaulted durations, ... (for `check`)

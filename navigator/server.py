@@ -1,0 +1,231 @@
+"""Composition root: builds the long-lived objects, owns startup, reload and shutdown order.
+
+Room: I/O wiring. The only place that constructs the supervisor, pool, listeners and shared
+state and hands them to each other. Nothing imports this module back. One coroutine (`run`)
+owns the lifecycle; signal handlers only enqueue commands for it.
+
+Startup order (reference section 1): config → logging → pid file → idle timer → managed
+processes → server.start hooks (fatal) → listen → server.ready hooks in the background.
+Shutdown order (section 15.2): stop idle timer → stop listening → let in-flight requests
+finish within the budget → close tunnels → server.stop hooks → stop tenants (SIGTERM, grace,
+SIGKILL) → stop managed processes → remove the pid file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from navigator.config import ConfigError, load_config
+from navigator.hooks import run_hooks
+from navigator.protocol import HttpProtocol
+from navigator.runtime import Config
+from navigator.snapshot import build_snapshot
+from navigator.state import ServerState
+from navigator.supervisor import Supervisor
+from navigator.upstream import UpstreamPool
+
+log = logging.getLogger("navigator.server")
+
+SWEEP_INTERVAL = 1.0
+LOOPBACK = "127.0.0.1"
+
+
+class Server:
+    """One navigator process: listeners, tenants, managed processes, hooks."""
+
+    def __init__(self, config: Config, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.environ = dict(os.environ if environ is None else environ)
+        self.loaded_at = time.time()
+        self._commands: asyncio.Queue[str] | None = None
+        self._servers: list[asyncio.Server] = []
+        self.state: ServerState | None = None
+        self.supervisor: Supervisor | None = None
+        self.bound: list[tuple[str, int]] = []
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._ready_task: asyncio.Task[Any] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; returns the process exit code."""
+        loop = asyncio.get_running_loop()
+        self._commands = asyncio.Queue()
+        config = self.config
+        snapshot = build_snapshot(config)
+        self._write_pid_file(config.pid_file)
+        supervisor = Supervisor(config)
+        self.supervisor = supervisor
+        pool = UpstreamPool(loop)
+        state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor)
+        self.state = state
+        supervisor.add_exit_listener(lambda tenant, port: pool.drop(LOOPBACK, port))
+        self._install_signals(loop)
+        try:
+            await supervisor.start()
+            result = await run_hooks(config.server_hooks.start, self.environ)
+            if not result.ok:
+                log.error("server start hooks failed: exiting")
+                await supervisor.shutdown(5.0)
+                return 1
+            await self._listen(config)
+            self._arm_sweep()
+            self._ready_task = state.spawn(self._run_ready_hooks(initial=True))
+            return await self._command_loop()
+        finally:
+            self._remove_pid_file(config.pid_file)
+
+    async def _listen(self, config: Config) -> None:
+        assert self.state is not None
+        loop = self.state.loop
+        state = self.state
+        host = config.listen.host or None
+        server = await loop.create_server(lambda: HttpProtocol(state), host, config.listen.port,
+                                          reuse_address=True, backlog=4096)
+        self._servers.append(server)
+        for sock in server.sockets:
+            addr = sock.getsockname()
+            self.bound.append((addr[0], addr[1]))
+        state.listen_port = self.bound[0][1] if self.bound else config.listen.port
+        for host_, port in self.bound:
+            log.info("navigator listening on http://%s:%d", host_, port)
+
+    async def _command_loop(self) -> int:
+        assert self._commands is not None
+        while True:
+            command = await self._commands.get()
+            if command == "reload":
+                await self.reload(self.config.source)
+            elif command.startswith("reload:"):
+                await self.reload(Path(command.partition(":")[2]))
+            elif command == "stop":
+                await self.shutdown()
+                return 0
+
+    def request(self, command: str) -> None:
+        """Enqueue a command for the lifecycle loop (safe from signal handlers)."""
+        if self._commands is not None:
+            self._commands.put_nowait(command)
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig, command in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
+                             (signal.SIGHUP, "reload")):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request, command)
+
+    # --- reload --------------------------------------------------------------------------------
+    async def reload(self, path: Path) -> bool:
+        """Load, validate and resolve completely, then swap; on any error keep the old config."""
+        assert self.state is not None
+        assert self.supervisor is not None
+        try:
+            config = load_config(path, self.environ)
+            snapshot = build_snapshot(config)
+        except (ConfigError, ValueError, OSError) as exc:
+            log.error("reload of %s rejected, keeping the running config: %s", path, exc)
+            return False
+        for warning in config.warnings:
+            log.warning("config: %s", warning)
+        self.state.snapshot = snapshot
+        self.config = config
+        self.loaded_at = time.time()
+        await self.supervisor.apply_config(config)
+        log.info("configuration reloaded from %s (%d tenants)", path, len(config.tenants))
+        result = await run_hooks(config.server_hooks.start, self.environ)
+        if not result.ok:
+            log.warning("server start hooks failed after reload")
+        self.state.spawn(self._run_ready_hooks(initial=False))
+        return True
+
+    async def _run_ready_hooks(self, *, initial: bool) -> None:
+        await asyncio.sleep(0.1 if initial else 0)
+        hooks = self.config.server_hooks.ready
+        if not hooks:
+            return
+        result = await run_hooks(hooks, self.environ)
+        if result.ok and result.reload_config and initial:
+            self._reload_from_hook(result.reload_config)
+
+    def _reload_from_hook(self, target: str) -> None:
+        """Reference 14.2: another file → reload it; same file → only if it changed since."""
+        path = Path(target)
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        if path.resolve() != self.config.source.resolve():
+            if path.exists():
+                self.request(f"reload:{path}")
+            else:
+                log.warning("reload_config %s does not exist", path)
+        elif path.exists() and path.stat().st_mtime > self.loaded_at:
+            self.request(f"reload:{path}")
+
+    # --- periodic sweep ------------------------------------------------------------------------
+    def _arm_sweep(self) -> None:
+        assert self.state is not None
+        self._sweep_handle = self.state.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _sweep(self) -> None:
+        """Expire connection deadlines (header, keep-alive, body, upstream, websocket)."""
+        assert self.state is not None
+        now = self.state.loop.time()
+        for conn in list(self.state.connections):
+            if conn.deadline_kind and conn.deadline <= now:
+                try:
+                    conn.expire(now)
+                except Exception:
+                    log.exception("error expiring a connection")
+        self._arm_sweep()
+
+    # --- shutdown ------------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        assert self.state is not None
+        assert self.supervisor is not None
+        state = self.state
+        budget = self.config.limits.shutdown_timeout
+        deadline = state.loop.time() + budget
+        log.info("shutting down")
+        state.shutting_down = True
+        for server in self._servers:
+            server.close()
+        for conn in list(state.connections):
+            conn.shutdown_idle()
+        while state.connections and state.loop.time() < deadline:
+            busy = [c for c in state.connections if not c.shutdown_idle()]
+            if not busy:
+                break
+            await asyncio.sleep(0.05)
+        for conn in list(state.connections):
+            conn.abort()
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+        result = await run_hooks(self.config.server_hooks.stop, self.environ)
+        if not result.ok:
+            log.warning("server stop hooks failed")
+        remaining = max(1.0, deadline - state.loop.time())
+        await self.supervisor.shutdown(min(remaining, 10.0))
+        state.pool.close_all()
+        for task in list(state.tasks):
+            task.cancel()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        log.info("stopped")
+
+    # --- pid file --------------------------------------------------------------------------------
+    def _write_pid_file(self, path: Path) -> None:
+        try:
+            path.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise ConfigError(f"server.pid_file: cannot write {path}: {exc}") from exc
+
+    def _remove_pid_file(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            if path.read_text().strip() == str(os.getpid()):
+                path.unlink()

@@ -1,0 +1,297 @@
+"""Backend side of the proxy: keep-alive connection pool and response parsing.
+
+Room: I/O. An `UpstreamConnection` is an asyncio Protocol on a backend socket that parses
+responses with httptools and hands every event to the `ResponseSink` (the client-side
+exchange) that currently owns it. It never decides anything about the client connection.
+
+Invariants:
+- a connection carries one request at a time; it returns to the pool only after a complete
+  response with keep-alive allowed, and is closed otherwise;
+- backpressure both ways: when our write buffer to the backend is full the owner pauses
+  reading its client; the owner pauses *our* reading when the client is slow;
+- a response to HEAD ends at its head (httptools cannot know; see IMPLEMENTATION-NOTES), a
+  close-delimited response ends at connection loss;
+- 101 turns the connection into a raw tunnel: bytes go to the owner untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Protocol
+
+import httptools
+
+log = logging.getLogger("navigator.upstream")
+
+PoolKey = tuple[str, int, bool]  # host, port, tls
+
+MAX_IDLE_PER_KEY = 128
+
+
+class ResponseSink(Protocol):
+    """What an upstream connection reports to (implemented by the client exchange)."""
+
+    def upstream_head(self, status: int, headers: list[tuple[bytes, bytes]], chunked: bool,
+                      content_length: int | None, keep_alive: bool) -> None: ...
+    def upstream_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+    def upstream_body(self, data: bytes) -> None: ...
+    def upstream_complete(self) -> None: ...
+    def upstream_upgraded(self, rest: bytes) -> None: ...
+    def upstream_tunnel_data(self, data: bytes) -> None: ...
+    def upstream_lost(self, exc: BaseException | None) -> None: ...
+    def upstream_pause_writing(self) -> None: ...
+    def upstream_resume_writing(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One backend connection; owned by at most one exchange at a time."""
+
+    __slots__ = (
+        "_chunked",
+        "_content_length",
+        "_head_done",
+        "_headers",
+        "_parser",
+        "closed",
+        "head_request",
+        "key",
+        "pool",
+        "reused",
+        "sink",
+        "transport",
+        "tunnel",
+    )
+
+    def __init__(self, pool: UpstreamPool, key: PoolKey) -> None:
+        self.pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.sink: ResponseSink | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._chunked = False
+        self._content_length: int | None = None
+        self._head_done = False
+        self.head_request = False
+        self.reused = False
+        self.closed = False
+        self.tunnel = False
+
+    # --- owner API -------------------------------------------------------------------
+    def begin(self, sink: ResponseSink, head_request: bool) -> None:
+        """Take the connection for one request/response."""
+        self.sink = sink
+        self.head_request = head_request
+        self._headers = []
+        self._head_done = False
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.writelines(data)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        """Drop the connection (client gone, error, tenant stopped)."""
+        self.sink = None
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        self.sink = None
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- asyncio.Protocol ------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if self.tunnel:
+            if sink is not None:
+                sink.upstream_tunnel_data(data)
+            return
+        if sink is None:  # unsolicited bytes on an idle connection: not reusable
+            self.close()
+            self.pool.forget(self)
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self.tunnel = True
+            if self.sink is not None:
+                self.sink.upstream_upgraded(data[offset:])
+        except httptools.HttpParserError as exc:
+            log.warning("invalid response from backend %s:%d: %s", self.key[0], self.key[1], exc)
+            self.sink = None
+            self.closed = True
+            self.pool.forget(self)
+            if self.transport is not None:
+                self.transport.abort()
+            sink.upstream_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        sink = self.sink
+        self.sink = None
+        if sink is None:
+            return
+        if self.tunnel:
+            sink.upstream_lost(exc)
+        elif self._head_done and not self._chunked and self._content_length is None:
+            sink.upstream_complete()  # close-delimited body ends here (RFC 9112 §6.3 item 8)
+        else:
+            sink.upstream_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_resume_writing()
+
+    # --- httptools callbacks -----------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        lname = name.lower()
+        if lname == b"content-length":
+            if value.strip().isdigit():
+                self._content_length = int(value)
+        elif lname == b"transfer-encoding":
+            self._chunked = value.strip().lower().endswith(b"chunked")
+
+    def on_message_begin(self) -> None:
+        self._chunked = False
+        self._content_length = None
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        sink = self.sink
+        if sink is None:
+            return
+        if 100 <= status < 200 and status != 101:
+            return  # interim response: forwarded at message complete
+        self._head_done = True
+        keep_alive = parser.should_keep_alive()
+        if self.head_request or status in (204, 304):
+            sink.upstream_head(status, self._headers, False, None, keep_alive)
+            self._finish(keep_alive)
+            return
+        sink.upstream_head(status, self._headers, self._chunked, self._content_length, keep_alive)
+
+    def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            self.sink.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        sink = self.sink
+        if sink is None:
+            return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            headers, self._headers = self._headers, []
+            sink.upstream_interim(status, headers)
+            return
+        if status == 101:
+            return  # the upgrade exception follows and turns this into a tunnel
+        self._finish(self._parser.should_keep_alive())
+
+    def _finish(self, keep_alive: bool) -> None:
+        sink = self.sink
+        self.sink = None
+        if self.head_request or not keep_alive:
+            # A HEAD response may announce a body the parser would wait for: use a fresh one.
+            self._parser = httptools.HttpResponseParser(self)
+        if sink is not None:
+            sink.upstream_complete()
+        if keep_alive and not self.closed:
+            self.pool.release(self)
+        else:
+            self.close()
+
+
+class UpstreamPool:
+    """Idle keep-alive connections per backend address (reuse is worth 3-4x, see notes)."""
+
+    __slots__ = ("_idle", "_loop", "_tls")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
+        self._tls: ssl.SSLContext | None = None
+
+    def acquire(self, key: PoolKey) -> UpstreamConnection | None:
+        """A pooled connection to `key`, or None when a new one must be opened."""
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                conn.reused = True
+                conn.resume_reading()
+                return conn
+        return None
+
+    async def connect(self, key: PoolKey, deadline: float) -> UpstreamConnection:
+        """Open a new connection; `deadline` is the connect timeout in seconds."""
+        host, port, tls = key
+        context: ssl.SSLContext | None = None
+        if tls:
+            if self._tls is None:
+                self._tls = ssl.create_default_context()
+            context = self._tls
+        _, conn = await asyncio.wait_for(
+            self._loop.create_connection(lambda: UpstreamConnection(self, key), host, port,
+                                         ssl=context, server_hostname=host if tls else None),
+            deadline,
+        )
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        idle = self._idle.setdefault(conn.key, [])
+        if len(idle) >= MAX_IDLE_PER_KEY:
+            conn.close()
+            return
+        idle.append(conn)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        idle = self._idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+
+    def drop(self, host: str, port: int) -> None:
+        """Close idle connections to an address (its process exited or was replaced)."""
+        for key in [k for k in self._idle if k[0] == host and k[1] == port]:
+            for conn in self._idle.pop(key):
+                conn.close()
+
+    def close_all(self) -> None:
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()
+
+    def idle_count(self) -> int:
+        return sum(len(v) for v in self._idle.values())

@@ -1,0 +1,196 @@
+"""HTTP/1.x wire helpers: framing rules, header rewriting, canned responses.
+
+Room: PURE. Bytes in, bytes out; no sockets, no event loop, no clocks. The protocol calls
+these at fixed points (headers complete, response head, errors). Everything that can be
+computed once (status lines, hop-by-hop sets, canned error responses) is computed at import
+into immutable constants, so the hot path only joins byte strings.
+
+Invariants:
+- a request we forward is re-framed by us (our own Content-Length or chunked), never copied
+  raw, so ambiguous framing can never reach a backend (RFC 9112 §6.1, §6.3);
+- hop-by-hop headers (RFC 9110 §7.6.1) and every header named in `Connection` are dropped in
+  both directions; X-Forwarded-* are built by us.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http import HTTPStatus
+from types import MappingProxyType
+from typing import Final
+
+Header = tuple[bytes, bytes]
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    }
+)
+"""RFC 9110 §7.6.1 plus the de-facto Proxy-Connection/Keep-Alive (as Caddy and Go do)."""
+
+# Headers we always rebuild on the way to the backend.
+REBUILT_REQUEST_HEADERS: Final = frozenset(
+    {b"content-length", b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
+)
+REBUILT_RESPONSE_HEADERS: Final = frozenset({b"content-length"})
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("latin-1"))
+
+
+STATUS_LINES: Final = MappingProxyType({s.value: _status_line(s.value) for s in HTTPStatus})
+
+
+def status_line(status: int) -> bytes:
+    """The HTTP/1.1 status line for `status` (precomputed for every known code)."""
+    line = STATUS_LINES.get(status)
+    return line if line is not None else _status_line(status)
+
+
+class HttpError(Exception):
+    """A request we refuse: carries the status to answer with before closing."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def connection_tokens(value: bytes) -> frozenset[bytes]:
+    """The lower-cased tokens of a Connection header value."""
+    return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+
+
+def check_request_framing(
+    *,
+    http_minor: int,
+    host_count: int,
+    content_lengths: list[bytes],
+    transfer_encodings: list[bytes],
+    max_body: int | None,
+) -> int | None:
+    """Validate the framing of a request head (RFC 9112 §6.1, §6.3, §3.2).
+
+    Returns the declared Content-Length (None when absent or chunked). Raises HttpError for
+    anything ambiguous: we never guess how a body is delimited.
+    """
+    if http_minor >= 1 and host_count != 1:
+        raise HttpError(400, "missing or duplicate Host header")
+    if host_count > 1:
+        raise HttpError(400, "duplicate Host header")
+    if transfer_encodings:
+        if content_lengths:
+            raise HttpError(400, "both Content-Length and Transfer-Encoding")
+        if http_minor == 0:
+            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        codings = [c.strip().lower() for v in transfer_encodings for c in v.split(b",")]
+        if codings != [b"chunked"]:
+            # chunked must be last and only once (RFC 9112 §6.1); other codings we don't do.
+            final_chunked_once = codings[-1:] == [b"chunked"] and codings.count(b"chunked") == 1
+            raise HttpError(501 if final_chunked_once else 400, "unsupported Transfer-Encoding")
+        return None
+    if not content_lengths:
+        return None
+    values = {v.strip() for v in content_lengths for v in v.split(b",")}
+    if len(values) != 1:
+        raise HttpError(400, "conflicting Content-Length values")
+    raw = values.pop()
+    if not raw.isdigit() or len(raw) > 18:
+        raise HttpError(400, "invalid Content-Length")
+    length = int(raw)
+    if max_body is not None and length > max_body:
+        raise HttpError(413, "request body too large")
+    return length
+
+
+def filter_headers(headers: Iterable[Header], drop: frozenset[bytes],
+                   connection_named: frozenset[bytes]) -> list[bytes]:
+    """Header lines (`name: value\\r\\n`) without hop-by-hop, rebuilt and Connection-named ones."""
+    out: list[bytes] = []
+    append = out.append
+    for name, value in headers:
+        lname = name.lower()
+        if lname in drop or lname in HOP_BY_HOP or lname in connection_named:
+            continue
+        append(b"%s: %s\r\n" % (name, value))
+    return out
+
+
+def forwarded_for(existing: bytes | None, peer_ip: str) -> bytes:
+    """X-Forwarded-For with the peer appended as a proper list (not the reference's ip:port)."""
+    if existing:
+        return existing + b", " + peer_ip.encode("ascii")
+    return peer_ip.encode("ascii")
+
+
+def encode_chunk(data: bytes | memoryview) -> bytes:
+    """One chunk of a chunked body (RFC 9112 §7.1)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+LAST_CHUNK: Final = b"0\r\n\r\n"
+CONTINUE_100: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def response(status: int, body: bytes = b"", headers: Iterable[tuple[str, str]] = (), *,
+             keep_alive: bool = True, head_only: bool = False,
+             content_type: str | None = "text/plain; charset=utf-8") -> bytes:
+    """A complete response with a Content-Length body, for answers built by us."""
+    parts = [status_line(status)]
+    has_type = False
+    for name, value in headers:
+        if name.lower() == "content-type":
+            has_type = True
+        parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if not has_type and content_type and status not in (204, 304):
+        parts.append(b"Content-Type: %s\r\n" % content_type.encode("latin-1"))
+    if status not in (204, 304) and not 100 <= status < 200:
+        parts.append(b"Content-Length: %d\r\n" % len(body))
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    if not head_only and status not in (204, 304):
+        parts.append(body)
+    return b"".join(parts)
+
+
+def error_response(status: int, body: str | None = None, *, keep_alive: bool = False) -> bytes:
+    """A short plain-text error; by default the connection closes after it."""
+    text = body if body is not None else (STATUS_TEXT.get(status) or str(status))
+    return response(status, text.encode("utf-8"), keep_alive=keep_alive)
+
+
+STATUS_TEXT: Final = MappingProxyType(
+    {
+        400: "Bad Request",
+        404: "404 page not found",
+        408: "Request Timeout",
+        413: "Request Entity Too Large",
+        414: "URI Too Long",
+        431: "Request Header Fields Too Large",
+        499: "Client Closed Request",
+        500: "Internal Server Error",
+        501: "Not Implemented",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }
+)
+
+# Canned bytes for the errors the protocol writes on its own (connection closes after them).
+BAD_REQUEST: Final = error_response(400)
+BAD_GATEWAY_CLOSE: Final = error_response(502)
+GATEWAY_TIMEOUT_CLOSE: Final = error_response(504)

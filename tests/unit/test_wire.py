@@ -1,0 +1,107 @@
+"""wire: framing rules, header filtering, canned responses."""
+
+from __future__ import annotations
+
+import pytest
+
+from navigator import wire
+
+
+def framing(**kw: object) -> int | None:
+    args: dict[str, object] = {"http_minor": 1, "host_count": 1, "content_lengths": [],
+                               "transfer_encodings": [], "max_body": None}
+    args.update(kw)
+    return wire.check_request_framing(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        ({}, None),
+        ({"content_lengths": [b"10"]}, 10),
+        ({"content_lengths": [b"10", b"10"]}, 10),
+        ({"content_lengths": [b"10, 10"]}, 10),
+        ({"content_lengths": [b"0"]}, 0),
+        ({"transfer_encodings": [b"chunked"]}, None),
+        ({"transfer_encodings": [b"Chunked"]}, None),
+        ({"http_minor": 0, "host_count": 0}, None),
+    ],
+)
+def test_valid_framing(kw: dict[str, object], expected: int | None) -> None:
+    assert framing(**kw) == expected
+
+
+@pytest.mark.parametrize(
+    ("kw", "status"),
+    [
+        ({"host_count": 0}, 400),
+        ({"host_count": 2}, 400),
+        ({"http_minor": 0, "host_count": 2}, 400),
+        ({"content_lengths": [b"10"], "transfer_encodings": [b"chunked"]}, 400),
+        ({"content_lengths": [b"10", b"11"]}, 400),
+        ({"content_lengths": [b"10, 11"]}, 400),
+        ({"content_lengths": [b"-1"]}, 400),
+        ({"content_lengths": [b"+5"]}, 400),
+        ({"content_lengths": [b"0x10"]}, 400),
+        ({"content_lengths": [b""]}, 400),
+        ({"content_lengths": [b"9" * 30]}, 400),
+        ({"transfer_encodings": [b"gzip"]}, 400),
+        ({"transfer_encodings": [b"chunked, gzip"]}, 400),
+        ({"transfer_encodings": [b"gzip, chunked"]}, 501),
+        ({"transfer_encodings": [b"chunked", b"chunked"]}, 400),
+        ({"transfer_encodings": [b"chunked"], "http_minor": 0, "host_count": 1}, 400),
+        ({"content_lengths": [b"100"], "max_body": 99}, 413),
+    ],
+)
+def test_ambiguous_framing_refused(kw: dict[str, object], status: int) -> None:
+    with pytest.raises(wire.HttpError) as err:
+        framing(**kw)
+    assert err.value.status == status
+
+
+def test_filter_headers_drops_hop_by_hop_and_connection_named() -> None:
+    headers = [(b"Host", b"a"), (b"Connection", b"x-foo"), (b"X-Foo", b"1"),
+               (b"Keep-Alive", b"5"), (b"TE", b"trailers"), (b"Transfer-Encoding", b"chunked"),
+               (b"Content-Length", b"3"), (b"Upgrade", b"h2c"), (b"Accept", b"*/*")]
+    out = wire.filter_headers(headers, frozenset({b"content-length"}), frozenset({b"x-foo"}))
+    assert out == [b"Host: a\r\n", b"Accept: */*\r\n"]
+
+
+@pytest.mark.parametrize(
+    ("existing", "peer", "expected"),
+    [(None, "1.2.3.4", b"1.2.3.4"), (b"9.9.9.9", "1.2.3.4", b"9.9.9.9, 1.2.3.4"),
+     (b"", "::1", b"::1")],
+)
+def test_forwarded_for(existing: bytes | None, peer: str, expected: bytes) -> None:
+    assert wire.forwarded_for(existing, peer) == expected
+
+
+def test_connection_tokens() -> None:
+    assert wire.connection_tokens(b"Keep-Alive, Upgrade ,, X") == {b"keep-alive", b"upgrade",
+                                                                     b"x"}
+
+
+def test_status_lines_precomputed_and_unknown() -> None:
+    assert wire.status_line(200) == b"HTTP/1.1 200 OK\r\n"
+    assert wire.status_line(599) == b"HTTP/1.1 599 \r\n"
+
+
+def test_response_framing() -> None:
+    data = wire.response(200, b"hi", [("X-A", "1")])
+    assert data == (b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    b"Content-Length: 2\r\n\r\nhi")
+    head = wire.response(200, b"hi", keep_alive=False, head_only=True)
+    assert head.endswith(b"Content-Length: 2\r\nConnection: close\r\n\r\n")
+    assert b"Content-Length" not in wire.response(304, b"")
+    assert wire.response(204, b"x").endswith(b"\r\n\r\n")
+
+
+def test_canned_errors_close() -> None:
+    assert wire.BAD_REQUEST.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Connection: close\r\n" in wire.BAD_GATEWAY_CLOSE
+    assert wire.error_response(404).endswith(b"404 page not found")
+
+
+def test_encode_chunk() -> None:
+    assert wire.encode_chunk(b"hello") == b"5\r\nhello\r\n"
+    assert wire.encode_chunk(b"x" * 26) == b"1a\r\n" + b"x" * 26 + b"\r\n"
