@@ -96,4 +96,10 @@ class CableBroadcast:
     """POST to the loopback-only broadcast endpoint (body is read by the handler)."""
 
 
-Decision = Respond | ServeFile | ProxyTenant | ProxyExternal | RunCgi | CableSocket | CableBroadcast
+@dataclass(frozen=True, slots=True)
+class ServeMetrics:
+    """The Prometheus text endpoint (loopback peers only; others fall through)."""
+
+
+Decision = (Respond | ServeFile | ProxyTenant | ProxyExternal | RunCgi | CableSocket
+            | CableBroadcast | ServeMetrics)

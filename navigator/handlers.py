@@ -33,7 +33,7 @@ FILE_CHUNK = 256 * 1024
 LOOPBACK = "127.0.0.1"
 
 
-# --- tenants ---------------------------------------------------------------------------------
+# --- tenants ------
 def proxy_to_tenant(client: HttpProtocol, ex: Exchange, decision: ProxyTenant) -> None:
     tenant = decision.tenant
     state = client.state
@@ -120,7 +120,7 @@ class _Waiting:
         self.ex.handler = None
 
 
-# --- external upstreams ----------------------------------------------------------------
+# --- external upstreams ------
 def proxy_to_external(client: HttpProtocol, ex: Exchange, decision: ProxyExternal) -> None:
     target = decision.target
     ex.response_type = decision.response_type
@@ -131,7 +131,7 @@ def proxy_to_external(client: HttpProtocol, ex: Exchange, decision: ProxyExterna
     proxy.start((target.host, target.port, target.scheme == "https"))
 
 
-# --- static files ----------------------------------------------------------------------
+# --- static files ------
 def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
     from navigator.static import prepare_file
 
@@ -220,6 +220,19 @@ class _FileSender:
 
     def client_lost(self) -> None:
         self._close_fd()
+
+
+# --- metrics ------
+def serve_metrics(client: HttpProtocol, ex: Exchange) -> None:
+    from navigator.metrics import CONTENT_TYPE
+
+    metrics = client.state.extras.get("metrics")
+    body = metrics.render() if metrics is not None else b""
+    keep = ex.keep_alive and ex.request_complete
+    ex.keep_alive = keep
+    data = wire.response(200, body, (("Content-Type", CONTENT_TYPE),), keep_alive=keep,
+                         head_only=ex.method == b"HEAD", content_type=None)
+    client.respond_bytes(ex, 200, data, len(body), "metrics")
 
 
 # --- extras (CGI, built-in pub/sub) ------------------------------------------------------

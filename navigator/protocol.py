@@ -35,8 +35,9 @@ from navigator.decision import (
     Respond,
     RunCgi,
     ServeFile,
+    ServeMetrics,
 )
-from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, PAUSE_PIPELINE
+from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, PAUSE_PIPELINE, PAUSE_TUNNEL
 from navigator.routing import route
 
 if TYPE_CHECKING:
@@ -155,6 +156,8 @@ class HttpProtocol(asyncio.Protocol):
         self._tes: list[bytes] = []
         self._conn_tokens: frozenset[bytes] = frozenset()
         self._tunnel_rest = b""
+        self._eof = False
+        self._last_parsed: Exchange | None = None
         self.tunnel: Any = None  # object with data_received/connection_lost once upgraded
         self.write_paused = False
         self.closed = False
@@ -193,14 +196,22 @@ class HttpProtocol(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.data_received(data)
             return
-        if self._current is not None and self._current.upgrade and self._current.request_complete:
-            self._tunnel_rest += data  # bytes for the tunnel before the backend said 101
+        cur = self._current
+        if cur is not None and cur.upgrade and cur.request_complete:
+            self._hold_tunnel_bytes(data)  # for the tunnel, if the backend says 101
             return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
-            self._tunnel_rest += data[offset:]
+            last = self._last_parsed
+            if last is not None and last.upgrade:
+                self._hold_tunnel_bytes(data[offset:])
+            else:
+                # Only websocket upgrades are forwarded (no h2c): go on parsing plain HTTP/1.1.
+                self._parser = httptools.HttpRequestParser(self)
+                if offset < len(data):
+                    self.data_received(data[offset:])
         except httptools.HttpParserError as exc:
             self._parse_failed(exc)
         except Exception:  # a bug in a handler must not kill the loop
@@ -209,10 +220,16 @@ class HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         # Half-close from the client: finish the current response, then close.
-        if self._current is None and self.transport is not None:
+        self._eof = True
+        if self._current is None and self.tunnel is None and self.transport is not None:
             self.transport.close()
             return None
         return True
+
+    def _hold_tunnel_bytes(self, data: bytes) -> None:
+        self._tunnel_rest += data
+        if len(self._tunnel_rest) > BODY_BUFFER_LIMIT:
+            self.pause_reading(PAUSE_TUNNEL)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -284,6 +301,8 @@ class HttpProtocol(asyncio.Protocol):
         assert ex is not None
         parser = self._parser
         ex.method = parser.get_method()
+        if ex.method == b"CONNECT":
+            self._fail(405, "CONNECT is not supported")
         ex.http_minor = int(parser.get_http_version().rpartition(".")[2] or 1)
         ex.keep_alive = parser.should_keep_alive()
         try:
@@ -328,6 +347,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         ex.request_complete = True
         self._parsing = None
+        self._last_parsed = ex
         if ex is self._current:
             if ex.handler is not None:
                 ex.handler.request_end()
@@ -414,6 +434,8 @@ class HttpProtocol(asyncio.Protocol):
             handlers.cable_socket(self, ex)
         elif kind is CableBroadcast:
             handlers.cable_broadcast(self, ex)
+        elif kind is ServeMetrics:
+            handlers.serve_metrics(self, ex)
         else:  # pragma: no cover - exhaustive
             self._respond_error(ex, 500)
 
@@ -473,11 +495,8 @@ class HttpProtocol(asyncio.Protocol):
         ex.handler = None
         self._current = None
         self._log(ex)
-        if not ex.keep_alive or not ex.request_complete or self.state.shutting_down:
-            if ex.request_complete or not ex.keep_alive or self.state.shutting_down:
-                self.close()
-                return
-            # The body is still arriving and nobody wants it: close rather than drain it.
+        if not (ex.keep_alive and ex.request_complete) or self._eof or self.state.shutting_down:
+            # Includes a body still arriving that nobody wants: close rather than drain it.
             self.close()
             return
         if self._pipeline:
@@ -535,12 +554,15 @@ class HttpProtocol(asyncio.Protocol):
         self.tunnel = tunnel
         self.deadline_kind = ""
         rest, self._tunnel_rest = self._tunnel_rest, b""
+        self.resume_reading(PAUSE_TUNNEL)
         return rest
 
-    def refuse_upgrade(self) -> None:
+    def refuse_upgrade(self, ex: Exchange) -> None:
         """The backend did not switch protocols: parse what followed as new requests."""
+        ex.upgrade = False
         rest, self._tunnel_rest = self._tunnel_rest, b""
         self._parser = httptools.HttpRequestParser(self)
+        self.resume_reading(PAUSE_TUNNEL)
         if rest:
             self.state.loop.call_soon(self.data_received, rest)
 

@@ -36,15 +36,20 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
     """The request head we send upstream (RFC 9110 §7.6.1, reference section 10.6)."""
     x = ex.x
     drop = wire.REBUILT_REQUEST_HEADERS
-    if set_headers:
-        drop = drop | frozenset(name.lower().encode("latin-1") for name, _ in set_headers)
+    named: frozenset[bytes] = frozenset()
+    if set_headers:  # a route's own value replaces ours (e.g. X-Forwarded-Proto: $scheme)
+        named = frozenset(name.lower().encode("latin-1") for name, _ in set_headers)
+        drop = drop | named
     parts = [b"%s %s HTTP/1.1\r\n" % (ex.method, target)]
     parts += wire.filter_headers(ex.headers, drop, ex.conn_tokens)
-    parts.append(b"X-Forwarded-For: %s\r\n" % wire.forwarded_for(x.get(b"x-forwarded-for"),
-                                                                   peer_ip))
-    parts.append(b"X-Forwarded-Proto: %s\r\n" % (x.get(b"x-forwarded-proto") or b"http"))
-    fhost = x.get(b"x-forwarded-host") if trust_proxy else None
-    parts.append(b"X-Forwarded-Host: %s\r\n" % (fhost or x.get(b"host", b"")))
+    if b"x-forwarded-for" not in named:
+        parts.append(b"X-Forwarded-For: %s\r\n" % wire.forwarded_for(
+            x.get(b"x-forwarded-for"), peer_ip))
+    if b"x-forwarded-proto" not in named:
+        parts.append(b"X-Forwarded-Proto: %s\r\n" % (x.get(b"x-forwarded-proto") or b"http"))
+    if b"x-forwarded-host" not in named:
+        fhost = x.get(b"x-forwarded-host") if trust_proxy else None
+        parts.append(b"X-Forwarded-Host: %s\r\n" % (fhost or x.get(b"host", b"")))
     if b"x-request-id" not in x:
         parts.append(b"X-Request-Id: %s\r\n" % ex.request_id)
     if ex.chunked:
@@ -206,7 +211,7 @@ class ProxyExchange:
             lines.append(b"Connection: keep-alive\r\n")
         ex.keep_alive = client_keep_alive
         if ex.upgrade:
-            self.client.refuse_upgrade()
+            self.client.refuse_upgrade(ex)
         lines.append(b"\r\n")
         client.writelines(lines)
 

@@ -23,8 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from navigator.accesslog import AccessLogger
 from navigator.config import ConfigError, load_config
 from navigator.hooks import run_hooks
+from navigator.logs import open_vector
+from navigator.metrics import Metrics
+from navigator.observer import RequestRecorder
 from navigator.protocol import HttpProtocol
 from navigator.runtime import Config
 from navigator.snapshot import build_snapshot
@@ -52,6 +56,7 @@ class Server:
         self.bound: list[tuple[str, int]] = []
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._ready_task: asyncio.Task[Any] | None = None
+        self.access: AccessLogger | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -66,6 +71,11 @@ class Server:
         pool = UpstreamPool(loop)
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor)
         self.state = state
+        metrics = Metrics()
+        self.access = AccessLogger(None, config.logging.access_log,
+                                   open_vector(config.logging.vector), loop=loop)
+        state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)
+        state.extras["metrics"] = metrics
         supervisor.add_exit_listener(lambda tenant, port: pool.drop(LOOPBACK, port))
         self._install_signals(loop)
         try:
@@ -127,7 +137,7 @@ class Server:
         assert self.supervisor is not None
         try:
             config = load_config(path, self.environ)
-            snapshot = build_snapshot(config)
+            snapshot = build_snapshot(config, previous=self.state.snapshot)
         except (ConfigError, ValueError, OSError) as exc:
             log.error("reload of %s rejected, keeping the running config: %s", path, exc)
             return False
@@ -211,6 +221,8 @@ class Server:
         remaining = max(1.0, deadline - state.loop.time())
         await self.supervisor.shutdown(min(remaining, 10.0))
         state.pool.close_all()
+        if self.access is not None:
+            self.access.close()
         for task in list(state.tasks):
             task.cancel()
         for server in self._servers:

@@ -1,0 +1,273 @@
+"""Connects the client protocol to CGI scripts and the built-in pub/sub endpoints.
+
+Room: I/O glue. `cgi` and `cable` own their protocols (process I/O, websocket framing); this
+module only adapts a client exchange to them: streaming the request body into a CGI script
+with backpressure, writing its response, collecting a bounded broadcast body, and handing an
+upgraded socket to a cable session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from navigator import wire
+from navigator.flow import PAUSE_BUFFER
+
+if TYPE_CHECKING:
+    from navigator.decision import RunCgi
+    from navigator.protocol import Exchange, HttpProtocol
+
+log = logging.getLogger("navigator.extras")
+
+BROADCAST_LIMIT = 1024 * 1024
+CGI_QUEUE_CHUNKS = 16
+
+
+def hub_of(client: HttpProtocol) -> Any:
+    """The server's cable hub, created on first use (one per server state)."""
+    from navigator.cable import CableHub
+
+    hub = client.state.extras.get("cable_hub")
+    if hub is None:
+        hub = client.state.extras["cable_hub"] = CableHub()
+    return hub
+
+
+# --- broadcast ------
+class _BodyCollector:
+    """Reads a small request body, then calls `done(body)` (or answers 413)."""
+
+    __slots__ = ("chunks", "client", "done", "ex", "size")
+
+    def __init__(self, client: HttpProtocol, ex: Exchange, done: Any) -> None:
+        self.client = client
+        self.ex = ex
+        self.done = done
+        self.chunks: list[bytes] = client.take_buffered_body(ex)
+        self.size = sum(len(c) for c in self.chunks)
+
+    def request_body(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > BROADCAST_LIMIT:
+            self.ex.handler = None
+            self.client.fail(self.ex, 413, "broadcast body too large")
+            return
+        self.chunks.append(bytes(data))
+
+    def request_end(self) -> None:
+        if self.ex.handler is self:
+            self.ex.handler = None
+            self.done(b"".join(self.chunks))
+
+    def client_paused(self) -> None:
+        pass
+
+    def client_resumed(self) -> None:
+        pass
+
+    def client_lost(self) -> None:
+        self.ex.handler = None
+
+
+def start_broadcast(client: HttpProtocol, ex: Exchange) -> None:
+    from navigator.cable import parse_broadcast
+
+    ex.response_type = "broadcast"
+
+    def deliver(body: bytes) -> None:
+        try:
+            stream, data = parse_broadcast(body)
+        except ValueError as exc:
+            client.respond_bytes(ex, 400, wire.response(400, str(exc).encode(),
+                                                        keep_alive=ex.keep_alive), 0, "broadcast")
+            return
+        hub_of(client).broadcast(stream, data)
+        client.respond_bytes(ex, 200, wire.response(200, b"", keep_alive=ex.keep_alive),
+                             0, "broadcast")
+
+    collector = _BodyCollector(client, ex, deliver)
+    ex.handler = collector
+    if ex.request_complete:
+        collector.request_end()
+
+
+# --- websocket pub/sub ------
+def start_cable(client: HttpProtocol, ex: Exchange) -> None:
+    from navigator.cable import CableSession
+    from navigator.wsframe import handshake_response
+
+    key = _header(ex, b"sec-websocket-key")
+    if not ex.upgrade or not key:
+        client.respond_bytes(ex, 400, wire.error_response(400, "websocket upgrade required"),
+                             0, "websocket")
+        return
+    assert client.transport is not None
+    ex.status = 101
+    ex.head_sent = True
+    ex.response_type = "websocket"
+    client.write(handshake_response(key.decode("latin-1")))
+    session = CableSession(client.transport, hub_of(client), client.state.loop)
+    activity = client.state.activity
+    if activity is not None:
+        activity.websocket_opened()
+        session_lost = session.connection_lost
+
+        def lost(exc: BaseException | None) -> None:
+            activity.websocket_closed()
+            session_lost(exc)
+
+        session.connection_lost = lost  # type: ignore[method-assign]
+    pending = client.start_tunnel(session)
+    client.finish_tunnel_exchange(ex)
+    if pending:
+        session.data_received(pending)
+
+
+# --- CGI ------
+class _CgiBody:
+    """Handler feeding the request body to the script's stdin through a bounded queue; it
+    also owns the script's task and the drain waiter of the response side."""
+
+    __slots__ = ("client", "drain", "ex", "queue", "task")
+
+    def __init__(self, client: HttpProtocol, ex: Exchange) -> None:
+        self.client = client
+        self.ex = ex
+        self.task: asyncio.Task[None] | None = None
+        self.drain: asyncio.Future[None] | None = None
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        for chunk in client.take_buffered_body(ex):
+            self.queue.put_nowait(chunk)
+        if ex.request_complete:
+            self.queue.put_nowait(None)
+
+    def request_body(self, data: bytes) -> None:
+        self.queue.put_nowait(bytes(data))
+        if self.queue.qsize() > CGI_QUEUE_CHUNKS:
+            self.client.pause_reading(PAUSE_BUFFER)
+
+    def request_end(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self.queue.get()
+            if self.queue.qsize() <= CGI_QUEUE_CHUNKS // 2:
+                self.client.resume_reading(PAUSE_BUFFER)
+            if chunk is None:
+                return
+            yield chunk
+
+    async def wait_writable(self) -> None:
+        if self.client.write_paused and not self.client.closed:
+            self.drain = self.client.state.loop.create_future()
+            await self.drain
+
+    def client_paused(self) -> None:
+        pass
+
+    def client_resumed(self) -> None:
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_result(None)
+
+    def client_lost(self) -> None:
+        if self.task is not None:
+            self.task.cancel()  # run_cgi kills the script's process group
+
+
+class _CgiSink:
+    """Writes the script's response to the client, chunked unless it gave a length."""
+
+    def __init__(self, client: HttpProtocol, ex: Exchange, body: _CgiBody) -> None:
+        self.client = client
+        self.ex = ex
+        self.body_handler = body
+        self.chunked = False
+
+    async def start(self, status: int, headers: list[tuple[str, str]]) -> None:
+        ex = self.ex
+        ex.status = status
+        ex.head_sent = True
+        lines = [wire.status_line(status)]
+        has_length = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname.encode() in wire.HOP_BY_HOP:
+                continue
+            has_length = has_length or lname == "content-length"
+            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if not has_length and ex.method != b"HEAD" and status not in (204, 304):
+            if ex.http_minor >= 1:
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+                self.chunked = True
+            else:
+                ex.keep_alive = False
+        if not ex.keep_alive:
+            lines.append(b"Connection: close\r\n")
+        lines.append(b"\r\n")
+        self.client.writelines(lines)
+
+    async def body(self, chunk: bytes) -> None:
+        if not chunk or self.ex.method == b"HEAD":
+            return
+        self.ex.bytes_sent += len(chunk)
+        self.client.write(wire.encode_chunk(chunk) if self.chunked else chunk)
+        await self.body_handler.wait_writable()
+
+    async def end(self) -> None:
+        if self.chunked:
+            self.client.write(wire.LAST_CHUNK)
+
+
+def start_cgi(client: HttpProtocol, ex: Exchange, decision: RunCgi) -> None:
+    from navigator.cgi import build_cgi_env, check_cgi_access
+
+    assert ex.info is not None
+    ex.response_type = "cgi"
+    denied = check_cgi_access(decision.script, ex.info.remote_user or None)
+    if denied is not None:
+        headers = [("WWW-Authenticate", 'Basic realm="Restricted"')] if denied == 401 else []
+        text = b"Unauthorized" if denied == 401 else b"Forbidden"
+        keep = ex.keep_alive and ex.request_complete
+        client.respond_bytes(ex, denied, wire.response(denied, text, headers, keep_alive=keep),
+                             len(text), "cgi")
+        return
+    env = build_cgi_env(decision.script, ex.info, ex.headers, client.state.listen_port,
+                        dict(os.environ))
+    body = _CgiBody(client, ex)
+    ex.handler = body
+    body.task = client.state.spawn(_run(client, ex, decision, env, body))
+
+
+async def _run(client: HttpProtocol, ex: Exchange, decision: RunCgi, env: dict[str, str],
+               body: _CgiBody) -> None:
+    from navigator.cgi import run_cgi
+
+    sink = _CgiSink(client, ex, body)
+    try:
+        outcome = await run_cgi(decision.script, env, body.chunks(), sink)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("CGI %s failed: %s", decision.script.script, exc)
+        client.fail(ex, 502, f"cgi failed: {exc}")
+        return
+    if not ex.head_sent:
+        client.fail(ex, 502, "cgi produced no response")
+        return
+    await sink.end()
+    ex.handler = None
+    client.finish(ex)
+    if getattr(outcome, "reload", False) and client.state.on_reload_request is not None:
+        client.state.on_reload_request(decision.script.reload_config)
+
+
+def _header(ex: Exchange, name: bytes) -> bytes:
+    for key, value in ex.headers:
+        if key.lower() == name:
+            return value.strip()
+    return b""

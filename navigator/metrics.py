@@ -1,0 +1,351 @@
+"""Prometheus metrics: a tiny registry and navigator's series, plus the status table.
+
+Room: ops. Counters/gauges/histograms are plain dicts keyed by the tuple of label values;
+`inc()`/`observe()` are a dict lookup and an add (histograms bisect precomputed bounds), so
+the protocol can call them once per request. `render()` builds the text exposition format
+0.0.4 only when scraped. No runtime dependency (prometheus_client is used by tests only).
+
+Invariants:
+- every metric has a fixed tuple of label names; callers pass values in that order;
+- values are only changed from the event-loop thread (no locks: a scrape and an update
+  never interleave on one thread);
+- render order is declaration order, samples in first-seen order;
+- gauges with a callback are evaluated at render time only.
+
+Must not touch: sockets, processes, the clock (durations are measured by callers),
+`os.environ`.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
+
+LabelValues = tuple[str, ...]
+GaugeSource = Callable[[], Iterable[tuple[LabelValues, float]]]
+
+REQUEST_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+COLD_START_BUCKETS: tuple[float, ...] = (
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0,
+)
+TENANT_STATES: tuple[str, ...] = ("stopped", "starting", "ready", "stopping", "failed")
+STATUS_CLASSES: tuple[str, ...] = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def format_value(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    parts = [f'{name}="{_escape_label(value)}"' for name, value in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+class _Metric:
+    kind = "untyped"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help_text
+        self.labelnames = tuple(labelnames)
+
+    def header(self) -> list[str]:
+        return [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
+
+    def samples(self) -> list[str]:
+        raise NotImplementedError
+
+    def _check(self, values: LabelValues) -> None:
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
+
+
+class Counter(_Metric):
+    """Monotonic counter; `inc("tenant-a", "2xx")` passes label values in declared order."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
+        super().__init__(name, help_text, labelnames)
+        self._values: dict[LabelValues, float] = {} if labelnames else {(): 0.0}
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        values = self._values
+        current = values.get(labels)
+        if current is None:
+            self._check(labels)
+            current = 0.0
+        values[labels] = current + amount
+
+    def value(self, *labels: str) -> float:
+        return self._values.get(labels, 0.0)
+
+    def samples(self) -> list[str]:
+        return [f"{self.name}{_labels(self.labelnames, key)} {format_value(value)}"
+                for key, value in self._values.items()]
+
+
+class Gauge(_Metric):
+    """A value that goes up and down, or is read from a callback at render time."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = (),
+                 source: GaugeSource | None = None) -> None:
+        super().__init__(name, help_text, labelnames)
+        self._values: dict[LabelValues, float] = {} if labelnames else {(): 0.0}
+        self._source = source
+
+    def set(self, value: float, *labels: str) -> None:
+        if labels not in self._values:
+            self._check(labels)
+        self._values[labels] = float(value)
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        self.set(self._values.get(labels, 0.0) + amount, *labels)
+
+    def dec(self, *labels: str, amount: float = 1.0) -> None:
+        self.set(self._values.get(labels, 0.0) - amount, *labels)
+
+    def set_source(self, source: GaugeSource | None) -> None:
+        """Read `(label values, value)` pairs from `source` at render time instead."""
+        self._source = source
+
+    def value(self, *labels: str) -> float:
+        return self._values.get(labels, 0.0)
+
+    def samples(self) -> list[str]:
+        if self._source is None:
+            items: Iterable[tuple[LabelValues, float]] = self._values.items()
+        else:
+            items = list(self._source())
+            for key, _ in items:
+                self._check(key)
+        return [f"{self.name}{_labels(self.labelnames, key)} {format_value(value)}"
+                for key, value in items]
+
+
+class Histogram(_Metric):
+    """Cumulative buckets on fixed upper bounds; `observe(0.2, "tenant-a")`."""
+
+    kind = "histogram"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = (),
+                 buckets: Sequence[float] = REQUEST_BUCKETS) -> None:
+        super().__init__(name, help_text, labelnames)
+        if "le" in self.labelnames:
+            raise ValueError("'le' is reserved for histogram buckets")
+        bounds = tuple(sorted(float(b) for b in buckets if not math.isinf(b)))
+        self.bounds = bounds
+        self._les = (*(format_value(b) if b != int(b) else f"{b:.1f}" for b in bounds), "+Inf")
+        # per label set: [count per bucket (last = +Inf)..., sum]; count = sum of buckets
+        self._series: dict[LabelValues, list[float]] = {}
+
+    def observe(self, value: float, *labels: str) -> None:
+        series = self._series.get(labels)
+        if series is None:
+            self._check(labels)
+            series = self._series[labels] = [0.0] * (len(self.bounds) + 2)
+        series[bisect_left(self.bounds, value)] += 1
+        series[-1] += value
+
+    def count(self, *labels: str) -> int:
+        series = self._series.get(labels)
+        return int(sum(series[:-1])) if series else 0
+
+    def samples(self) -> list[str]:
+        lines: list[str] = []
+        for key, series in self._series.items():
+            cumulative = 0.0
+            for le, hits in zip(self._les, series[:-1], strict=True):
+                cumulative += hits
+                labels = _labels(self.labelnames, key, f'le="{le}"')
+                lines.append(f"{self.name}_bucket{labels} {format_value(cumulative)}")
+            plain = _labels(self.labelnames, key)
+            lines.append(f"{self.name}_sum{plain} {format_value(series[-1])}")
+            lines.append(f"{self.name}_count{plain} {format_value(cumulative)}")
+        return lines
+
+
+_M = TypeVar("_M", bound=_Metric)
+
+
+class Registry:
+    """Metrics in declaration order; `render()` is the scrape body."""
+
+    def __init__(self) -> None:
+        self._metrics: list[_Metric] = []
+
+    def register(self, metric: _M) -> _M:
+        if any(m.name == metric.name for m in self._metrics):
+            raise ValueError(f"duplicate metric {metric.name}")
+        self._metrics.append(metric)
+        return metric
+
+    def render(self) -> bytes:
+        lines: list[str] = []
+        for metric in self._metrics:
+            lines.extend(metric.header())
+            lines.extend(metric.samples())
+        return ("\n".join(lines) + "\n").encode()
+
+
+class Metrics:
+    """Navigator's series. The protocol calls `request_done`; the supervisor the tenant
+    lifecycle methods; `server` sets the gauges (or gives sources) and serves `render()`."""
+
+    def __init__(self, tenant_states: Callable[[], Mapping[str, str]] | None = None) -> None:
+        self.registry = registry = Registry()
+        self.requests = registry.register(Counter(
+            "navigator_requests_total", "Requests answered, by tenant and status class.",
+            ("tenant", "status_class")))
+        self.request_duration = registry.register(Histogram(
+            "navigator_request_duration_seconds", "Time from request head to last byte sent.",
+            ("tenant",), REQUEST_BUCKETS))
+        self.tenant_starts = registry.register(Counter(
+            "navigator_tenant_starts_total", "Tenant processes started.", ("tenant",)))
+        self.tenant_stops = registry.register(Counter(
+            "navigator_tenant_stops_total", "Tenant processes stopped, by reason.",
+            ("tenant", "reason")))
+        self.tenant_crashes = registry.register(Counter(
+            "navigator_tenant_crashes_total", "Tenant processes that exited unexpectedly.",
+            ("tenant",)))
+        self.cold_start = registry.register(Histogram(
+            "navigator_cold_start_seconds", "Time from spawn to the tenant answering.",
+            ("tenant",), COLD_START_BUCKETS))
+        self.tenant_state = registry.register(Gauge(
+            "navigator_tenant_state", "1 for the state each tenant is in, 0 for the others.",
+            ("tenant", "state")))
+        self.open_connections = registry.register(Gauge(
+            "navigator_open_connections", "Client connections currently open."))
+        self.open_websockets = registry.register(Gauge(
+            "navigator_open_websockets", "WebSocket tunnels currently open."))
+        self.machine_idle = registry.register(Gauge(
+            "navigator_machine_idle", "1 while the machine counts as idle."))
+        self.config_reloads = registry.register(Counter(
+            "navigator_config_reloads_total", "Configuration reloads, by result.", ("result",)))
+        if tenant_states is not None:
+            self.set_tenant_states(tenant_states)
+
+    def set_tenant_states(self, source: Callable[[], Mapping[str, str]]) -> None:
+        """`source()` maps tenant name -> state, read at every scrape."""
+
+        def rows() -> Iterable[tuple[LabelValues, float]]:
+            for tenant, current in source().items():
+                states = TENANT_STATES if current in TENANT_STATES else (*TENANT_STATES, current)
+                for state in states:
+                    yield (tenant, state), 1.0 if state == current else 0.0
+
+        self.tenant_state.set_source(rows)
+
+    def request_done(self, tenant: str, status: int, duration: float) -> None:
+        """Once per finished request; `tenant` is "" for non-tenant traffic."""
+        klass = STATUS_CLASSES[status // 100] if 0 <= status < 600 else "0xx"
+        self.requests.inc(tenant, klass)
+        self.request_duration.observe(duration, tenant)
+
+    def tenant_started(self, tenant: str, cold_start: float | None = None) -> None:
+        self.tenant_starts.inc(tenant)
+        if cold_start is not None:
+            self.cold_start.observe(cold_start, tenant)
+
+    def tenant_stopped(self, tenant: str, reason: str) -> None:
+        """`reason`: idle, reload, shutdown, memory, crash, ... (a small fixed vocabulary)."""
+        self.tenant_stops.inc(tenant, reason)
+
+    def tenant_crashed(self, tenant: str) -> None:
+        self.tenant_crashes.inc(tenant)
+
+    def config_reloaded(self, ok: bool) -> None:
+        self.config_reloads.inc("success" if ok else "failure")
+
+    def render(self) -> bytes:
+        return self.registry.render()
+
+
+# ---------------------------------------------------------------------------- status table
+
+STATUS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tenant", "TENANT"), ("state", "STATE"), ("pid", "PID"), ("port", "PORT"),
+    ("uptime", "UPTIME"), ("memory", "MEMORY"), ("last_request", "LAST REQUEST"),
+)
+
+
+def format_duration(seconds: float) -> str:
+    """Compact age: `45s`, `3m05s`, `2h07m`, `4d03h`."""
+    total = max(int(seconds), 0)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_bytes(size: float) -> str:
+    """`512B`, `12.3KiB`, `140.0MiB`, `1.2GiB`."""
+    if size < 1024:
+        return f"{int(size)}B"
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}GiB"
+
+
+def _cell(key: str, value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if key == "uptime":
+            return format_duration(value)
+        if key == "last_request":
+            return f"{format_duration(value)} ago"
+        if key == "memory":
+            return format_bytes(value)
+        return format_value(value)
+    return str(value)
+
+
+def format_status_table(status_rows: list[dict[str, object]]) -> str:
+    """Aligned table for `navigator status`.
+
+    Row keys: `tenant`, `state`, `pid`, `port`, `uptime` (seconds), `memory` (bytes RSS),
+    `last_request` (seconds since the last request). Missing/None values show `-`; strings
+    are printed as given (already formatted)."""
+    table = [[title for _, title in STATUS_COLUMNS]]
+    table.extend([_cell(key, row.get(key)) for key, _ in STATUS_COLUMNS] for row in status_rows)
+    widths = [max(len(line[i]) for line in table) for i in range(len(STATUS_COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths,
+                                                                      strict=True)).rstrip()
+                     for line in table) + "\n"

@@ -1,0 +1,71 @@
+"""Turns a finished exchange into an access-log line and metric samples.
+
+Room: glue between the protocol (which only records raw facts on the Exchange) and the
+ops rooms (`accesslog`, `metrics`). Runs once per request, so it copies references and
+decodes a few byte strings, nothing more.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from navigator.accesslog import AccessEntry, AccessLogger
+from navigator.metrics import Metrics
+
+if TYPE_CHECKING:
+    from navigator.protocol import Exchange
+
+_PROTOCOLS = {0: "HTTP/1.0", 1: "HTTP/1.1"}
+
+
+class RequestRecorder:
+    """The server's RequestObserver: access log plus per-tenant request metrics."""
+
+    __slots__ = ("access", "metrics", "trust_proxy")
+
+    def __init__(self, access: AccessLogger, metrics: Metrics, trust_proxy: bool) -> None:
+        self.access = access
+        self.metrics = metrics
+        self.trust_proxy = trust_proxy
+
+    def request_done(self, ex: Exchange) -> None:
+        duration = time.time() - ex.started
+        tenant = ex.tenant.name if ex.tenant is not None else ""
+        self.metrics.request_done(tenant, ex.status, duration)
+        if not self.access.enabled:
+            return
+        info = ex.info
+        x = ex.x
+        if info is not None:
+            path = info.path
+            uri = f"{path}?{info.query}" if info.query else path
+            client_ip = info.forwarded_for or info.peer_ip
+            remote_user = info.remote_user or x.get(b"x-remote-user", b"").decode("latin-1")
+            method = info.method
+            user_agent = info.user_agent
+        else:  # the request never got past its head
+            uri = ex.target.decode("latin-1")
+            client_ip = remote_user = user_agent = ""
+            method = ex.method.decode("latin-1")
+        request_id = ex.request_id or x.get(b"x-amzn-trace-id", b"")
+        self.access.log(AccessEntry(
+            timestamp=ex.started,
+            client_ip=client_ip,
+            remote_user=remote_user,
+            method=method,
+            uri=uri,
+            protocol=_PROTOCOLS.get(ex.http_minor, "HTTP/1.1"),
+            status=ex.status,
+            body_bytes_sent=ex.bytes_sent,
+            request_id=request_id.decode("latin-1"),
+            request_time=duration,
+            referer=x.get(b"referer", b"").decode("latin-1"),
+            user_agent=user_agent,
+            fly_request_id=x.get(b"fly-request-id", b"").decode("latin-1"),
+            tenant=tenant,
+            response_type=ex.response_type,
+            destination=ex.destination,
+            proxy_backend=f"tenant:{tenant}" if tenant else "",
+            error_message=ex.error,
+        ))

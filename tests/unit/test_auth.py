@@ -1,0 +1,294 @@
+"""Unit tests for navigator.auth: htpasswd formats, header checks, public paths; snapshot errors."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from navigator.auth import (
+    Htpasswd,
+    PublicPaths,
+    glob_to_regex,
+    is_public,
+    md5_crypt,
+    parse_basic,
+    parse_htpasswd,
+    sha_crypt,
+    verify_hash,
+    www_authenticate,
+)
+from navigator.runtime import AuthPattern, AuthSettings, Config, ListenAddress, Maintenance
+from navigator.snapshot import BUILTIN_MAINTENANCE_PAGE, SnapshotError, build_snapshot
+
+OPENSSL = shutil.which("openssl")
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def openssl_hash(flag: str, password: str, salt: str) -> str:
+    if OPENSSL is None:
+        pytest.skip("openssl not installed")
+    out = subprocess.run([OPENSSL, "passwd", flag, "-salt", salt, password], check=True,
+                         capture_output=True, text=True, timeout=10)
+    return out.stdout.strip()
+
+
+# --- hash formats ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("flag", "salt"), [
+    ("-apr1", "abcdefgh"), ("-apr1", "x"), ("-1", "ab"), ("-1", "saltsalt"),
+    ("-5", "saltsalt"), ("-5", "0123456789abcdef"), ("-6", "saltsalt"), ("-6", "s"),
+])
+@pytest.mark.parametrize("password", ["secret", "", "pässwörd with spaces", "x" * 100])
+def test_crypt_formats_match_openssl(flag: str, salt: str, password: str) -> None:
+    stored = openssl_hash(flag, password, salt)
+    if stored == "<NULL>":
+        pytest.skip("this openssl cannot hash an empty password with SHA-crypt")
+    assert verify_hash(stored, password)
+    assert not verify_hash(stored, password + "!")
+
+
+def test_sha_crypt_rounds_parameter() -> None:
+    # Published test vectors from Ulrich Drepper's SHA-crypt specification.
+    assert sha_crypt(b"Hello world!", "$5$rounds=10000$saltstringsaltstring") == (
+        "$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA")
+    assert sha_crypt(b"Hello world!", "$6$rounds=10000$saltstringsaltstring") == (
+        "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8v"
+        "OuZeHBy/YTBmSK6H9qs/y3RnOaw5v.")
+    assert sha_crypt(b"x", "$7$salt$") is None
+
+
+def test_md5_crypt_known_values() -> None:
+    assert md5_crypt(b"secret", b"abcdefgh", b"$apr1$") == "$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/"
+    assert md5_crypt(b"secret", b"ab") == "$1$ab$dslkcXxVH.x8LwW1W/oAB/"
+
+
+@pytest.mark.parametrize("prefix", [b"$2a$", b"$2b$", b"$2y$"])
+def test_bcrypt_variants(prefix: bytes) -> None:
+    hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(4))
+    stored = (prefix + hashed[4:]).decode()
+    assert verify_hash(stored, "secret")
+    assert not verify_hash(stored, "wrong")
+
+
+def test_bcrypt_long_password_fails_without_crash() -> None:
+    stored = bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode()
+    assert not verify_hash(stored, "y" * 100)
+    assert not verify_hash("$2b$04$broken", "secret")
+
+
+def test_sha_and_ssha() -> None:
+    sha = "{SHA}" + base64.b64encode(hashlib.sha1(b"secret").digest()).decode()
+    assert verify_hash(sha, "secret")
+    assert not verify_hash(sha, "Secret")
+    salt = b"\x01\x02\x03\x04"
+    ssha = "{SSHA}" + base64.b64encode(hashlib.sha1(b"secret" + salt).digest() + salt).decode()
+    assert verify_hash(ssha, "secret")
+    assert not verify_hash(ssha, "nope")
+    assert not verify_hash("{SSHA}!!!", "secret")
+    assert not verify_hash("{SSHA}" + base64.b64encode(b"short").decode(), "secret")
+
+
+@pytest.mark.parametrize(("stored", "password", "ok"), [
+    ("plain", "plain", True),
+    ("plain", "plai", False),
+    ("plain", "Plain", False),
+    ("", "", True),
+])
+def test_plain_text(stored: str, password: str, ok: bool) -> None:
+    assert verify_hash(stored, password) is ok
+
+
+# --- parsing ---------------------------------------------------------------------------------
+def test_parse_htpasswd() -> None:
+    text = "# comment\n\nalice:$apr1$x$y\n bob : plain \nbad line\nalice:second\n"
+    assert parse_htpasswd(text) == {"alice": "$apr1$x$y", "bob": "plain"}
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (basic("alice", "pw"), ("alice", "pw")),
+    (basic(" alice ", "p:w:x"), ("alice", "p:w:x")),
+    ("basic " + base64.b64encode(b"a:b").decode(), ("a", "b")),
+    ("Basic " + base64.b64encode("zoë:pw".encode()).decode(), ("zoë", "pw")),
+    ("Basic " + base64.b64encode(b"nocolon").decode(), None),
+    ("Basic ***", None),
+    ("Bearer abc", None),
+    ("", None),
+])
+def test_parse_basic(header: str, expected: tuple[str, str] | None) -> None:
+    assert parse_basic(header) == expected
+
+
+def test_www_authenticate_escapes_realm() -> None:
+    assert www_authenticate('My "Realm"') == 'Basic realm="My \\"Realm\\""'
+
+
+# --- the file and its cache ------------------------------------------------------------------
+@pytest.fixture
+def htfile(tmp_path: Path) -> Path:
+    file = tmp_path / ".htpasswd"
+    file.write_text("alice:" + md5_crypt(b"wonder", b"salt", b"$apr1$") + "\nbob:builder\n")
+    return file
+
+
+def test_check_header(htfile: Path) -> None:
+    users = Htpasswd.load(htfile)
+    assert users.users == frozenset({"alice", "bob"})
+    assert users.check_header(basic("alice", "wonder")) == "alice"
+    assert users.check_header(basic(" alice ", "wonder")) == "alice"
+    assert users.check_header(basic("alice", "wrong")) is None
+    assert users.check_header(basic("carol", "x")) is None
+    assert users.check_header(None) is None
+    assert users.verify("bob", "builder")
+
+
+def test_successful_checks_are_cached_by_header(htfile: Path) -> None:
+    users = Htpasswd.load(htfile)
+    header = basic("alice", "wonder")
+    assert users.check_header(header) == "alice"
+    users._entries.clear()  # a cache hit never looks at the entries again
+    assert users.check_header(header) == "alice"
+
+
+def test_cache_is_bounded(htfile: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("navigator.auth.CACHE_LIMIT", 2)
+    users = Htpasswd.load(htfile)
+    for header in (basic("bob", "builder"), basic(" bob", "builder"), basic("bob ", "builder")):
+        assert users.check_header(header) == "bob"
+    assert len(users._cache) == 2
+
+
+def test_changed_file_reread_after_failed_login(htfile: Path) -> None:
+    users = Htpasswd.load(htfile)
+    assert users.check_header(basic("bob", "builder")) == "bob"
+    htfile.write_text("carol:newpass\n")
+    stat = htfile.stat()
+    os.utime(htfile, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert users.check_header(basic("carol", "newpass")) == "carol"
+    assert users.check_header(basic("bob", "builder")) is None  # cache dropped on re-read
+
+
+def test_unchanged_file_not_reparsed(htfile: Path) -> None:
+    users = Htpasswd.load(htfile)
+    entries = users._entries
+    assert users.check_header(basic("alice", "nope")) is None
+    assert users._entries is entries
+
+
+def test_vanished_file_keeps_users(htfile: Path) -> None:
+    users = Htpasswd.load(htfile)
+    htfile.unlink()
+    assert users.check_header(basic("alice", "nope")) is None
+    assert users.check_header(basic("alice", "wonder")) == "alice"
+
+
+def test_load_missing_file_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Htpasswd.load(tmp_path / "nope")
+
+
+# --- public paths ----------------------------------------------------------------------------
+SETTINGS = AuthSettings(
+    True, "R", Path("/x"),
+    public_paths=("*.css", "/assets/", "/robots.txt", "/docs/*.html", "/api/v?/status*",
+                  "/bad[*", "/x/[a-c]*.txt", "/y/[^a]*", "/exact?"),
+    auth_patterns=(AuthPattern(re.compile(r"^/health"), "off"),
+                   AuthPattern(re.compile(r"^/admin"), "basic")),
+)
+
+
+@pytest.mark.parametrize(("path", "public"), [
+    ("/style.css", True),
+    ("/deep/dir/style.css", True),
+    ("/style.css/x", False),
+    ("/assets/", True),
+    ("/assets/js/app.js", True),
+    ("/assets", False),
+    ("/robots.txt", True),
+    ("/robots.txt/", False),
+    ("/docs/guide.html", True),
+    ("/docs/sub/guide.html", False),  # `*` does not cross `/`
+    ("/api/v1/status", True),
+    ("/api/v12/status", False),
+    ("/api/v1/statusx", True),
+    ("/bad[", False),  # malformed glob never matches
+    ("/bad[x", False),
+    ("/exact?", True),  # no `*`: an exact path, `?` is literal
+    ("/exactx", False),
+    ("/x/b-file.txt", True),
+    ("/x/d.txt", False),
+    ("/y/b", True),
+    ("/y/a", False),
+    ("/y/ba", True),
+    ("/y/ab", False),
+    ("/y//", False),
+    ("/healthz", True),
+    ("/admin", False),
+    ("/private", False),
+])
+def test_public_paths(path: str, public: bool) -> None:
+    assert is_public(path, SETTINGS) is public
+    assert PublicPaths.build(SETTINGS).matches(path) is public
+
+
+def test_auth_off_means_everything_public() -> None:
+    settings = AuthSettings(False, public_paths=("/only/",))
+    assert is_public("/anything", settings)
+
+
+@pytest.mark.parametrize(("glob", "regex"), [
+    ("/a/*.css", r"/a/[^/]*\.css"),
+    ("/a?", "/a[^/]"),
+    (r"/a\*", r"/a\*"),
+    ("/[a-c]", "/[a-c]"),
+    ("/[", None),
+    ("/[]", None),
+    ("/[c-a]", None),
+    ("/x\\", None),
+])
+def test_glob_to_regex(glob: str, regex: str | None) -> None:
+    assert glob_to_regex(glob) == regex
+
+
+# --- snapshot loading ------------------------------------------------------------------------
+def base_config(tmp_path: Path, **kwargs: object) -> Config:
+    return Config(source=tmp_path / "n.yml", listen=ListenAddress("", 0), **kwargs)  # type: ignore[arg-type]
+
+
+def test_snapshot_missing_htpasswd_names_key(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    config = base_config(tmp_path, auth=AuthSettings(True, "R", missing))
+    with pytest.raises(SnapshotError, match=r"^auth\.htpasswd: cannot read .*missing: No such"):
+        build_snapshot(config)
+
+
+def test_snapshot_reload_keeps_previous_users(tmp_path: Path, htfile: Path) -> None:
+    good = build_snapshot(base_config(tmp_path, auth=AuthSettings(True, "R", htfile)))
+    broken = base_config(tmp_path, auth=AuthSettings(True, "R", tmp_path / "gone"))
+    assert build_snapshot(broken, previous=good).auth is good.auth
+
+
+def test_snapshot_maintenance_page(tmp_path: Path) -> None:
+    page = tmp_path / "503.html"
+    page.write_bytes(b"<p>later</p>")
+    snapshot = build_snapshot(base_config(tmp_path, maintenance=Maintenance(True, page)))
+    assert snapshot.maintenance_body == b"<p>later</p>"
+    assert snapshot.maintenance.status == 503
+    assert snapshot.maintenance.headers == (
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Cache-Control", "no-cache, no-store, must-revalidate"),
+        ("Pragma", "no-cache"), ("Expires", "0"))
+    fallback = build_snapshot(base_config(tmp_path, maintenance=Maintenance(True,
+                                                                             tmp_path / "no")))
+    assert fallback.maintenance_body == BUILTIN_MAINTENANCE_PAGE
+    assert b'http-equiv="refresh"' in BUILTIN_MAINTENANCE_PAGE
+    assert build_snapshot(base_config(tmp_path)).auth is None
