@@ -110,17 +110,11 @@ def start_cable(client: HttpProtocol, ex: Exchange) -> None:
     ex.head_sent = True
     ex.response_type = "websocket"
     client.write(handshake_response(key.decode("latin-1")))
-    session = CableSession(client.transport, hub_of(client), client.state.loop)
     activity = client.state.activity
     if activity is not None:
         activity.websocket_opened()
-        session_lost = session.connection_lost
-
-        def lost(exc: BaseException | None) -> None:
-            activity.websocket_closed()
-            session_lost(exc)
-
-        session.connection_lost = lost  # type: ignore[method-assign]
+    session = CableSession(client.transport, hub_of(client), client.state.loop,
+                           on_close=activity.websocket_closed if activity is not None else None)
     pending = client.start_tunnel(session)
     client.finish_tunnel_exchange(ex)
     if pending:
@@ -219,6 +213,7 @@ class _CgiSink:
         await self.body_handler.wait_writable()
 
     async def end(self) -> None:
+        """Called once by run_cgi after the last body chunk."""
         if self.chunked:
             self.client.write(wire.LAST_CHUNK)
 
@@ -256,13 +251,11 @@ async def _run(client: HttpProtocol, ex: Exchange, decision: RunCgi, env: dict[s
         log.error("CGI %s failed: %s", decision.script.script, exc)
         client.fail(ex, 502, f"cgi failed: {exc}")
         return
-    if not ex.head_sent:
-        client.fail(ex, 502, "cgi produced no response")
-        return
-    await sink.end()
     ex.handler = None
+    if not outcome.completed:  # killed after the head went out: the body is cut short
+        ex.keep_alive = False
     client.finish(ex)
-    if getattr(outcome, "reload", False) and client.state.on_reload_request is not None:
+    if outcome.reload and client.state.on_reload_request is not None:
         client.state.on_reload_request(decision.script.reload_config)
 
 

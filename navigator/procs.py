@@ -361,16 +361,24 @@ class OrphanReaper:
 
 async def kill_pidfile(path: Path) -> None:
     """[legacy: Rails pid files] SIGTERM, 100 ms later SIGKILL the recorded pid, delete file."""
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return
-    if text.isdigit() and int(text) > 1:
-        pid = int(text)
+    pid = _read_pid(path)
+    if pid is not None and pid > 1:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
             await asyncio.sleep(0.1)
             os.kill(pid, signal.SIGKILL)
+    _unlink(path)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _unlink(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
 

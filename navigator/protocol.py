@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httptools
 
@@ -29,6 +29,7 @@ from navigator import handlers, wire
 from navigator.decision import (
     CableBroadcast,
     CableSocket,
+    Decision,
     ProxyExternal,
     ProxyTenant,
     RequestInfo,
@@ -42,7 +43,7 @@ from navigator.routing import route
 
 if TYPE_CHECKING:
     from navigator.runtime import Limits, Tenant
-    from navigator.state import ServerState
+    from navigator.state import ActivityTracker, ServerState
 
 log = logging.getLogger("navigator.protocol")
 
@@ -118,9 +119,11 @@ class HttpProtocol(asyncio.Protocol):
         "_cls",
         "_conn_tokens",
         "_current",
+        "_eof",
         "_error",
         "_head_bytes",
         "_host_count",
+        "_last_parsed",
         "_limits",
         "_parser",
         "_parsing",
@@ -167,8 +170,8 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
         self.state.connections.add(self)
@@ -221,7 +224,7 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # Half-close from the client: finish the current response, then close.
         self._eof = True
-        if self._current is None and self.tunnel is None and self.transport is not None:
+        if self._current is None and self.transport is not None:  # idle, or a tunnel
             self.transport.close()
             return None
         return True
@@ -384,41 +387,43 @@ class HttpProtocol(asyncio.Protocol):
             range=x.get(b"range", b"").decode("latin-1"),
         )
         ex.info = info
-        hold = self.state.hold
-        if hold is not None and not hold.is_set():
-            ex.body_buffer = []
-            self.state.spawn(self._begin_after_hold(ex, hold))
-            return
         self._dispatch(ex)
 
-    async def _begin_after_hold(self, ex: Exchange, hold: asyncio.Event) -> None:
-        await hold.wait()
-        if not self.closed and ex is self._current:
-            self._dispatch(ex)
-
     def _dispatch(self, ex: Exchange) -> None:
+        """Route on the current snapshot, count the request for machine idle, then act."""
         info = ex.info
         assert info is not None
-        snapshot = self.state.snapshot
         try:
-            decision = route(snapshot, info)
+            decision = route(self.state.snapshot, info)
         except Exception:
             log.exception("routing failed for %s %s", info.method, info.path)
             self._respond_error(ex, 500)
             return
         activity = self.state.activity
+        # Synthetic health answers are not activity: a platform probe must not keep the
+        # machine awake forever (reference section 5.1 defect).
+        if activity is not None and not (type(decision) is Respond
+                                         and decision.response_type == "health"):
+            activity.request_started()
+            ex.x[b":counted"] = b"1"
+            if activity.resuming:  # machine just resumed: hold until resume hooks are done
+                ex.body_buffer = ex.body_buffer or []
+                self.state.spawn(self._act_after_resume(ex, decision, activity))
+                return
+        self._act(ex, decision)
+
+    async def _act_after_resume(self, ex: Exchange, decision: Decision,
+                                activity: ActivityTracker) -> None:
+        await activity.wait_resumed()
+        if not self.closed and ex is self._current:
+            self._act(ex, decision)
+
+    def _act(self, ex: Exchange, decision: Decision) -> None:
         kind = type(decision)
         if kind is Respond:
             assert isinstance(decision, Respond)
-            if activity is not None and decision.response_type != "health":
-                activity.request_started()
-                ex.x[b":counted"] = b"1"
             self.respond(ex, decision)
-            return
-        if activity is not None:
-            activity.request_started()
-            ex.x[b":counted"] = b"1"
-        if kind is ProxyTenant:
+        elif kind is ProxyTenant:
             assert isinstance(decision, ProxyTenant)
             handlers.proxy_to_tenant(self, ex, decision)
         elif kind is ProxyExternal:

@@ -25,7 +25,8 @@ from typing import Any
 
 from navigator.accesslog import AccessLogger
 from navigator.config import ConfigError, load_config
-from navigator.hooks import run_hooks
+from navigator.hooks import HookResult, run_hooks
+from navigator.idle import MachineIdle, make_action
 from navigator.logs import open_vector
 from navigator.metrics import Metrics
 from navigator.observer import RequestRecorder
@@ -57,6 +58,8 @@ class Server:
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._ready_task: asyncio.Task[Any] | None = None
         self.access: AccessLogger | None = None
+        self.idle: MachineIdle | None = None
+        self._exit_event: asyncio.Event | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -76,6 +79,15 @@ class Server:
                                    open_vector(config.logging.vector), loop=loop)
         state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)
         state.extras["metrics"] = metrics
+        state.on_reload_request = self._reload_from_hook
+        self._exit_event = asyncio.Event()
+        idle = MachineIdle(config.idle, loop, make_action(config.idle, config.stamp,
+                                                          self.environ, self._exit_event),
+                           self._run_idle_hooks)
+        state.activity = idle
+        self.idle = idle
+        idle.start()
+        state.spawn(self._exit_when_idle_says())
         supervisor.add_exit_listener(lambda tenant, port: pool.drop(LOOPBACK, port))
         self._install_signals(loop)
         try:
@@ -130,6 +142,20 @@ class Server:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request, command)
 
+    async def _run_idle_hooks(self, which: str) -> HookResult:
+        hooks = self.config.server_hooks
+        result = await run_hooks(hooks.idle if which == "idle" else hooks.resume, self.environ)
+        if which == "resume" and result.ok and result.reload_config:
+            self._reload_from_hook(result.reload_config)
+        return result
+
+    async def _exit_when_idle_says(self) -> None:
+        """The `exit` idle action: a graceful stop, as if SIGTERM had arrived."""
+        assert self._exit_event is not None
+        await self._exit_event.wait()
+        log.info("idle: exiting the process")
+        self.request("stop")
+
     # --- reload --------------------------------------------------------------------------------
     async def reload(self, path: Path) -> bool:
         """Load, validate and resolve completely, then swap; on any error keep the old config."""
@@ -147,6 +173,9 @@ class Server:
         self.config = config
         self.loaded_at = time.time()
         await self.supervisor.apply_config(config)
+        if self.idle is not None and self._exit_event is not None:
+            self.idle.configure(config.idle, make_action(config.idle, config.stamp, self.environ,
+                                                         self._exit_event))
         log.info("configuration reloaded from %s (%d tenants)", path, len(config.tenants))
         result = await run_hooks(config.server_hooks.start, self.environ)
         if not result.ok:
@@ -202,6 +231,8 @@ class Server:
         deadline = state.loop.time() + budget
         log.info("shutting down")
         state.shutting_down = True
+        if self.idle is not None:
+            self.idle.stop()
         for server in self._servers:
             server.close()
         for conn in list(state.connections):
@@ -211,6 +242,9 @@ class Server:
             if not busy:
                 break
             await asyncio.sleep(0.05)
+        hub = state.extras.get("cable_hub")
+        if hub is not None:
+            hub.close_all()
         for conn in list(state.connections):
             conn.abort()
         if self._sweep_handle is not None:

@@ -1,0 +1,242 @@
+"""`python benchmarks/run.py [--quick] [--only 100b,close,...]`: navigator vs nginx vs Caddy.
+
+Room: benchmarks, CLI and run order. Starts the backends and every proxy once, then for
+each scenario runs the proxies interleaved (order rotated each round), collects `Sample`s
+and writes the report (stdout + benchmarks/results/). A proxy that cannot start (navigator
+while the server is being written) is skipped with a note instead of failing the suite.
+Everything started is stopped in `finally`, by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import clients, report, scenarios, servers, wrk
+from benchmarks.scenarios import Scenario
+from benchmarks.servers import Ports, Proxy, Workspace
+
+PROXIES = ("nginx", "caddy", "navigator")
+TODO_NOTES = (
+    "TODO: tenant cold start is measured once (first request through navigator starting the "
+    "tenant's nginx); no repeated cold-start runs yet.",
+    "TODO: route lookup cost with many tenants / many reverse_proxies entries is not measured.",
+    "TODO: RSS per idle connection is only visible indirectly (c1000 peak Δ ÷ 1000).",
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs, no warm-up")
+    parser.add_argument("--only", default="", help="comma-separated scenarios: " + ",".join(
+        s.name for s in scenarios.SCENARIOS))
+    parser.add_argument("--proxies", default=",".join(PROXIES),
+                        help="comma-separated subset of " + ",".join(PROXIES))
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds per run (default 3 for proxy scenarios, 2 for the others;"
+                        " wrk rounds to whole seconds)")
+    parser.add_argument("--no-save", action="store_true", help="print only, write no files")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp workspace (configs, logs) for inspection")
+    options = parser.parse_args(argv)
+    options.rounds = options.rounds or (1 if options.quick else 3)
+    if options.quick and options.duration is None:
+        options.duration = 2.0
+    options.warmup = not options.quick
+    return options
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (done.stdout + done.stderr).strip().splitlines()
+    return text[0] if text else "?"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def start_proxies(ws: Workspace, ports: Ports, wanted: list[str],
+                  rep: report.Report) -> list[Proxy]:
+    starters: list[tuple[str, Callable[[], Proxy]]] = [
+        ("nginx", lambda: servers.start_nginx_proxy(ws, ports)),
+        ("caddy", lambda: servers.start_caddy_proxy(ws, ports)),
+        ("navigator", lambda: servers.start_navigator_proxy(ws, ports)),
+        ("navigator-tenant", lambda: servers.start_navigator_tenant(ws)),
+    ]
+    proxies: list[Proxy] = []
+    for name, start in starters:
+        if name.split("-")[0] not in wanted:
+            continue
+        try:
+            proxies.append(start())
+        except servers.StartError as exc:
+            first = str(exc).splitlines()
+            note = f"SKIPPED {name}: did not start — {first[0]}"
+            detail = " | ".join(line.strip() for line in first[-3:] if line.strip())
+            rep.notes.append(f"{note} (log tail: {detail})" if len(first) > 1 else note)
+            print(f"bench: {note}\n{exc}", file=sys.stderr, flush=True)
+    return proxies
+
+
+def targets(scenario: Scenario, proxies: list[Proxy]) -> list[tuple[str, Proxy, str]]:
+    """(label, proxy, base URL) for every proxy that takes part in the scenario."""
+    chosen = []
+    for proxy in proxies:
+        url = proxy.urls.get(scenario.kind)
+        if url is None:
+            continue
+        label = proxy.name
+        if proxy.name == "navigator-tenant":
+            if scenario.kind == "static":
+                label = "navigator"
+            elif not scenario.tenant:
+                continue
+        chosen.append((label, proxy, url))
+    return chosen
+
+
+def cold_start(proxies: list[Proxy], rep: report.Report) -> None:
+    for proxy in proxies:
+        if proxy.name != "navigator-tenant":
+            continue
+        try:
+            status, seconds = clients.timed_get(proxy.urls["proxy"] + "/100b", timeout=30)
+        except (OSError, clients.ClientError) as exc:
+            rep.notes.append(f"navigator-tenant cold start failed: {exc}")
+            continue
+        rep.notes.append(f"navigator-tenant cold start (first request, tenant nginx started "
+                         f"by navigator): {seconds * 1e3:.0f} ms, status {status}")
+
+
+def run_scenario(scenario: Scenario, proxies: list[Proxy], options: argparse.Namespace,
+                 rep: report.Report, dead: set[str]) -> None:
+    """Probe, then run every participating proxy `options.rounds` times, interleaved.
+
+    `dead` collects proxies that did not answer a probe at all; they are skipped from then on.
+    """
+    active = []
+    for label, proxy, url in targets(scenario, proxies):
+        if proxy.name in dead:
+            continue
+        if not proxy.service.alive():
+            dead.add(proxy.name)
+            rep.notes.append(f"FAILED {proxy.name}: process exited "
+                             f"({proxy.service.process.returncode}) before {scenario.name}: "
+                             f"{servers.tail(proxy.service.log, 3)}")
+            continue
+        problem, fatal = scenarios.probe(scenario, url)
+        if problem:
+            rep.notes.append(f"SKIPPED {scenario.name}/{label}: probe {url}{scenario.path} "
+                             f"{problem}" + ("; not measured further" if fatal else ""))
+            if fatal:
+                dead.add(proxy.name)
+            continue
+        active.append((label, proxy, url))
+    print(f"bench: {scenario.name}: {scenario.description} "
+          f"[{', '.join(label for label, _, _ in active)}]", file=sys.stderr, flush=True)
+    failed: set[str] = set()
+    seconds = options.duration or scenario.default_seconds
+    for round_ in range(1, options.rounds + 1):
+        shift = (round_ - 1) % max(1, len(active))
+        for label, proxy, url in active[shift:] + active[:shift]:
+            if label in failed:
+                continue
+            try:
+                if options.warmup and round_ == 1 and scenario.warm_up:
+                    scenarios.warm_up(scenario, url)
+                sample = scenarios.run_once(scenario, label, proxy.service, url, round_,
+                                            seconds)
+            except (wrk.WrkError, clients.ClientError, OSError) as exc:
+                failed.add(label)
+                rep.notes.append(f"FAILED {scenario.name}/{label}: {exc}")
+                continue
+            rep.samples.append(sample)
+            print(f"bench:   round {round_} {label:17} {sample.throughput:12,.1f} "
+                  f"{sample.unit}  cpu {sample.cpu_us_per_op or 0:8.1f} µs/{sample.op}",
+                  file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    chosen = scenarios.by_name([n for n in options.only.split(",") if n]) if options.only \
+        else list(scenarios.SCENARIOS)
+    wanted = [p for p in options.proxies.split(",") if p]
+    started = time.monotonic()
+    missing = servers.ensure_tools()
+    if "wrk" in missing or "nginx" in missing:
+        print("bench: wrk and nginx are required (load generator and backend)", file=sys.stderr)
+        return 2
+    if "caddy" in missing:
+        wanted = [p for p in wanted if p != "caddy"]
+    servers.raise_fd_limit()
+    if servers.cores_available():
+        os.sched_setaffinity(0, {servers.LOAD_CORE})
+    stamp = datetime.now(UTC)
+    rep = report.Report(meta={
+        "started": stamp.strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "versions": "; ".join([_version(["nginx", "-v"]), _version(["caddy", "version"]),
+                               _version(["wrk", "--version"]),
+                               f"Python {platform.python_version()}"]),
+        "mode": f"{options.rounds} round(s) x "
+                + (f"{options.duration:g} s" if options.duration else "3 s (proxy) / 2 s (other)")
+                + (", 1 s warm-up before c1000" if options.warmup else ", no warm-up"),
+        "pinning": f"proxy on core {servers.PROXY_CORE}, wrk + backends + harness on core "
+                   f"{servers.LOAD_CORE}" if servers.cores_available() else "not pinned",
+        "scenarios": {s.name: s.description for s in chosen},
+    })
+    if "caddy" in missing:
+        rep.notes.append("SKIPPED caddy: not installed")
+    if not servers.cores_available():
+        rep.notes.append("WARNING: fewer than 2 cores or no taskset: nothing is pinned")
+    ws = Workspace(keep=options.keep)
+    try:
+        backend = servers.start_backend(ws)
+        python_backends = servers.start_python_backends(ws)
+        ports = Ports(files=backend.port, sink=python_backends.sink_port,
+                      ws=python_backends.ws_port)
+        proxies = start_proxies(ws, ports, wanted, rep)
+        cold_start(proxies, rep)
+        dead: set[str] = set()
+        for scenario in chosen:
+            run_scenario(scenario, proxies, options, rep, dead)
+    except servers.StartError as exc:
+        print(f"bench: backend did not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ws.close()
+        if options.keep:
+            print(f"bench: workspace kept at {ws.root}", file=sys.stderr)
+    rep.notes.extend(TODO_NOTES)
+    rep.meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    rep.notes.append(f"suite took {rep.meta['elapsed_s']} s")
+    sys.stdout.write(report.markdown(rep))
+    if not options.no_save:
+        for path in report.save(rep, stamp.strftime("%Y-%m-%d-%H%M%S")):
+            print(f"bench: wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

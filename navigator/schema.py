@@ -1,0 +1,322 @@
+"""The YAML schema as msgspec Structs: what a navigator config file may contain.
+
+Room: config (PURE data). These Structs mirror reference section 3 key for key, plus our
+extensions (`server.limits`, `server.pid_file`, `server.metrics`, `server.access_log`,
+`server.idle.command|fly_api_socket|count_websockets`, `stamps`, replay `machine`/`methods`,
+tenant `region`/`machine`). `config.decode` converts the YAML tree into `NavigatorFile`;
+`config.resolve` turns that into the frozen `runtime.Config` every other room reads.
+
+Invariants:
+- every scalar that is not an int or bool in the reference is a `str` holding the YAML
+  source text (`timeout: 10` is `"10"`, `action: off` is `"off"`); durations and sizes stay
+  strings here and are parsed by `config.resolve`;
+- every field has a default except the few the reference cannot run without (a health
+  response's `status`, a hook's `command`, a managed process's `name` and `command`), so a
+  missing key means "use the default", never an error;
+- `str` fields default to "" meaning "not set"; the defaults the reference documents for
+  them are applied in `config.resolve`, where inheritance (tenant → applications → built-in)
+  also happens;
+- nothing here has behaviour: no validators, no I/O.
+
+Must not touch: runtime types, environment, file system.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Spec(msgspec.Struct, kw_only=True, frozen=True):
+    """Base for every section: keyword-only, immutable, unknown keys allowed (warned by config)."""
+
+
+# --- server ----------------------------------------------------------------------------------
+class BotDetectionSpec(Spec):
+    enabled: bool = False
+    action: str = "reject"  # reject | ignore | static-only
+
+
+class HealthResponseSpec(Spec):
+    status: int
+    body: str = ""
+    headers: dict[str, str] = {}
+
+
+class HealthCheckSpec(Spec):
+    path: str = ""
+    response: HealthResponseSpec | None = None
+
+
+class CacheOverrideSpec(Spec):
+    path: str = ""
+    max_age: str = ""  # duration
+    immutable: bool = False
+
+
+class CacheControlSpec(Spec):
+    default: str = ""  # duration; "" = no Cache-Control header
+    default_immutable: bool = False
+    overrides: list[CacheOverrideSpec] = []
+
+
+class StaticSpec(Spec):
+    public_dir: str = ""  # "" = "public"
+    allowed_extensions: list[str] = []
+    try_files: list[str] = []
+    normalize_trailing_slashes: bool = False
+    cache_control: CacheControlSpec = msgspec.field(default_factory=CacheControlSpec)
+
+
+class IdleSpec(Spec):
+    action: str = ""  # suspend | stop | exit | command; anything else = off
+    timeout: str = ""  # Go duration only; "" = 10m
+    command: list[str] = []  # extension: argv for action "command"
+    fly_api_socket: str = ""  # extension; "" = /.fly/api
+    count_websockets: bool = True  # extension: open WebSockets keep the machine up
+
+
+class CgiScriptSpec(Spec):
+    path: str = ""
+    script: str = ""
+    method: str = ""
+    user: str = ""
+    group: str = ""
+    allowed_users: list[str] = []
+    env: dict[str, str] = {}
+    timeout: str = ""  # duration; "" = none
+    reload_config: str = ""
+
+
+class LimitsSpec(Spec):
+    """Extension `server.limits`: sizes like "64K", durations like "30s"; "" = default."""
+
+    max_request_line: str = ""
+    max_header_bytes: str = ""
+    max_header_count: int | None = None
+    max_body_bytes: str = ""
+    max_connections: int | None = None
+    header_timeout: str = ""
+    keepalive_timeout: str = ""
+    body_timeout: str = ""
+    upstream_connect_timeout: str = ""
+    upstream_response_timeout: str = ""
+    websocket_idle_timeout: str = ""
+    shutdown_timeout: str = ""
+
+
+class MetricsSpec(Spec):
+    """Extension `server.metrics`."""
+
+    enabled: bool = True
+    path: str = ""  # "" = /_navigator/metrics
+    listen: str = ""  # optional separate listener, same forms as server.listen
+
+
+class ServerSpec(Spec):
+    listen: str = ""  # "3000", ":3000", "127.0.0.1:3000"; "" = 3000
+    hostname: str = ""
+    root_path: str = ""
+    trust_proxy: bool = False
+    disable_compression: bool = False
+    bot_detection: BotDetectionSpec = msgspec.field(default_factory=BotDetectionSpec)
+    health_check: HealthCheckSpec = msgspec.field(default_factory=HealthCheckSpec)
+    static: StaticSpec = msgspec.field(default_factory=StaticSpec)
+    idle: IdleSpec = msgspec.field(default_factory=IdleSpec)
+    cgi_scripts: list[CgiScriptSpec] = []
+    limits: LimitsSpec = msgspec.field(default_factory=LimitsSpec)
+    pid_file: str = ""  # extension; "" = /tmp/navigator.pid
+    metrics: MetricsSpec = msgspec.field(default_factory=MetricsSpec)
+    access_log: bool = True  # extension
+
+
+# --- top-level sections ----------------------------------------------------------------------
+class CableSpec(Spec):
+    enabled: bool = True
+    path: str = ""  # "" = /cable
+    broadcast_path: str = ""  # "" = /_broadcast
+
+
+class AuthPatternSpec(Spec):
+    pattern: str = ""
+    action: str = ""
+
+
+class AuthSpec(Spec):
+    enabled: bool = False
+    realm: str = ""  # "" = Restricted; "off" disables auth
+    htpasswd: str = ""
+    public_paths: list[str] = []
+    auth_patterns: list[AuthPatternSpec] = []
+
+
+class MaintenanceSpec(Spec):
+    enabled: bool = False
+    page: str = ""  # "" = <public_dir>/503.html
+
+
+class RewriteSpec(Spec):
+    """One `redirects[]` or `rewrites[]` entry."""
+
+    from_: str = msgspec.field(default="", name="from")
+    to: str = ""
+
+
+class ReverseProxySpec(Spec):
+    name: str = ""
+    path: str = ""  # regex; wins over prefix
+    prefix: str = ""
+    target: str = ""
+    strip_path: bool = False
+    headers: dict[str, str] = {}
+    response_headers: dict[str, str] = {}
+    websocket: bool = False
+
+
+class ReplaySpec(Spec):
+    path: str = ""
+    app: str = ""
+    region: str = ""
+    machine: str = ""  # extension
+    status: int = 307
+    methods: list[str] = []  # extension; empty = any method
+
+
+class FlySpec(Spec):
+    replay: list[ReplaySpec] = []
+    sticky_sessions: Any = None  # removed upstream feature: accepted, ignored
+
+
+class RoutesSpec(Spec):
+    redirects: list[RewriteSpec] = []
+    rewrites: list[RewriteSpec] = []
+    reverse_proxies: list[ReverseProxySpec] = []
+    fly: FlySpec = msgspec.field(default_factory=FlySpec)
+
+
+# --- applications ----------------------------------------------------------------------------
+class PoolsSpec(Spec):
+    max_size: int | None = None
+    timeout: str = ""  # duration; "" = 10m
+    start_port: int = 4000
+    default_memory_limit: str = ""  # size
+    user: str = ""
+    group: str = ""
+
+
+class FrameworkSpec(Spec):
+    command: str = ""
+    args: list[str] = []
+    app_directory: str = ""
+    port_env_var: str = ""  # "" = PORT
+    start_delay: str = ""  # duration
+
+
+class HookSpec(Spec):
+    command: str
+    args: list[str] = []
+    timeout: str = ""  # duration; "" = none
+    reload_config: str = ""
+
+
+class TenantHooksSpec(Spec):
+    start: list[HookSpec] = []
+    stop: list[HookSpec] = []
+
+
+class TenantSpec(Spec):
+    path: str = ""
+    name: str = ""
+    root: str = ""
+    env: dict[str, str] = {}
+    var: dict[str, Any] = {}
+    framework: str = ""
+    runtime: str = ""
+    server: str = ""
+    args: list[str] = []
+    health_check: str = ""
+    track_websockets: bool | None = None  # None = inherit applications.track_websockets
+    hooks: TenantHooksSpec = msgspec.field(default_factory=TenantHooksSpec)
+    public_dir: str = ""
+    startup_timeout: str = ""
+    memory_limit: str = ""
+    user: str = ""
+    group: str = ""
+    bot_detection: BotDetectionSpec | None = None
+    region: str = ""  # extension: placement (decoded, not used yet)
+    machine: str = ""  # extension: placement (decoded, not used yet)
+
+
+class ApplicationsSpec(Spec):
+    pools: PoolsSpec = msgspec.field(default_factory=PoolsSpec)
+    env: dict[str, str] = {}
+    runtime: dict[str, str] = {}
+    server: dict[str, str] = {}
+    args: dict[str, list[str]] = {}
+    health_check: str = ""
+    startup_timeout: str = ""
+    track_websockets: bool = True
+    framework: FrameworkSpec = msgspec.field(default_factory=FrameworkSpec)
+    tenants: list[TenantSpec] = []
+
+
+class ManagedProcessSpec(Spec):
+    name: str
+    command: str
+    args: list[str] = []
+    working_dir: str = ""
+    env: dict[str, str] = {}
+    auto_restart: bool = False
+    start_delay: str = ""
+
+
+class ServerHooksSpec(Spec):
+    start: list[HookSpec] = []
+    ready: list[HookSpec] = []
+    idle: list[HookSpec] = []
+    resume: list[HookSpec] = []
+    stop: list[HookSpec] = []
+
+
+class HooksSpec(Spec):
+    server: ServerHooksSpec = msgspec.field(default_factory=ServerHooksSpec)
+    tenant: TenantHooksSpec = msgspec.field(default_factory=TenantHooksSpec)
+
+
+class VectorSpec(Spec):
+    enabled: bool = False
+    socket: str = ""
+    config: str = ""
+
+
+class LoggingSpec(Spec):
+    format: str = ""  # text | json; "" = text
+    file: str = ""
+    vector: VectorSpec = msgspec.field(default_factory=VectorSpec)
+
+
+class StampsSpec(Spec):
+    """Extension `stamps`: deployment-stamp networking."""
+
+    dns_servers: list[str] = []  # "host:port"; empty = system resolver
+
+
+class NavigatorFile(Spec):
+    """The whole file."""
+
+    server: ServerSpec = msgspec.field(default_factory=ServerSpec)
+    cable: CableSpec = msgspec.field(default_factory=CableSpec)
+    auth: AuthSpec = msgspec.field(default_factory=AuthSpec)
+    maintenance: MaintenanceSpec = msgspec.field(default_factory=MaintenanceSpec)
+    routes: RoutesSpec = msgspec.field(default_factory=RoutesSpec)
+    applications: ApplicationsSpec = msgspec.field(default_factory=ApplicationsSpec)
+    managed_processes: list[ManagedProcessSpec] = []
+    hooks: HooksSpec = msgspec.field(default_factory=HooksSpec)
+    logging: LoggingSpec = msgspec.field(default_factory=LoggingSpec)
+    stamps: StampsSpec = msgspec.field(default_factory=StampsSpec)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the file format (for editors and generated docs)."""
+    return msgspec.json.schema(NavigatorFile)
