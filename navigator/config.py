@@ -1,255 +1,622 @@
-"""Loading a navigator YAML file: parse, check shapes, decode into the schema, resolve.
+"""Config: load a navigator YAML file and resolve it into the frozen runtime Config.
 
-Room: config (PURE apart from reading the file, and the directory checks `resolve` makes at
-load time). `load_config` is the only entry point the server needs; `resolve` turns decoded
-`schema.NavigatorFile` into the frozen `runtime.Config` (see `navigator.resolve_parts` docs in
-`_Resolver` below); `summarize` prints what a file resolved to for `navigator check`.
+Room: config (PURE apart from reading the file and checking directories at load time).
+`load_config` reads + decodes (`schema`) + resolves; `resolve` precomputes everything a
+request or a process start needs (runtime.py docstrings say what); `summarize` renders a
+Config for `navigator check`.
 
 Invariants:
-- scalars are read as YAML 1.2 source text and converted by the *target field's* type:
-  `off`, `1:30` and `10` stay strings in string fields; bool fields take true/false plus
-  y/yes/on and n/no/off in any case; int fields take YAML 1.2 integers;
-- `~`/empty values leave a field at its default;
-- a wrong shape is a `ConfigError` naming file, line, dotted key path and reason
-  (`cfg.yml:41: applications.tenants[3].path: expected a string, got a list`);
-- unknown keys and recoverable problems (an unparseable duration) become entries of
-  `Config.warnings`; this module never logs — the caller does;
-- `os.environ` is read only by `load_config` when no `environ` is passed; everything taken
-  from it is captured in the Config.
+- the whole file is accepted or rejected: any `ConfigError` names file, line, dotted key
+  path and reason (`cfg.yml:41: applications.tenants[3].path: expected a string, got a list`);
+- recoverable problems (unknown keys, an unparseable duration, a skipped rule) become
+  `Config.warnings`, each placed the same way; this module never logs — the caller does;
+- `environ` is read only while resolving (FLY_* identity, `${NAME}` in tenant env); a request
+  never reaches back into the environment;
+- relative paths resolve against `cwd` (the server's working directory), as the reference's do;
+- user rules come first, then the synthesised slash redirects (root path, then tenants);
+- decisions worth knowing: `static` is None when public_dir is not a directory (a warning
+  if it was configured); `maintenance.page` is None when unset (the snapshot falls back to
+  `<public_dir>/503.html`); `${NAME}` expansion from `environ` also applies to a tenant's own
+  env values, and an unset `${NAME}` without `:-default` is left as written; regex and
+  replacement syntax is Go's (see `gore`), and a bad regex is an error, not a dropped rule.
 
-Must not touch: sockets, asyncio, subprocesses, clocks, logging setup.
+Must not touch: sockets, asyncio, subprocesses, clocks, logging configuration.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import Literal, cast
+from urllib.parse import urlsplit
 
-import msgspec
-import yaml
-
-from navigator import runtime, schema
+from navigator import runtime as rt
+from navigator import schema as sc
 from navigator.gore import RegexSyntaxError, compile_go_regex, translate_replacement
-from navigator.units import format_duration
+from navigator.schema import ConfigError, KeyPath, dotted, located
+from navigator.units import format_duration, format_size, parse_duration, parse_size
 
-KeyPath = tuple[str | int, ...]
+__all__ = ["ConfigError", "dotted", "expand_environ", "load_config", "parse_listen", "resolve",
+           "summarize", "tenant_argv", "tenant_env", "tenant_name"]
 
-
-class ConfigError(ValueError):
-    """A config that cannot be used; `str()` is `file:line: key.path: reason`."""
-
-    def __init__(self, reason: str, key: KeyPath = (), *, file: str = "",
-                 line: int | None = None) -> None:
-        self.reason = reason
-        self.key = key
-        self.file = file
-        self.line = line
-        super().__init__(_located(file, line, key, reason))
-
-    def located(self, file: str, line: int | None) -> ConfigError:
-        return ConfigError(self.reason, self.key, file=file, line=line)
+DEFAULT_PORT = 3000
+LEGACY_ARGV = ("ruby", "bin/rails", "server", "-b", "0.0.0.0", "-p", rt.PORT_PLACEHOLDER)
+_PORT_FORMS = re.compile(r"\{\{\s*port\s*\}\}|\$\{port\}")
+_VAR_REF = re.compile(r"\$\{([^}]*)\}")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_YAML_BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
+_IDLE_ACTIONS = frozenset({"suspend", "stop", "exit", "command"})
+_OFF_WORDS = frozenset({"", "off", "none", "false", "no", "disabled"})
+_BOT_ACTIONS = frozenset({"reject", "ignore", "static-only"})
+Issues = list[tuple[KeyPath, str]]
 
 
-def dotted(key: KeyPath) -> str:
-    """`("applications", "tenants", 3, "path")` → `applications.tenants[3].path`."""
-    text = ""
-    for part in key:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
+class _Context:
+    """Per-resolve helpers: where relative paths start, FLY_*/`${NAME}` values, warnings."""
+
+    def __init__(self, cwd: Path, environ: Mapping[str, str]) -> None:
+        self.cwd = cwd
+        self.environ = environ
+        self.issues: Issues = []
+
+    def warn(self, key: KeyPath, reason: str) -> None:
+        self.issues.append((key, reason))
+
+    def path(self, text: str, base: Path | None = None) -> Path:
+        return Path(os.path.normpath((base or self.cwd) / os.path.expanduser(text)))
+
+    def duration(self, text: str, key: KeyPath, default: float | None, *,
+                 extended: bool = True) -> float | None:
+        """Empty → default; unparseable or negative → default and a warning."""
+        if not text:
+            return default
+        try:
+            seconds = parse_duration(text, extended=extended)
+        except ValueError as exc:
+            reason = str(exc)
+        else:
+            if seconds >= 0:
+                return seconds
+            reason = f"negative duration {text!r}"
+        shown = "none" if default is None else format_duration(default)
+        self.warn(key, f"{reason}; using the default ({shown})")
+        return default
+
+    def seconds(self, text: str, key: KeyPath, default: float, *, extended: bool = True) -> float:
+        value = self.duration(text, key, default, extended=extended)
+        return default if value is None else value
+
+    def size(self, text: str, key: KeyPath) -> int | None:
+        if not text:
+            return None
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key) from None
+
+    def regex(self, text: str, key: KeyPath) -> re.Pattern[str]:
+        try:
+            return compile_go_regex(text)
+        except RegexSyntaxError as exc:
+            raise ConfigError(str(exc), key) from None
 
 
-def _located(file: str, line: int | None, key: KeyPath, reason: str) -> str:
-    where = f"{file}:{line}: " if file and line else f"{file}: " if file else ""
-    return f"{where}{dotted(key)}: {reason}" if key else f"{where}{reason}"
+def _pairs(mapping: Mapping[str, str]) -> rt.Pairs:
+    return tuple(mapping.items())
 
 
-# --- YAML --------------------------------------------------------------------------------------
-class _Loader(yaml.CSafeLoader):
-    """Every plain scalar is a string except null; the schema decides what it becomes."""
-
-    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registry
-
-
-_Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"),
-                              ["~", "n", "N", ""])
-_Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
-
-_TRUE = frozenset({"y", "yes", "on", "true"})
-_FALSE = frozenset({"n", "no", "off", "false"})
-_INT = re.compile(r"[-+]?[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+")
+def parse_listen(text: str, key: KeyPath) -> rt.ListenAddress:
+    """`3000`, `":3000"`, `"127.0.0.1:3000"`, `"[::1]:3000"`; "" = all interfaces, 3000."""
+    text = text.strip()
+    if not text:
+        return rt.ListenAddress("", DEFAULT_PORT)
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isdigit() or int(port) > 65535 or (":" in host and not sep):
+        raise ConfigError(f"expected a port or host:port, got {text!r}", key)
+    return rt.ListenAddress(host, int(port))
 
 
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """What the schema expects at one place of the tree (built once from the Structs)."""
-
-    kind: str  # struct | list | dict | str | bool | int | any
-    item: _Shape | None = None  # list item / dict value
-    fields: Mapping[str, _Shape] = field(default_factory=lambda: MappingProxyType({}))
-    required: tuple[str, ...] = ()
+def _slashed(path: str) -> str:
+    path = path.strip()
+    if not path.startswith("/"):
+        path = "/" + path
+    return path if path.endswith("/") else path + "/"
 
 
-def _shape_of(info: msgspec.inspect.Type) -> _Shape:
-    inspect = msgspec.inspect
-    if isinstance(info, inspect.UnionType):
-        (inner,) = [t for t in info.types if not isinstance(t, inspect.NoneType)]
-        return _shape_of(inner)
-    if isinstance(info, inspect.StructType):
-        return _Shape("struct", fields=MappingProxyType(
-            {f.encode_name: _shape_of(f.type) for f in info.fields}),
-            required=tuple(f.encode_name for f in info.fields if f.required))
-    if isinstance(info, inspect.ListType):
-        return _Shape("list", item=_shape_of(info.item_type))
-    if isinstance(info, inspect.DictType):
-        return _Shape("dict", item=_shape_of(info.value_type))
-    kinds = {inspect.StrType: "str", inspect.BoolType: "bool", inspect.IntType: "int"}
-    return _Shape(kinds.get(type(info), "any"))
+# --- server sections -------------------------------------------------------------------------
+def _health(spec: sc.HealthCheckSpec) -> rt.HealthCheck:
+    response = spec.response
+    if response is None:
+        return rt.HealthCheck(spec.path, None)
+    if not 100 <= response.status <= 599:
+        raise ConfigError(f"invalid HTTP status {response.status}",
+                          ("server", "health_check", "response", "status"))
+    headers = _pairs(response.headers)
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        headers = (("Content-Type", "text/plain"), *headers)
+    return rt.HealthCheck(spec.path, rt.HealthResponse(response.status, response.body.encode(),
+                                                       headers))
 
 
-_ROOT = _shape_of(msgspec.inspect.type_info(schema.NavigatorFile))
-_WHAT = {"str": "a string", "bool": "a boolean (true/false, yes/no, on/off)",
-         "int": "an integer", "list": "a list", "dict": "a mapping", "struct": "a mapping"}
+def _public_dir(spec: sc.StaticSpec, ctx: _Context) -> Path:
+    return ctx.path(spec.public_dir or "public")
 
 
-def _describe(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return repr(value) if isinstance(value, str) else repr(str(value))
-
-
-def _check(value: object, shape: _Shape, key: KeyPath, unknown: list[KeyPath]) -> object:
-    """Validate `value` against `shape`, converting scalars; returns the value to decode."""
-    kind = shape.kind
-    if kind == "str":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int | float):
-            return str(value)
-    elif kind == "struct":
-        if isinstance(value, dict):
-            out: dict[str, object] = {}
-            fields = shape.fields
-            for name, item in value.items():
-                sub = fields.get(name) if isinstance(name, str) else None
-                if sub is None:
-                    unknown.append((*key, str(name)))
-                elif item is not None:
-                    out[name] = _check(item, sub, (*key, name), unknown)
-            for name in shape.required:
-                if name not in out:
-                    raise ConfigError(f"missing required key {name!r}", key)
-            return out
-    elif kind == "list":
-        if isinstance(value, list):
-            item_shape = shape.item
-            assert item_shape is not None
-            return [_check("" if item is None and item_shape.kind == "str" else item, item_shape,
-                           (*key, index), unknown) for index, item in enumerate(value)]
-    elif kind == "dict":
-        if isinstance(value, dict):
-            value_shape = shape.item
-            assert value_shape is not None
-            return {str(name): _check("" if item is None and value_shape.kind == "str" else item,
-                                      value_shape, (*key, str(name)), unknown)
-                    for name, item in value.items()}
-    elif kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            word = value.lower()
-            if word in _TRUE or word in _FALSE:
-                return word in _TRUE
-    elif kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and _INT.fullmatch(value):
-            return int(value, 16 if value.startswith("0x") else 8 if value.startswith("0o")
-                       else 10) if value[:2] in ("0x", "0o") else int(value)
-    else:
-        return value
-    raise ConfigError(f"expected {_WHAT[kind]}, got {_describe(value)}", key)
-
-
-def parse_yaml(text: str) -> object:
-    """The YAML document with every plain scalar as a string (None for null/empty)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def decode(data: object) -> tuple[schema.NavigatorFile, list[KeyPath]]:
-    """Schema object for a parsed document, plus the key paths of unknown keys."""
-    unknown: list[KeyPath] = []
-    if data is None:
-        data = {}
-    checked = _check(data, _ROOT, (), unknown)
-    try:
-        return msgspec.convert(checked, schema.NavigatorFile, strict=False), unknown
-    except msgspec.ValidationError as exc:  # pragma: no cover - _check covers the shapes
-        raise ConfigError(str(exc)) from exc
-
-
-def line_of(text: str, key: KeyPath) -> int | None:
-    """1-based line of the node at `key` (or of its deepest existing parent)."""
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
+def _static(spec: sc.StaticSpec, ctx: _Context) -> rt.StaticSettings | None:
+    """None when public_dir is not a directory (no static stage at all, as the contract says)."""
+    key: KeyPath = ("server", "static")
+    public = _public_dir(spec, ctx)
+    if not public.is_dir():
+        if spec.public_dir:
+            ctx.warn((*key, "public_dir"), f"{public} is not a directory; static files are off")
         return None
-    line = None
-    for part in key:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == part:
-                    child = value_node
-                    line = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if part < len(node.value) else None
-        node = child
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
+    cache = spec.cache_control
+    ckey: KeyPath = (*key, "cache_control")
+    default = ctx.duration(cache.default, (*ckey, "default"), None)
+    overrides = []
+    for index, item in enumerate(cache.overrides):
+        okey: KeyPath = (*ckey, "overrides", index)
+        max_age = ctx.duration(item.max_age, (*okey, "max_age"), None)
+        if not item.path or max_age is None:
+            ctx.warn(okey, "override needs a path and a max_age; skipped")
+            continue
+        overrides.append(rt.CacheOverride(item.path, int(max_age), item.immutable))
+    overrides.sort(key=lambda o: len(o.prefix), reverse=True)
+    return rt.StaticSettings(
+        public_dir=public,
+        allowed_extensions=frozenset(ext.lstrip(".") for ext in spec.allowed_extensions),
+        try_files=tuple(spec.try_files),
+        normalize_trailing_slashes=spec.normalize_trailing_slashes,
+        cache_default=None if default is None else int(default),
+        cache_default_immutable=cache.default_immutable,
+        cache_overrides=tuple(overrides))
 
 
-# --- entry points ----------------------------------------------------------------------------
+def _idle(spec: sc.IdleSpec, ctx: _Context) -> rt.IdleSettings:
+    key: KeyPath = ("server", "idle")
+    action = "" if spec.action.lower() in _OFF_WORDS else spec.action
+    if action and action not in _IDLE_ACTIONS:
+        ctx.warn((*key, "action"), f"unknown action {action!r}; machine idle is off")
+        action = ""
+    if action == "command" and not spec.command:
+        ctx.warn((*key, "command"), "action 'command' needs a command; machine idle is off")
+        action = ""
+    timeout = ctx.seconds(spec.timeout, (*key, "timeout"), 600.0, extended=False)
+    return rt.IdleSettings(cast(Literal["", "suspend", "stop", "exit", "command"], action),
+                           timeout, tuple(spec.command), spec.fly_api_socket or "/.fly/api",
+                           spec.count_websockets)
+
+
+def _limits(spec: sc.LimitsSpec, ctx: _Context) -> rt.Limits:
+    key: KeyPath = ("server", "limits")
+    base = rt.Limits()
+    sizes = {name: ctx.size(getattr(spec, name), (*key, name))
+             for name in ("max_request_line", "max_header_bytes", "max_body_bytes")}
+    times = {name: ctx.duration(getattr(spec, name), (*key, name), getattr(base, name))
+             for name in ("header_timeout", "keepalive_timeout", "body_timeout",
+                          "upstream_connect_timeout", "upstream_response_timeout",
+                          "websocket_idle_timeout", "shutdown_timeout")}
+    values: dict[str, object] = {k: v for k, v in {**sizes, **times}.items() if v is not None}
+    for name in ("max_header_count", "max_connections"):
+        if getattr(spec, name) is not None:
+            values[name] = getattr(spec, name)
+    return dataclasses.replace(base, **values)  # type: ignore[arg-type]
+
+
+def _bots(spec: sc.BotDetectionSpec, key: KeyPath, ctx: _Context) -> rt.BotDetection:
+    action = spec.action or "reject"
+    if action not in _BOT_ACTIONS:
+        ctx.warn((*key, "action"), f"unknown action {action!r}; using 'reject'")
+        action = "reject"
+    return rt.BotDetection(spec.enabled,
+                           cast(Literal["reject", "ignore", "static-only"], action))
+
+
+def _cgi(specs: Sequence[sc.CgiScriptSpec], ctx: _Context) -> tuple[rt.CgiScript, ...]:
+    scripts = []
+    for index, spec in enumerate(specs):
+        key: KeyPath = ("server", "cgi_scripts", index)
+        if not spec.path or not spec.script:
+            ctx.warn(key, "a CGI script needs path and script; skipped")
+            continue
+        script = ctx.path(spec.script)
+        if not script.is_file():
+            ctx.warn((*key, "script"), f"{script} does not exist; skipped")
+            continue
+        scripts.append(rt.CgiScript(
+            path=spec.path, script=script, method=spec.method.upper(), user=spec.user,
+            group=spec.group, allowed_users=frozenset(u.strip() for u in spec.allowed_users),
+            env=_pairs(spec.env), timeout=ctx.duration(spec.timeout, (*key, "timeout"), None),
+            reload_config=spec.reload_config))
+    return tuple(scripts)
+
+
+def _auth(spec: sc.AuthSpec, ctx: _Context) -> rt.AuthSettings:
+    realm = spec.realm or "Restricted"
+    patterns = tuple(
+        rt.AuthPattern(ctx.regex(item.pattern, ("auth", "auth_patterns", i, "pattern")),
+                       item.action)
+        for i, item in enumerate(spec.auth_patterns))
+    return rt.AuthSettings(
+        enabled=spec.enabled and bool(spec.htpasswd) and realm != "off", realm=realm,
+        htpasswd=ctx.path(spec.htpasswd) if spec.htpasswd else None,
+        public_paths=tuple(spec.public_paths), auth_patterns=patterns)
+
+
+def _maintenance(spec: sc.MaintenanceSpec, public_dir: Path, ctx: _Context) -> rt.Maintenance:
+    """Section 12: `/x` is inside public_dir, other values are relative to the cwd."""
+    page = None
+    if spec.page:
+        page = public_dir / spec.page.lstrip("/") if spec.page.startswith("/") \
+            else ctx.path(spec.page)
+    return rt.Maintenance(spec.enabled, page)
+
+
+def _hooks(specs: Sequence[sc.HookSpec], key: KeyPath, ctx: _Context) -> tuple[rt.Hook, ...]:
+    return tuple(rt.Hook(h.command, tuple(h.args),
+                         ctx.duration(h.timeout, (*key, i, "timeout"), None), h.reload_config)
+                 for i, h in enumerate(specs))
+
+
+def _tenant_hooks(spec: sc.TenantHooksSpec, key: KeyPath, ctx: _Context) -> rt.TenantHooks:
+    return rt.TenantHooks(_hooks(spec.start, (*key, "start"), ctx),
+                          _hooks(spec.stop, (*key, "stop"), ctx))
+
+
+# --- routes ----------------------------------------------------------------------------------
+def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context) -> tuple[rt.Rule, ...]:
+    """Section 6 order: redirects, rewrites, replays, then slash redirects for `slash_paths`."""
+    rules: list[rt.Rule] = []
+    for kind, items in (("redirect", spec.redirects), ("rewrite", spec.rewrites)):
+        for index, item in enumerate(items):
+            key: KeyPath = ("routes", f"{kind}s", index)
+            if not item.from_:
+                ctx.warn(key, "rule without 'from'; skipped")
+                continue
+            pattern = ctx.regex(item.from_, (*key, "from"))
+            rules.append(rt.Rule(cast(Literal["redirect", "rewrite"], kind), pattern,
+                                 translate_replacement(item.to, pattern)))
+    for index, replay in enumerate(spec.fly.replay):
+        key = ("routes", "fly", "replay", index)
+        if not (replay.app or replay.region or replay.machine):
+            ctx.warn(key, "replay rule names no app, region or machine; skipped")
+            continue
+        if not replay.path:
+            ctx.warn(key, "replay rule without 'path'; skipped")
+            continue
+        target = rt.ReplayTarget(
+            region="" if replay.app or replay.machine else replay.region,  # app wins
+            app=replay.app, machine=replay.machine, status=replay.status,
+            methods=frozenset(m.upper() for m in replay.methods))
+        rules.append(rt.Rule("replay", ctx.regex(replay.path, (*key, "path")), replay=target))
+    for path in slash_paths:
+        bare = path.rstrip("/")
+        if bare:
+            rules.append(rt.Rule("redirect", re.compile(f"^{re.escape(bare)}$"),
+                                 path.replace("\\", "\\\\")))
+    return tuple(rules)
+
+
+def _upstream(text: str, key: KeyPath, templated: bool) -> rt.UpstreamTarget:
+    parts = urlsplit(text)
+    scheme = {"http": "http", "ws": "http", "https": "https", "wss": "https"}.get(parts.scheme)
+    if scheme is None or not parts.hostname:
+        raise ConfigError(f"expected an http:// or https:// URL, got {text!r}", key)
+    try:
+        port = parts.port
+    except ValueError:
+        if not templated:
+            raise ConfigError(f"invalid port in {text!r}", key) from None
+        port = None
+    default_port = 443 if scheme == "https" else 80
+    return rt.UpstreamTarget(cast(Literal["http", "https"], scheme), parts.hostname,
+                             port or default_port, parts.path)
+
+
+def _proxies(specs: Sequence[sc.ReverseProxySpec],
+             ctx: _Context) -> tuple[rt.ReverseProxyRoute, ...]:
+    routes = []
+    for index, spec in enumerate(specs):
+        key: KeyPath = ("routes", "reverse_proxies", index)
+        if not spec.path and not spec.prefix:
+            ctx.warn(key, "reverse proxy without path or prefix; skipped")
+            continue
+        if not spec.target:
+            raise ConfigError("missing required key 'target'", key)
+        pattern = ctx.regex(spec.path, (*key, "path")) if spec.path else None
+        templated = pattern is not None and "$" in spec.target
+        routes.append(rt.ReverseProxyRoute(
+            name=spec.name or spec.prefix or spec.path, pattern=pattern,
+            prefix=spec.prefix or None,
+            target=_upstream(spec.target, (*key, "target"), templated),
+            target_template=spec.target if templated else "", strip_path=spec.strip_path,
+            headers=_pairs(spec.headers), response_headers=_pairs(spec.response_headers),
+            websocket=spec.websocket))
+    return tuple(routes)
+
+
+# --- tenants ---------------------------------------------------------------------------------
+def _render(value: object) -> str:
+    """A tenant `var` value as text: scalars as written, YAML 1.2 booleans in lowercase."""
+    if isinstance(value, str):
+        return value.lower() if value in _YAML_BOOL else value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int | float) else json.dumps(value)
+
+
+def expand_environ(text: str, environ: Mapping[str, str]) -> str:
+    """`${NAME}` / `${NAME:-default}` from `environ`; an unset `${NAME}` stays as written."""
+    if "${" not in text:
+        return text
+
+    def one(match: re.Match[str]) -> str:
+        value = environ.get(match.group(1))
+        default = match.group(2)
+        if default is not None:
+            return value or default
+        return match.group(0) if value is None else value
+
+    return _ENV_REF.sub(one, text)
+
+
+def tenant_env(template: Mapping[str, str], variables: Mapping[str, object],
+               own: Mapping[str, str], environ: Mapping[str, str]) -> rt.Pairs:
+    """Section 10.2: template with `${var}`, then the tenant's env, then `${NAME}` from environ."""
+    rendered = {name: _render(value) for name, value in variables.items()}
+
+    def var(match: re.Match[str]) -> str:
+        return rendered.get(match.group(1), match.group(0))
+
+    env = {name: _VAR_REF.sub(var, value) if "${" in value else value
+           for name, value in template.items()}
+    env.update(own)
+    return tuple((name, expand_environ(value, environ)) for name, value in env.items())
+
+
+def tenant_argv(apps: sc.ApplicationsSpec, tenant: sc.TenantSpec) -> tuple[str, ...]:
+    """Section 10.3, generalised: `framework.command + args`, overridable per tenant and by
+    the runtime/server/args maps; Rails (`ruby bin/rails server ...`) only if nothing is set."""
+    fw = tenant.framework
+    program = tenant.runtime or apps.runtime.get(fw, "")
+    server = tenant.server or apps.server.get(fw, "")
+    args = tenant.args or apps.args.get(fw) or None
+    command = apps.framework.command
+    if command:
+        argv = [program or command, *([server] if server else []),
+                *(apps.framework.args if args is None else args)]
+    elif program or server or args is not None:
+        argv = [program or LEGACY_ARGV[0], server or LEGACY_ARGV[1],
+                *(LEGACY_ARGV[2:] if args is None else args)]
+    else:
+        argv = list(LEGACY_ARGV)
+    return tuple(_PORT_FORMS.sub(rt.PORT_PLACEHOLDER, arg) for arg in argv)
+
+
+def tenant_name(spec: sc.TenantSpec, path: str, root_path: str) -> str:
+    """Explicit name, else the path below root_path without slashes ([legacy] without a root
+    path a leading /showcase/ is dropped, as the reference does)."""
+    if spec.name:
+        return spec.name
+    if root_path != "/" and path.startswith(root_path):
+        path = path[len(root_path):]
+    elif root_path == "/" and path.startswith("/showcase/"):
+        path = path[len("/showcase/"):]
+    return path.strip("/")
+
+
+def _tenants(apps: sc.ApplicationsSpec, root_path: str,
+             ctx: _Context) -> tuple[rt.Tenant, ...]:
+    pools = apps.pools
+    fw = apps.framework
+    fkey: KeyPath = ("applications", "framework")
+    workdir = ctx.path(fw.app_directory) if fw.app_directory else ctx.cwd
+    start_delay = ctx.seconds(fw.start_delay, (*fkey, "start_delay"), 0.0)
+    startup = ctx.seconds(apps.startup_timeout, ("applications", "startup_timeout"), 5.0)
+    pool_limit = ctx.size(pools.default_memory_limit,
+                          ("applications", "pools", "default_memory_limit"))
+    seen: dict[str, int] = {}
+    tenants = []
+    for index, spec in enumerate(apps.tenants):
+        key: KeyPath = ("applications", "tenants", index)
+        if not spec.path.strip():
+            ctx.warn(key, "tenant without a path never matches; skipped")
+            continue
+        path = _slashed(spec.path)
+        name = tenant_name(spec, path, root_path)
+        if name in seen:
+            raise ConfigError(f"duplicate tenant name {name!r} (also tenants[{seen[name]}]); "
+                              "give each tenant a unique path or name", (*key, "path"))
+        seen[name] = index
+        root = ctx.path(spec.root) if spec.root else workdir
+        tenants.append(rt.Tenant(
+            name=name, path=path, root=root, argv=tenant_argv(apps, spec),
+            env=tenant_env(apps.env, spec.var, spec.env, ctx.environ),
+            port_env_var=fw.port_env_var or "PORT",
+            health_path=spec.health_check or apps.health_check or "/",
+            startup_timeout=ctx.seconds(spec.startup_timeout, (*key, "startup_timeout"), startup),
+            start_delay=start_delay,
+            track_websockets=(apps.track_websockets if spec.track_websockets is None
+                              else spec.track_websockets),
+            hooks=_tenant_hooks(spec.hooks, (*key, "hooks"), ctx),
+            public_dir=ctx.path(spec.public_dir, root) if spec.public_dir else None,
+            memory_limit=ctx.size(spec.memory_limit, (*key, "memory_limit")) or pool_limit,
+            user=spec.user or pools.user, group=spec.group or pools.group,
+            bot_detection=None if spec.bot_detection is None
+            else _bots(spec.bot_detection, (*key, "bot_detection"), ctx)))
+    return tuple(tenants)
+
+
+def _managed(specs: Sequence[sc.ManagedProcessSpec],
+             ctx: _Context) -> tuple[rt.ManagedProcess, ...]:
+    names: set[str] = set()
+    processes = []
+    for index, spec in enumerate(specs):
+        key: KeyPath = ("managed_processes", index)
+        if spec.name in names:
+            raise ConfigError(f"duplicate managed process name {spec.name!r}", (*key, "name"))
+        names.add(spec.name)
+        processes.append(rt.ManagedProcess(
+            spec.name, spec.command, tuple(spec.args),
+            ctx.path(spec.working_dir) if spec.working_dir else None, _pairs(spec.env),
+            spec.auto_restart, ctx.seconds(spec.start_delay, (*key, "start_delay"), 0.0)))
+    return tuple(processes)
+
+
+# --- the whole file --------------------------------------------------------------------------
+def _logging(spec: sc.LoggingSpec, access_log: bool, ctx: _Context) -> rt.LoggingSettings:
+    fmt = spec.format or "text"
+    if fmt not in ("text", "json"):
+        ctx.warn(("logging", "format"), f"unknown format {fmt!r}; using 'text'")
+        fmt = "text"
+    vector = rt.VectorSettings(spec.vector.enabled, spec.vector.socket, spec.vector.config)
+    return rt.LoggingSettings(cast(Literal["text", "json"], fmt), spec.file, access_log, vector)
+
+
+def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
+    server = raw.server
+    apps = raw.applications
+    root_path = _slashed(server.root_path) if server.root_path.strip("/ ") else "/"
+    tenants = _tenants(apps, root_path, ctx)
+    slash_paths = ([root_path] if root_path != "/" else []) + [t.path for t in tenants]
+    pools = apps.pools
+    metrics = server.metrics
+    environ = ctx.environ
+    cable = raw.cable
+    hooks = raw.hooks.server
+    hkey: KeyPath = ("hooks", "server")
+    return rt.Config(
+        source=ctx.path(str(source)),
+        listen=parse_listen(server.listen, ("server", "listen")),
+        root_path=root_path,
+        trust_proxy=server.trust_proxy,
+        hostname=server.hostname,
+        pid_file=ctx.path(server.pid_file or "/tmp/navigator.pid"),
+        health_check=_health(server.health_check),
+        static=_static(server.static, ctx),
+        idle=_idle(server.idle, ctx),
+        limits=_limits(server.limits, ctx),
+        bot_detection=_bots(server.bot_detection, ("server", "bot_detection"), ctx),
+        cgi_scripts=_cgi(server.cgi_scripts, ctx),
+        cable=rt.CableSettings(cable.enabled, cable.path or "/cable",
+                               cable.broadcast_path or "/_broadcast"),
+        auth=_auth(raw.auth, ctx),
+        maintenance=_maintenance(raw.maintenance, _public_dir(server.static, ctx), ctx),
+        rules=_rules(raw.routes, slash_paths, ctx),
+        reverse_proxies=_proxies(raw.routes.reverse_proxies, ctx),
+        tenants=tenants,
+        pools=rt.Pools(max_size=pools.max_size,
+                       idle_timeout=ctx.seconds(pools.timeout,
+                                                ("applications", "pools", "timeout"), 600.0),
+                       start_port=pools.start_port, user=pools.user, group=pools.group),
+        tenant_hooks=_tenant_hooks(raw.hooks.tenant, ("hooks", "tenant"), ctx),
+        server_hooks=rt.ServerHooks(*(_hooks(getattr(hooks, which), (*hkey, which), ctx)
+                                      for which in ("start", "ready", "idle", "resume", "stop"))),
+        managed_processes=_managed(raw.managed_processes, ctx),
+        logging=_logging(raw.logging, server.access_log, ctx),
+        metrics=rt.MetricsSettings(
+            metrics.enabled, metrics.path or "/_navigator/metrics",
+            parse_listen(metrics.listen, ("server", "metrics", "listen"))
+            if metrics.listen else None),
+        stamp=rt.StampSettings(environ.get("FLY_APP_NAME", ""), environ.get("FLY_REGION", ""),
+                               environ.get("FLY_MACHINE_ID", ""),
+                               tuple(raw.stamps.dns_servers)),
+    )
+
+
+def resolve(raw: sc.NavigatorFile, source_path: str | Path, environ: Mapping[str, str], *,
+            cwd: Path | None = None) -> rt.Config:
+    """The runtime Config for a decoded file; warnings carry key paths but no line numbers."""
+    ctx = _Context(cwd or Path.cwd(), environ)
+    config = _resolve(raw, Path(source_path), ctx)
+    warnings = tuple(located("", None, key, reason) for key, reason in ctx.issues)
+    return dataclasses.replace(config, warnings=warnings) if warnings else config
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
-                cwd: Path | None = None) -> runtime.Config:
-    """Read, decode and resolve one config file (environ defaults to os.environ)."""
+                cwd: Path | None = None) -> rt.Config:
+    """Read, decode and resolve one file. `environ` defaults to `os.environ` (read here only)."""
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror or exc}", file=name) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text: {exc}", file=name) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read config: {reason}", file=name) from None
+    ctx = _Context(cwd or Path.cwd(), os.environ if environ is None else environ)
     try:
-        data = parse_yaml(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {exc.problem}", file=name, line=line) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=name) from exc
-    try:
-        raw, unknown = decode(data)
-        from navigator.resolve import resolve_parts  # noqa: PLC0415
-        config, issues = resolve_parts(raw, Path(path), os.environ if environ is None
-                                       else environ, cwd or Path.cwd())
+        document = sc.parse_yaml(text)
     except ConfigError as exc:
-        raise exc.located(name, line_of(text, exc.key) if exc.key else None) from None
-    notes = [(key, "unknown key (ignored)") for key in unknown] + issues
+        raise exc.at(name, exc.line) from None
+    try:
+        raw, unknown = sc.decode(document.data)
+        config = _resolve(raw, Path(path), ctx)
+    except ConfigError as exc:
+        raise exc.at(name, document.lines([exc.key]).get(exc.key) if exc.key else None) \
+            from None
+    notes = [(key, "unknown key (ignored)") for key in unknown] + ctx.issues
     if not notes:
         return config
-    lines = _lines_of(text, [key for key, _ in notes])
-    warnings = tuple(_located(name, lines.get(key), key, reason) for key, reason in notes)
-    return _with_warnings(config, warnings)
+    lines = document.lines(key for key, _ in notes)
+    return dataclasses.replace(config, warnings=tuple(
+        located(name, lines.get(key), key, reason) for key, reason in notes))
+
+
+# --- navigator check -------------------------------------------------------------------------
+def summarize(config: rt.Config) -> str:
+    """A human summary of what a file resolved to (for `navigator check`)."""
+    listen = config.listen
+    out = [f"config {config.source}",
+           f"listen {listen.host or '*'}:{listen.port}   root path {config.root_path}"]
+    if config.static is not None:
+        out.append(f"static {config.static.public_dir}"
+                   + (f" try_files {list(config.static.try_files)}"
+                      if config.static.try_files else ""))
+    if config.auth.enabled:
+        out.append(f"auth realm {config.auth.realm!r} htpasswd {config.auth.htpasswd}")
+    if config.maintenance.enabled:
+        out.append("maintenance mode ON")
+    if config.idle.action:
+        out.append(f"machine idle {config.idle.action} after "
+                   f"{format_duration(config.idle.timeout)}")
+    out.append(f"tenants {len(config.tenants)} (idle stop after "
+               f"{format_duration(config.pools.idle_timeout)}, ports from "
+               f"{config.pools.start_port})")
+    for tenant in config.tenants[:50]:
+        extra = f" memory {format_size(tenant.memory_limit)}" if tenant.memory_limit else ""
+        out.append(f"  {tenant.path:<24} {tenant.name or '-':<20} {' '.join(tenant.argv)}"
+                   f"{extra}")
+    if len(config.tenants) > 50:
+        out.append(f"  ... and {len(config.tenants) - 50} more")
+    user_rules = [r for r in config.rules if not _synthesised(r, config)]
+    out.append(f"rules {len(user_rules)} (+{len(config.rules) - len(user_rules)} slash "
+               "redirects)")
+    for rule in user_rules:
+        goal = (rule.replay.app or rule.replay.machine or rule.replay.region
+                if rule.replay else rule.replacement)
+        out.append(f"  {rule.kind:<8} {rule.pattern.pattern} -> {goal}")
+    out.append(f"reverse proxies {len(config.reverse_proxies)}")
+    for proxy in config.reverse_proxies:
+        match = proxy.pattern.pattern if proxy.pattern else proxy.prefix
+        target = proxy.target
+        out.append(f"  {proxy.name}: {match} -> {target.scheme}://{target.host}:{target.port}"
+                   f"{target.path}")
+    if config.managed_processes:
+        out.append("managed processes " + ", ".join(p.name for p in config.managed_processes))
+    out.append(f"warnings {len(config.warnings)}")
+    out.extend(f"  {warning}" for warning in config.warnings)
+    return "\n".join(out)
+
+
+def _synthesised(rule: rt.Rule, config: rt.Config) -> bool:
+    return (rule.kind == "redirect" and rule.replacement.endswith("/")
+            and rule.pattern.pattern == f"^{re.escape(rule.replacement.rstrip('/'))}$")
+

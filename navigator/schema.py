@@ -1,10 +1,12 @@
-"""The YAML schema as msgspec Structs: what a navigator config file may contain.
+"""The file format: msgspec Structs for every YAML key, and reading YAML into them.
 
-Room: config (PURE data). These Structs mirror reference section 3 key for key, plus our
+Room: config (PURE apart from nothing: text in, Structs out). The Structs mirror reference
+section 3 key for key, plus our
 extensions (`server.limits`, `server.pid_file`, `server.metrics`, `server.access_log`,
 `server.idle.command|fly_api_socket|count_websockets`, `stamps`, replay `machine`/`methods`,
-tenant `region`/`machine`). `config.decode` converts the YAML tree into `NavigatorFile`;
-`config.resolve` turns that into the frozen `runtime.Config` every other room reads.
+tenant `region`/`machine`). `parse_yaml` reads the text with every plain
+scalar as a string, `decode` checks shapes and converts scalars by the target field's type,
+then builds `NavigatorFile`; `config.resolve` turns that into the frozen `runtime.Config`.
 
 Invariants:
 - every scalar that is not an int or bool in the reference is a `str` holding the YAML
@@ -16,20 +18,29 @@ Invariants:
 - `str` fields default to "" meaning "not set"; the defaults the reference documents for
   them are applied in `config.resolve`, where inheritance (tenant → applications → built-in)
   also happens;
-- nothing here has behaviour: no validators, no I/O.
+- `off`, `1:30` and `10` stay strings in string fields; bool fields take true/false plus
+  y/yes/on and n/no/off in any case; int fields take YAML 1.2 integers (`~`/empty = default);
+- a wrong shape raises `ConfigError` with the key path; `lines_of` finds the line numbers
+  (composing the text again only when there is something to report);
+- no semantics here (no defaults applied, no paths resolved), no I/O.
 
 Must not touch: runtime types, environment, file system.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
+import yaml
 
 
-class Spec(msgspec.Struct, kw_only=True, frozen=True):
-    """Base for every section: keyword-only, immutable, unknown keys allowed (warned by config)."""
+class Spec(msgspec.Struct, kw_only=True):
+    """Base for every section: keyword-only; unknown keys are allowed (and warned about)."""
 
 
 # --- server ----------------------------------------------------------------------------------
@@ -320,3 +331,253 @@ class NavigatorFile(Spec):
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the file format (for editors and generated docs)."""
     return msgspec.json.schema(NavigatorFile)
+
+
+# --- errors ----------------------------------------------------------------------------------
+KeyPath = tuple[str | int, ...]
+
+
+def dotted(key: KeyPath) -> str:
+    """`("applications", "tenants", 3, "path")` → `applications.tenants[3].path`."""
+    text = ""
+    for part in key:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def located(file: str, line: int | None, key: KeyPath, reason: str) -> str:
+    """`file:line: key.path: reason`, leaving out the parts that are unknown."""
+    where = f"{file}:{line}: " if file and line else f"{file}: " if file else ""
+    return f"{where}{dotted(key)}: {reason}" if key else f"{where}{reason}"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; `str()` is `file:line: key.path: reason`."""
+
+    def __init__(self, reason: str, key: KeyPath = (), *, file: str = "",
+                 line: int | None = None) -> None:
+        self.reason = reason
+        self.key = key
+        self.file = file
+        self.line = line
+        super().__init__(located(file, line, key, reason))
+
+    def at(self, file: str, line: int | None) -> ConfigError:
+        """The same error, placed in `file` at `line`."""
+        return ConfigError(self.reason, self.key, file=file, line=line)
+
+
+# --- reading YAML ----------------------------------------------------------------------------
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+
+
+class _Loader(yaml.CSafeLoader):
+    """C parser and composer; every plain scalar is a string except null and `<<`."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:  # plain (unquoted) scalar
+                return _NULL_TAG if value in _NULLS else _MERGE_TAG if value == "<<" else _STR_TAG
+            return _STR_TAG
+        return "tag:yaml.org,2002:seq" if kind is yaml.SequenceNode else "tag:yaml.org,2002:map"
+
+
+_TRUE = frozenset({"y", "yes", "on", "true"})
+_FALSE = frozenset({"n", "no", "off", "false"})
+_INT = re.compile(r"[-+]?[0-9]+")
+_RADIX_INT = re.compile(r"0x[0-9a-fA-F]+|0o[0-7]+")
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What the schema expects at one place of the tree (built once from the Structs)."""
+
+    kind: str  # struct | list | dict | str | bool | int | any
+    item: _Shape | None = None  # list item / dict value
+    fields: Mapping[str, _Shape] = field(default_factory=lambda: MappingProxyType({}))
+    required: tuple[str, ...] = ()
+
+
+def _shape_of(info: msgspec.inspect.Type) -> _Shape:
+    inspect = msgspec.inspect
+    if isinstance(info, inspect.UnionType):
+        (inner,) = [t for t in info.types if not isinstance(t, inspect.NoneType)]
+        return _shape_of(inner)
+    if isinstance(info, inspect.StructType):
+        return _Shape("struct", fields=MappingProxyType(
+            {f.encode_name: _shape_of(f.type) for f in info.fields}),
+            required=tuple(f.encode_name for f in info.fields if f.required))
+    if isinstance(info, inspect.ListType):
+        return _Shape("list", item=_shape_of(info.item_type))
+    if isinstance(info, inspect.DictType):
+        return _Shape("dict", item=_shape_of(info.value_type))
+    kinds = {inspect.StrType: "str", inspect.BoolType: "bool", inspect.IntType: "int"}
+    return _Shape(kinds.get(type(info), "any"))
+
+
+_ROOT = _shape_of(msgspec.inspect.type_info(NavigatorFile))
+_WHAT = {"str": "a string", "bool": "a boolean (true/false, yes/no, on/off)",
+         "int": "an integer", "list": "a list", "dict": "a mapping", "struct": "a mapping"}
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value) if isinstance(value, str) else repr(str(value))
+
+
+def _check(value: object, shape: _Shape, key: KeyPath, unknown: list[KeyPath]) -> object:
+    """Validate `value` against `shape`, converting scalars; returns the value to decode."""
+    kind = shape.kind
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):  # only from explicit tags such as `!!bool`
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return str(value)
+    elif kind == "struct":
+        if isinstance(value, dict):
+            out: dict[str, object] = {}
+            fields = shape.fields
+            for name, item in value.items():
+                sub = fields.get(name) if isinstance(name, str) else None
+                if sub is None:
+                    unknown.append((*key, str(name)))
+                elif item is not None:  # `~` / empty: keep the default
+                    out[name] = _check(item, sub, (*key, name), unknown)
+            for name in shape.required:
+                if name not in out:
+                    raise ConfigError(f"missing required key {name!r}", key)
+            return out
+    elif kind == "list":
+        if isinstance(value, list):
+            item_shape = shape.item
+            assert item_shape is not None
+            blank = "" if item_shape.kind == "str" else None
+            return [_check(blank if item is None else item, item_shape, (*key, index), unknown)
+                    for index, item in enumerate(value)]
+    elif kind == "dict":
+        if isinstance(value, dict):
+            value_shape = shape.item
+            assert value_shape is not None
+            blank = "" if value_shape.kind == "str" else None
+            return {str(name): _check(blank if item is None else item, value_shape,
+                                      (*key, str(name)), unknown)
+                    for name, item in value.items()}
+    elif kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            word = value.lower()
+            if word in _TRUE or word in _FALSE:
+                return word in _TRUE
+    elif kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            if _INT.fullmatch(value):
+                return int(value)
+            if _RADIX_INT.fullmatch(value):
+                return int(value, 0)
+    else:
+        return value
+    raise ConfigError(f"expected {_WHAT[kind]}, got {_describe(value)}", key)
+
+
+def _data(node: yaml.Node, key: KeyPath) -> object:
+    """Plain Python data for a composed node: str scalars, None for null, lists, dicts.
+
+    Merge keys (`<<: *defaults`) are applied; an explicitly repeated key is an error, as in
+    the reference's YAML library. Explicit scalar tags (`!!int 5`) keep their source text.
+    """
+    if isinstance(node, yaml.ScalarNode):
+        return None if node.tag == _NULL_TAG else node.value
+    if isinstance(node, yaml.SequenceNode):
+        return [_data(child, (*key, index)) for index, child in enumerate(node.value)]
+    if not isinstance(node, yaml.MappingNode):  # pragma: no cover - no other node kinds
+        raise ConfigError("unsupported YAML node", key)
+    merged: dict[object, object] = {}
+    own: dict[object, object] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE_TAG:
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) \
+                else [value_node]
+            for source in sources:
+                value = _data(source, key)
+                if not isinstance(value, dict):
+                    raise ConfigError("a merge key (<<) needs a mapping", key,
+                                      line=key_node.start_mark.line + 1)
+                merged.update({k: v for k, v in value.items() if k not in merged})
+            continue
+        name = _data(key_node, key)
+        line = key_node.start_mark.line + 1
+        if isinstance(name, list | dict):
+            raise ConfigError(f"a mapping key must be a scalar, got {_describe(name)}", key,
+                              line=line)
+        if name in own:
+            raise ConfigError(f"key {name!r} appears twice in one mapping", (*key, str(name)),
+                              line=line)
+        own[name] = _data(value_node, (*key, str(name)))
+    return {**merged, **own} if merged else own
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A parsed file: the data to decode and the node tree that knows line numbers."""
+
+    root: yaml.Node | None
+    data: object
+
+    def lines(self, keys: Iterable[KeyPath]) -> dict[KeyPath, int]:
+        """1-based line of the node at each key path (or of its deepest existing parent)."""
+        found: dict[KeyPath, int] = {}
+        for key in keys:
+            node, line = self.root, 0
+            for part in key:
+                child: yaml.Node | None = None
+                if isinstance(node, yaml.MappingNode):
+                    for key_node, value_node in node.value:
+                        if key_node.value == part:
+                            child, line = value_node, key_node.start_mark.line + 1
+                elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+                      and part < len(node.value)):
+                    child = node.value[part]
+                    line = child.start_mark.line + 1
+                if child is None:
+                    break
+                node = child
+            if line:
+                found[key] = line
+        return found
+
+
+def parse_yaml(text: str) -> Document:
+    """Parse one YAML document; syntax errors are `ConfigError`s carrying the line."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}") from None
+    try:
+        return Document(root, None if root is None else _data(root, ()))
+    except RecursionError:
+        raise ConfigError("YAML aliases nest too deeply (a recursive anchor?)") from None
+
+
+def decode(data: object) -> tuple[NavigatorFile, list[KeyPath]]:
+    """The schema object for parsed data, plus the key paths of unknown keys."""
+    unknown: list[KeyPath] = []
+    checked = _check({} if data is None else data, _ROOT, (), unknown)
+    try:
+        return msgspec.convert(checked, NavigatorFile, strict=False), unknown
+    except msgspec.ValidationError as exc:  # pragma: no cover - _check covers every shape
+        raise ConfigError(str(exc)) from exc

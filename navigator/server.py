@@ -69,7 +69,7 @@ class Server:
         config = self.config
         snapshot = build_snapshot(config)
         self._write_pid_file(config.pid_file)
-        supervisor = Supervisor(config)
+        supervisor = Supervisor(config, environ=self.environ)
         self.supervisor = supervisor
         pool = UpstreamPool(loop)
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor)

@@ -28,6 +28,7 @@ _EXTENDED_UNITS: dict[str, float] = {"d": 86400.0, "w": 7 * 86400.0, "y": 365 * 
 # One "<number><unit>" term of a Go duration: digits with an optional fraction, where at
 # least one side of the dot has digits (Go accepts ".5s" and "5.s").
 _TERM = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_PROBLEM = re.compile(r"(?:\d+\.?\d*|\.\d+)([^\d.]*)")
 _EXTENDED = re.compile(r"(\d+\.?\d*|\.\d+)([dwy])")
 _SIZE = re.compile(r"\s*(\d+\.?\d*|\.\d+)\s*(?:([kmgt])(i?b)?|(b))?\s*", re.IGNORECASE)
 _SIZE_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4}
@@ -59,9 +60,12 @@ def parse_duration(text: str, *, extended: bool = True) -> float:
     while pos < len(body):
         match = _TERM.match(body, pos)
         if match is None:
-            if body[pos].isdigit() or body[pos] == ".":
+            rest = _UNIT_PROBLEM.fullmatch(body, pos)
+            if rest is None:
+                raise ValueError(f"invalid duration {text!r}")
+            if not rest.group(1):
                 raise ValueError(f"missing unit in duration {text!r}")
-            raise ValueError(f"invalid duration {text!r}")
+            raise ValueError(f"unknown unit {rest.group(1)!r} in duration {text!r}")
         total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
         pos = match.end()
     return sign * total

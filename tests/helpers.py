@@ -127,6 +127,8 @@ def run_navigator(config_path: Path, *, env: dict[str, str] | None = None,
         if process.poll() is None:
             nav.stop()
         reader.join(5)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 # --- raw HTTP ----------------------------------------------------------------------------------
