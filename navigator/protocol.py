@@ -58,6 +58,8 @@ _KEPT = (
     b"range", b"x-amzn-trace-id", b"referer", b"fly-request-id", b"x-remote-user",
     b"fly-client-ip",
 )
+_FRAMING_NAMES = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _HEADER_CODES = {
     b"host": _H_HOST, b"content-length": _H_CL, b"transfer-encoding": _H_TE,
     b"connection": _H_CONN, b"expect": _H_EXPECT, **dict.fromkeys(_KEPT, _H_KEEP),
@@ -119,10 +121,14 @@ class HttpProtocol(asyncio.Protocol):
         "_cls",
         "_conn_tokens",
         "_current",
+        "_deferred_error",
         "_eof",
         "_error",
         "_head_bytes",
+        "_head_fed",
         "_host_count",
+        "_in_head",
+        "_in_trailers",
         "_last_parsed",
         "_limits",
         "_parser",
@@ -160,6 +166,10 @@ class HttpProtocol(asyncio.Protocol):
         self._conn_tokens: frozenset[bytes] = frozenset()
         self._tunnel_rest = b""
         self._eof = False
+        self._head_fed = 0
+        self._in_head = False
+        self._in_trailers = False
+        self._deferred_error: int | None = None
         self._last_parsed: Exchange | None = None
         self.tunnel: Any = None  # object with data_received/connection_lost once upgraded
         self.write_paused = False
@@ -199,12 +209,26 @@ class HttpProtocol(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.data_received(data)
             return
+        if self._deferred_error is not None:
+            return  # the stream is already broken: answer in-flight requests, then close
         cur = self._current
         if cur is not None and cur.upgrade and cur.request_complete:
             self._hold_tunnel_bytes(data)  # for the tunnel, if the backend says 101
             return
         try:
             self._parser.feed_data(data)
+            if self._in_head:
+                # httptools buffers a header line until its CRLF and only then calls us, so an
+                # endless line must be cut here, by bytes fed (RFC 9112 §2.3 hardening).
+                self._head_fed += len(data)
+                limits = self._limits
+                if self._head_fed > limits.max_request_line + limits.max_header_bytes + 1024:
+                    self._error = wire.HttpError(431, "request head too large")
+                    self._parse_failed(self._error)
+                elif data.endswith(b"\n") and self._parser.get_http_version() == "0.0":
+                    # A complete request line without a version is HTTP/0.9: refuse, don't wait.
+                    self._error = wire.HttpError(400, "HTTP/0.9 is not supported")
+                    self._parse_failed(self._error)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             last = self._last_parsed
@@ -224,6 +248,16 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # Half-close from the client: finish the current response, then close.
         self._eof = True
+        parsing = self._parsing
+        if parsing is not None:  # a request cut short: its body can never complete
+            if parsing is self._current and parsing.handler is not None:
+                parsing.handler.client_lost()
+            self.close()
+            return None
+        tunnel = self.tunnel
+        if tunnel is not None and hasattr(tunnel, "client_eof"):
+            tunnel.client_eof()  # pass the half-close on; the backend ends the tunnel
+            return True
         if self._current is None and self.transport is not None:  # idle, or a tunnel
             self.transport.close()
             return None
@@ -260,6 +294,9 @@ class HttpProtocol(asyncio.Protocol):
         self._cls = []
         self._tes = []
         self._conn_tokens = frozenset()
+        self._in_head = True
+        self._in_trailers = False
+        self._head_fed = 0
         if self._current is None:
             self._arm("header", self._limits.header_timeout)
 
@@ -274,10 +311,16 @@ class HttpProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         ex = self._parsing
         assert ex is not None
-        headers = ex.headers
-        headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4
         limits = self._limits
+        if self._in_trailers:  # trailer fields are never merged into the head (RFC 9110 §6.5.1)
+            if self._head_bytes > limits.max_header_bytes:
+                self._fail(431, "trailer section too large")
+            return
+        if b"_" in name and name.lower().replace(b"_", b"-") in _FRAMING_NAMES:
+            self._fail(400, "underscore variant of a framing header")
+        headers = ex.headers
+        headers.append((name, value))
         if self._head_bytes > limits.max_header_bytes:
             self._fail(431, "header section too large")
         if len(headers) > limits.max_header_count:
@@ -303,10 +346,15 @@ class HttpProtocol(asyncio.Protocol):
         ex = self._parsing
         assert ex is not None
         parser = self._parser
+        self._in_head = False
+        self._in_trailers = True
         ex.method = parser.get_method()
         if ex.method == b"CONNECT":
             self._fail(405, "CONNECT is not supported")
-        ex.http_minor = int(parser.get_http_version().rpartition(".")[2] or 1)
+        version = parser.get_http_version()
+        if version not in _HTTP_VERSIONS:
+            self._fail(505, f"HTTP version {version} not supported")
+        ex.http_minor = 0 if version == "1.0" else 1
         ex.keep_alive = parser.should_keep_alive()
         try:
             ex.content_length = wire.check_request_framing(
@@ -321,6 +369,8 @@ class HttpProtocol(asyncio.Protocol):
         if ex.target[:1] != b"/":
             ex.target = _origin_form(ex.target, ex.method)
         ex.conn_tokens = self._conn_tokens
+        if not ex.chunked and not ex.content_length and not ex.upgrade:
+            ex.request_complete = True  # no body can follow: answers may keep the connection
         if self._current is None:
             self._current = ex
             self._begin(ex)
@@ -500,6 +550,11 @@ class HttpProtocol(asyncio.Protocol):
         ex.handler = None
         self._current = None
         self._log(ex)
+        if self._deferred_error is not None and not self._pipeline:
+            if self._deferred_error:
+                self.write(wire.error_response(self._deferred_error))
+            self.close()
+            return
         if not (ex.keep_alive and ex.request_complete) or self._eof or self.state.shutting_down:
             # Includes a body still arriving that nobody wants: close rather than drain it.
             self.close()
@@ -561,6 +616,11 @@ class HttpProtocol(asyncio.Protocol):
         rest, self._tunnel_rest = self._tunnel_rest, b""
         self.resume_reading(PAUSE_TUNNEL)
         return rest
+
+    @property
+    def client_eof(self) -> bool:
+        """The client half-closed (its FIN arrived)."""
+        return self._eof
 
     def refuse_upgrade(self, ex: Exchange) -> None:
         """The backend did not switch protocols: parse what followed as new requests."""
@@ -634,6 +694,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def _abort_with(self, status: int) -> None:
         cur = self._current
+        if cur is not None and cur.request_complete and self._parsing is not cur:
+            # The error belongs to a later pipelined message: answer what came before it first.
+            self._deferred_error = status if cur.keep_alive else 0
+            self.pause_reading(PAUSE_PIPELINE)
+            return
         if cur is not None and cur.head_sent:
             self.abort()
             return

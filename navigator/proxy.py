@@ -50,6 +50,8 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
     if b"x-forwarded-host" not in named:
         fhost = x.get(b"x-forwarded-host") if trust_proxy else None
         parts.append(b"X-Forwarded-Host: %s\r\n" % (fhost or x.get(b"host", b"")))
+    if b"host" not in x:  # HTTP/1.0 without Host: HTTP/1.1 requires one (RFC 9112 §3.2)
+        parts.append(b"Host: localhost\r\n")
     if b"x-request-id" not in x:
         parts.append(b"X-Request-Id: %s\r\n" % ex.request_id)
     if ex.chunked:
@@ -253,6 +255,8 @@ class ProxyExchange:
             client.arm_deadline("websocket", ws_idle)
         if pending and self.conn is not None:
             self.conn.write(pending)
+        if client.client_eof:  # the client's FIN came before the 101: pass it on now
+            self.client_eof()
         if rest:
             client.write(rest)
 
@@ -293,6 +297,11 @@ class ProxyExchange:
             self.conn.close()
             self.conn = None
         self._close_tunnel_accounting()
+
+    def client_eof(self) -> None:
+        """The client half-closed the tunnel: half-close the backend side too."""
+        if self.conn is not None:
+            self.conn.write_eof()
 
     def pause_writing(self) -> None:
         if self.conn is not None:

@@ -252,7 +252,7 @@ auth:
   enabled: true
   realm: Restricted
   htpasswd: {root}/htpasswd
-  public_paths: ["/a/", "/pub/", "/up"]
+  public_paths: ["/a/", "/a", "/pub/", "/up"]
 applications:
   framework:
     command: {sys.executable}
@@ -416,11 +416,9 @@ SMUGGLING = [
     vec("te_uppercase_value_is_valid", te_alone(b"Transfer-Encoding: CHUNKED"), 200,
         closes=None),
     vec("te_underscore_twin_not_forwarded", te_alone(b"Transfer_Encoding: chunked"), (200, 400),
-        400,
-        known_bug=B1),
+        400),
     vec("cl_underscore_twin_not_forwarded", lambda m: post(
-        b"Content_Length: %d\r\n" % len(m.wrapped), m.wrapped), (200, 400), 400,
-        known_bug=B1),
+        b"Content_Length: %d\r\n" % len(m.wrapped), m.wrapped), (200, 400), 400),
     # RFC 9112 §2.2: a whitespace-led line before the first field is rejected or ignored.
     vec("te_leading_whitespace_line", lambda m: (
         b"POST /a/x HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: t\r\n\r\n" + m.wrapped),
@@ -460,8 +458,7 @@ CHUNKS = [
         b"GET /a/first HTTP/1.1\r\nHost: t\r\n\r\n"
         b"POST /a/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5\r\nhello\r\n0\r\nX-Trailer-Injected: yes\r\nHost: evil.example\r\n\r\n"),
-        200, 200, closes=None, forbid=(b"x-trailer-injected", b"evil.example"),
-        known_bug=B2),
+        200, 200, closes=None, forbid=(b"x-trailer-injected", b"evil.example")),
     vec("trailer_content_length", lambda m: post(
         b"Transfer-Encoding: chunked\r\n", b"0\r\nContent-Length: 99\r\n\r\n" + m.smuggled),
         (200, 400)),
@@ -508,16 +505,13 @@ REQUEST_LINE = [
         (200, 400), closes=None),
     vec("trailing_space_after_version", lambda m: b"GET /a/x HTTP/1.1 \r\nHost: t\r\n\r\n", 400),
     vec("tab_separators", lambda m: b"GET\t/a/x\tHTTP/1.1\r\nHost: t\r\n\r\n", 400),
-    vec("http09_request", lambda m: b"GET /\r\n", (400, 505),
-        known_bug=B4),
-    vec("http09_with_headers", lambda m: b"GET /a/x\r\nHost: t\r\n\r\n", (400, 505),
-        known_bug=B4),
+    vec("http09_request", lambda m: b"GET /\r\n", (400, 505)),
+    vec("http09_with_headers", lambda m: b"GET /a/x\r\nHost: t\r\n\r\n", (400, 505)),
     vec("http2_preface", lambda m: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", (400, 505)),
     vec("http2_preface_with_settings", lambda m: (
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"), (400, 505)),
     vec("version_1_2", lambda m: b"GET /a/x HTTP/1.2\r\nHost: t\r\n\r\n", (400, 505)),
-    vec("version_2_0", lambda m: b"GET /a/x HTTP/2.0\r\nHost: t\r\n\r\n", (400, 505),
-        known_bug=B4),
+    vec("version_2_0", lambda m: b"GET /a/x HTTP/2.0\r\nHost: t\r\n\r\n", (400, 505)),
     vec("version_3_1", lambda m: b"GET /a/x HTTP/3.1\r\nHost: t\r\n\r\n", (400, 505)),
     vec("version_lowercase", lambda m: b"GET /a/x http/1.1\r\nHost: t\r\n\r\n", (400, 505)),
     vec("version_leading_zero", lambda m: b"GET /a/x HTTP/01.1\r\nHost: t\r\n\r\n", (400, 505)),
@@ -558,18 +552,15 @@ HEADERS_AND_HOST = [
     vec("hundred_headers_allowed", lambda m: get(b"/a/x", b"".join(
         b"X-H%d: 1\r\n" % i for i in range(99))), 200, closes=None),
     vec("endless_header_value", lambda m: get(b"/a/x", b"X-Endless: " + b"a" * 4_000_000)[:-4],
-        431,
-        known_bug=B5),
-    vec("endless_header_name", lambda m: get(b"/a/x", b"X" * 4_000_000)[:-4], 431,
-        known_bug=B5),
+        431),
+    vec("endless_header_name", lambda m: get(b"/a/x", b"X" * 4_000_000)[:-4], 431),
     vec("header_name_over_64k", lambda m: get(b"/a/x", b"X" * 70_000 + b": 1\r\n"), 431),
     vec("missing_host", lambda m: b"GET /a/x HTTP/1.1\r\n\r\n", 400),
     vec("duplicate_host", lambda m: get(b"/a/x", b"Host: evil.example\r\n"), 400),
     vec("duplicate_host_case", lambda m: get(b"/a/x", b"hOST: t\r\n"), 400),
     vec("duplicate_host_http10", lambda m: b"GET /a/x HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
         400),
-    vec("http10_without_host", lambda m: b"GET /a/x HTTP/1.0\r\n\r\n", 200,
-        known_bug=B7),
+    vec("http10_without_host", lambda m: b"GET /a/x HTTP/1.0\r\n\r\n", 200),
     vec("h2c_upgrade_not_forwarded", lambda m: get(
         b"/a/echo", b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
         b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"), 200, closes=None,
@@ -577,23 +568,18 @@ HEADERS_AND_HOST = [
     vec("h2c_upgrade_then_preface", lambda m: get(
         b"/a/x", b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
         b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n") + b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-        200, (400, 505),
-        known_bug=B3),
+        200, (400, 505)),
     vec("refused_websocket_does_not_tunnel", lambda m: get(
         b"/a/nows", b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
         + get(m.bypass), 200, 401, closes=None),
     vec("pipelined_garbage_after_valid_request", lambda m: get(b"/a/x") + b"BROKEN\r\n\r\n",
-        200, 400,
-        known_bug=B3),
+        200, 400),
     vec("pipelined_oversized_after_valid_request", lambda m: get(b"/a/x") + get(
-        b"/a/y", b"X-Big: " + b"a" * 70_000 + b"\r\n"), 200, 431,
-        known_bug=B3),
+        b"/a/y", b"X-Big: " + b"a" * 70_000 + b"\r\n"), 200, 431),
     vec("connection_close_stops_pipeline", lambda m: get(
-        b"/a/x", b"Connection: close\r\n") + m.smuggled, 200,
-        known_bug=B3),
-    vec("http10_stops_pipeline", lambda m: b"GET /a/x HTTP/1.0\r\n\r\n" + m.smuggled, 200,
-        known_bug=B3),
+        b"/a/x", b"Connection: close\r\n") + m.smuggled, 200),
+    vec("http10_stops_pipeline", lambda m: b"GET /a/x HTTP/1.0\r\n\r\n" + m.smuggled, 200),
     vec("pipelined_after_bad_request", lambda m: get(
         b"/a/x", b"Content-Length: 5\r\nContent-Length: 6\r\n") + m.smuggled, 400),
     vec("get_with_body_keeps_marker_as_data", lambda m: get(
@@ -772,7 +758,6 @@ def reset_on_close(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-@pytest.mark.xfail(strict=True, reason=B6)
 @pytest.mark.parametrize("body", [
     post(b"Content-Length: 100\r\n", b"only ten b", b"/a/halfclose"),
     post(b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n", b"/a/halfclose"),
@@ -798,12 +783,10 @@ def test_half_close_mid_head_is_not_held(target: Target) -> None:
 
 
 @pytest.mark.parametrize(("path", "status"), [
-    pytest.param("/up", 200, id="health", marks=pytest.mark.xfail(strict=True, reason=B9)),
-    pytest.param("/nowhere/", 401, id="unauthorized",
-                 marks=pytest.mark.xfail(strict=True, reason=B9)),
-    pytest.param("/a", 302, id="redirect", marks=pytest.mark.xfail(strict=True, reason=B9)),
-    pytest.param("/pub/hello.txt", 200, id="static",
-                 marks=pytest.mark.xfail(strict=True, reason=B9)),
+    pytest.param("/up", 200, id="health"),
+    pytest.param("/nowhere/", 401, id="unauthorized"),
+    pytest.param("/a", 302, id="redirect"),
+    pytest.param("/pub/hello.txt", 200, id="static"),
     pytest.param("/a/x", 200, id="proxied"),
 ])
 def test_answers_keep_the_connection_alive(target: Target, path: str, status: int) -> None:
@@ -844,7 +827,6 @@ def test_tunnel_is_closed_when_the_client_closes(target: Target) -> None:
         assert read_rest(reader) == b""
 
 
-@pytest.mark.xfail(strict=True, reason=B8)
 def test_client_eof_before_the_101_still_ends_the_tunnel(fresh_target: Target) -> None:
     """Upgrade, first frame and FIN in one go: the EOF arrives before the backend's 101 and
     must not be lost, or the tunnel, the backend socket and the tenant's websocket count stay
@@ -859,7 +841,6 @@ def test_client_eof_before_the_101_still_ends_the_tunnel(fresh_target: Target) -
         assert read_rest(reader) == b""
 
 
-@pytest.mark.xfail(strict=True, reason=f"{B1}; {B2}; {B7} (their vectors log violations)")
 def test_no_marker_ever_reached_a_tenant(target: Target) -> None:
     """Final sweep, after every vector: late arrivals on pooled connections count too."""
     wait_until(lambda: request(target.port, "GET", "/a/final-sweep").status == 200, 5,
