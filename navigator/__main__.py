@@ -13,8 +13,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from navigator import __version__
 
@@ -56,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "status":
         from navigator.status import print_status
 
-        return print_status(config_path)
+        status: int = print_status(config_path)
+        return status
     return serve(config_path)
 
 
@@ -90,18 +92,24 @@ def serve(config_path: str) -> int:
     from navigator.server import Server
 
     try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        runner = asyncio.run
-    try:
-        return int(runner(Server(config).run()))
+        return run_on_uvloop(Server(config).run())
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run on uvloop (the design card's loop); plain asyncio if it is missing."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(main)
+    if sys.version_info >= (3, 12):
+        return asyncio.run(main, loop_factory=uvloop.new_event_loop)
+    uvloop.install()
+    return asyncio.run(main)
 
 
 def signal_running(action: str, pid_file: str | None, config_path: str) -> int:

@@ -153,7 +153,7 @@ def _static(spec: sc.StaticSpec, ctx: _Context) -> rt.StaticSettings | None:
     """None when public_dir is not a directory (no static stage at all, as the contract says)."""
     key: KeyPath = ("server", "static")
     public = _public_dir(spec, ctx)
-    if not public.is_dir():
+    if not _is_dir(public, (*key, "public_dir")):
         if spec.public_dir:
             ctx.warn((*key, "public_dir"), f"{public} is not a directory; static files are off")
         return None
@@ -227,7 +227,7 @@ def _cgi(specs: Sequence[sc.CgiScriptSpec], ctx: _Context) -> tuple[rt.CgiScript
             ctx.warn(key, "a CGI script needs path and script; skipped")
             continue
         script = ctx.path(spec.script)
-        if not script.is_file():
+        if not _is_file(script, (*key, "script")):
             ctx.warn((*key, "script"), f"{script} does not exist; skipped")
             continue
         scripts.append(rt.CgiScript(
@@ -304,8 +304,26 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context) -> tu
     return tuple(rules)
 
 
+def _is_dir(path: Path, key: KeyPath) -> bool:
+    """A stat that turns ENAMETOOLONG and friends into a ConfigError naming the key."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise ConfigError(f"unusable path: {exc.strerror}", key) from exc
+
+
+def _is_file(path: Path, key: KeyPath) -> bool:
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise ConfigError(f"unusable path: {exc.strerror}", key) from exc
+
+
 def _upstream(text: str, key: KeyPath, templated: bool) -> rt.UpstreamTarget:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ConfigError(f"invalid URL {text!r}: {exc}", key) from exc
     scheme = {"http": "http", "ws": "http", "https": "https", "wss": "https"}.get(parts.scheme)
     if scheme is None or not parts.hostname:
         raise ConfigError(f"expected an http:// or https:// URL, got {text!r}", key)
