@@ -497,6 +497,8 @@ def _logging(spec: sc.LoggingSpec, access_log: bool, ctx: _Context) -> rt.Loggin
         ctx.warn(("logging", "format"), f"unknown format {fmt!r}; using 'text'")
         fmt = "text"
     vector = rt.VectorSettings(spec.vector.enabled, spec.vector.socket, spec.vector.config)
+    if spec.access_log is not None:
+        access_log = spec.access_log
     return rt.LoggingSettings(cast(Literal["text", "json"], fmt), spec.file, access_log, vector)
 
 

@@ -500,8 +500,9 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.write(data)
 
     def writelines(self, data: list[bytes]) -> None:
+        """One write per message: uvloop's writelines sends each part separately."""
         if self.transport is not None and not self.closed:
-            self.transport.writelines(data)
+            self.transport.write(b"".join(data))
 
     def respond(self, ex: Exchange, decision: Respond) -> None:
         keep_alive = ex.keep_alive and ex.request_complete

@@ -70,7 +70,7 @@ class ProxyExchange:
     """Relays one exchange; after a 101, relays raw bytes both ways."""
 
     __slots__ = (
-        "attempts", "client", "conn", "connecting", "ex", "head", "key", "rechunk",
+        "attempts", "client", "conn", "connecting", "ex", "head", "key", "out", "rechunk",
         "response_headers", "tenant", "tunnel_open",
     )
 
@@ -85,6 +85,7 @@ class ProxyExchange:
         self.connecting: asyncio.Task[None] | None = None
         self.key: PoolKey = ("", 0, False)
         self.rechunk = False
+        self.out: list[bytes] = []  # response bytes gathered during one upstream packet
         self.attempts = 0
         self.tunnel_open = False
 
@@ -215,7 +216,7 @@ class ProxyExchange:
         if ex.upgrade:
             self.client.refuse_upgrade(ex)
         lines.append(b"\r\n")
-        client.writelines(lines)
+        self.out += lines
 
     def upstream_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         if status == 100:
@@ -227,12 +228,18 @@ class ProxyExchange:
 
     def upstream_body(self, data: bytes) -> None:
         self.ex.bytes_sent += len(data)
-        self.client.write(wire.encode_chunk(data) if self.rechunk else bytes(data))
+        self.out.append(wire.encode_chunk(data) if self.rechunk else bytes(data))
+
+    def upstream_flush(self) -> None:
+        if self.out:
+            out, self.out = self.out, []
+            self.client.writelines(out)
 
     def upstream_complete(self) -> None:
         ex = self.ex
         if self.rechunk:
-            self.client.write(wire.LAST_CHUNK)
+            self.out.append(wire.LAST_CHUNK)
+        self.upstream_flush()
         conn = self.conn
         self.conn = None
         if not ex.request_complete and conn is not None:
@@ -240,6 +247,7 @@ class ProxyExchange:
         self.client.finish(ex)
 
     def upstream_upgraded(self, rest: bytes) -> None:
+        self.upstream_flush()
         client = self.client
         ex = self.ex
         ex.response_type = "websocket"
@@ -265,6 +273,7 @@ class ProxyExchange:
         self._touch_tunnel()
 
     def upstream_lost(self, exc: BaseException | None) -> None:
+        self.upstream_flush()
         conn = self.conn
         self.conn = None
         if self.tunnel_open:

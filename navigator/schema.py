@@ -305,6 +305,7 @@ class LoggingSpec(Spec):
     format: str = ""  # text | json; "" = text
     file: str = ""
     vector: VectorSpec = msgspec.field(default_factory=VectorSpec)
+    access_log: bool | None = None  # extension; overrides server.access_log when set
 
 
 class StampsSpec(Spec):

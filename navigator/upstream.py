@@ -41,6 +41,7 @@ class ResponseSink(Protocol):
     def upstream_upgraded(self, rest: bytes) -> None: ...
     def upstream_tunnel_data(self, data: bytes) -> None: ...
     def upstream_lost(self, exc: BaseException | None) -> None: ...
+    def upstream_flush(self) -> None: ...
     def upstream_pause_writing(self) -> None: ...
     def upstream_resume_writing(self) -> None: ...
 
@@ -92,8 +93,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def writelines(self, data: list[bytes]) -> None:
+        """One write per message: uvloop's writelines sends each part separately."""
         if self.transport is not None and not self.closed:
-            self.transport.writelines(data)
+            self.transport.write(b"".join(data))
 
     def write_eof(self) -> None:
         if self.transport is not None and not self.closed and self.transport.can_write_eof():
@@ -137,6 +139,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+            sink.upstream_flush()  # one client write for all this packet produced
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             self.tunnel = True
