@@ -104,6 +104,18 @@ class Server:
         finally:
             self._remove_pid_file(config.pid_file)
 
+    async def _rebind(self, config: Config) -> None:
+        """Listen on the new address, then stop accepting on the old ones."""
+        old_servers, self._servers = self._servers, []
+        old_bound, self.bound = self.bound, []
+        try:
+            await self._listen(config)
+        except OSError:
+            self._servers, self.bound = old_servers, old_bound
+            raise
+        for server in old_servers:
+            server.close()
+
     async def _listen(self, config: Config) -> None:
         assert self.state is not None
         loop = self.state.loop
@@ -169,6 +181,13 @@ class Server:
             return False
         for warning in config.warnings:
             log.warning("config: %s", warning)
+        if config.listen != self.config.listen:
+            try:  # open the new socket before closing the old, so nothing is refused
+                await self._rebind(config)
+            except OSError as exc:
+                log.error("reload of %s rejected: cannot listen on %s:%d: %s", path,
+                          config.listen.host or "*", config.listen.port, exc)
+                return False
         self.state.snapshot = snapshot
         self.config = config
         self.loaded_at = time.time()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -130,3 +131,22 @@ def test_signal_reload_command(tmp_path: Path) -> None:
                              timeout=30)
     assert missing.returncode == 1
     assert "no pid file" in missing.stderr
+
+
+def test_changed_listen_address_rebinds(tmp_path: Path) -> None:
+    cfg = tmp_path / "navigator.yml"
+    cfg.write_text(config(tmp_path, [("/a/", "a1")]))
+    with run_navigator(cfg) as nav:
+        old_port = nav.port
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        new_port = probe.getsockname()[1]
+        probe.close()
+        cfg.write_text(config(tmp_path, [("/a/", "a1")]).replace(
+            '"127.0.0.1:0"', f'"127.0.0.1:{new_port}"'))
+        nav.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: nav.output().count("configuration reloaded") >= 1, 10,
+                   message="the reload")
+        assert label(new_port, "/a/") == b"a1"
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", old_port)) != 0, "old address still open"
