@@ -168,6 +168,10 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+KILL_WAIT = 2.0
+"""Seconds to wait for SIGKILLed strays to disappear (bounded; they cannot refuse)."""
+
+
 async def _stop_strays(pgid: int, strays: Sequence[psutil.Process], grace: float) -> None:
     """Kill what outlived the leader: group members and descendants that changed group."""
     signal_group(pgid, signal.SIGKILL)
@@ -183,6 +187,8 @@ async def _stop_strays(pgid: int, strays: Sequence[psutil.Process], grace: float
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
+    if alive:  # SIGKILL is asynchronous: let them actually go before we report "stopped"
+        await asyncio.to_thread(psutil.wait_procs, alive, KILL_WAIT)
 
 
 async def spawn(spec: SpawnSpec) -> ChildProcess:

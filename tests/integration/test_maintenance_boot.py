@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -13,14 +14,26 @@ import pytest
 from tests.helpers import REPO, request, run_navigator, wait_until
 
 
-def test_maintenance_boot_switches_to_the_real_config(tmp_path: Path) -> None:
+def boot_configs(tmp_path: Path) -> Path:
+    """The shipped boot and real configs, both moved to one free loopback port (a reload
+    that changes the listen address rebinds, so they must agree, as in production)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listen = f'  listen: "127.0.0.1:{port}"\n  pid_file: {tmp_path}/nav.pid'
+    real = tmp_path / "real.yml"
+    real.write_text((REPO / "config.example.yml").read_text().replace("  listen: 3000", listen))
     boot = (REPO / "examples" / "maintenance-boot" / "boot.yml").read_text()
-    listen = f'  listen: "127.0.0.1:0"\n  pid_file: {tmp_path}/nav.pid'
-    boot = boot.replace("  listen: 3000", listen)
-    assert "127.0.0.1:0" in boot
+    boot = boot.replace("  listen: 3000", listen).replace(
+        "reload_config: config.example.yml", f"reload_config: {real}")
+    assert str(port) in boot and str(real) in boot and str(port) in real.read_text()
     config = tmp_path / "boot.yml"
     config.write_text(boot)
-    with run_navigator(config, cwd=REPO) as nav:
+    return config
+
+
+def test_maintenance_boot_switches_to_the_real_config(tmp_path: Path) -> None:
+    with run_navigator(boot_configs(tmp_path), cwd=REPO) as nav:
         page = request(nav.port, "GET", "/sam/list1/")
         assert page.status == 503
         assert b'http-equiv="refresh"' in page.body
@@ -42,11 +55,7 @@ def test_browser_follows_the_maintenance_page_to_the_app(tmp_path: Path) -> None
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
-    boot = (REPO / "examples" / "maintenance-boot" / "boot.yml").read_text()
-    listen = f'  listen: "127.0.0.1:0"\n  pid_file: {tmp_path}/nav.pid'
-    config = tmp_path / "boot.yml"
-    config.write_text(boot.replace("  listen: 3000", listen))
-    with run_navigator(config, cwd=REPO) as nav:
+    with run_navigator(boot_configs(tmp_path), cwd=REPO) as nav:
         url = f"http://127.0.0.1:{nav.port}/sam/list1/"
         # Virtual time lets the page's 5 s refresh fire without real waiting; every refresh
         # is a real request, so the loop ends on whatever the server answers by then.
