@@ -75,6 +75,8 @@ class Server:
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor)
         self.state = state
         metrics = Metrics()
+        metrics.set_tenant_states(lambda: {str(row["name"]): str(row["state"])
+                                           for row in supervisor.status() if not row["retired"]})
         self.access = AccessLogger(None, config.logging.access_log,
                                    open_vector(config.logging.vector), loop=loop)
         state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)

@@ -222,3 +222,4 @@ def test_metrics_endpoint_after_requests(nav: Navigator) -> None:
     wait_until(lambda: request(nav.port, "GET", "/a/x", headers=AUTH).status == 200, 20)
     text = request(nav.port, "GET", "/_navigator/metrics").body.decode()
     assert 'navigator_requests_total{tenant="a",status_class="2xx"}' in text
+    assert 'navigator_tenant_state{tenant="a",state="ready"} 1' in text
