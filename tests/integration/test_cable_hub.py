@@ -30,6 +30,7 @@ from navigator.wsframe import (
     handshake_response,
     parse_close,
 )
+from tests.fixtures.apps.support import wait_for as eventually
 
 KEY_HEADER = re.compile(rb"(?im)^sec-websocket-key:[ \t]*(\S+)")
 
@@ -119,12 +120,6 @@ class Client:
         self.writer.close()
 
 
-async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def run_with_server(test: Callable[[CableHub, int], Awaitable[None]],

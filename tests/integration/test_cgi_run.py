@@ -9,8 +9,7 @@ import os
 import stat
 import sys
 import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ import uvloop
 
 from navigator.cgi import CgiOutcome, run_cgi
 from navigator.runtime import CgiScript
+from tests.fixtures.apps.support import wait_for as eventually
 
 T = TypeVar("T")
 LOOPS = ["uvloop", "asyncio"]
@@ -95,12 +95,6 @@ def group_alive(pgid: int) -> list[int]:
     return alive
 
 
-async def eventually(predicate: Callable[[], object], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def env_with(**extra: str) -> dict[str, str]:
