@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from navigator import wire
-from navigator.flow import PAUSE_BUFFER
+from navigator.flow import PAUSE_BUFFER, BaseHandler
 
 if TYPE_CHECKING:
     from navigator.decision import RunCgi
@@ -38,7 +38,7 @@ def hub_of(client: HttpProtocol) -> Any:
 
 
 # --- broadcast ------
-class _BodyCollector:
+class _BodyCollector(BaseHandler):
     """Reads a small request body, then calls `done(body)` (or answers 413)."""
 
     __slots__ = ("chunks", "client", "done", "ex", "size")
@@ -62,12 +62,6 @@ class _BodyCollector:
         if self.ex.handler is self:
             self.ex.handler = None
             self.done(b"".join(self.chunks))
-
-    def client_paused(self) -> None:
-        pass
-
-    def client_resumed(self) -> None:
-        pass
 
     def client_lost(self) -> None:
         self.ex.handler = None
@@ -122,7 +116,7 @@ def start_cable(client: HttpProtocol, ex: Exchange) -> None:
 
 
 # --- CGI ------
-class _CgiBody:
+class _CgiBody(BaseHandler):
     """Handler feeding the request body to the script's stdin through a bounded queue; it
     also owns the script's task and the drain waiter of the response side."""
 
@@ -160,9 +154,6 @@ class _CgiBody:
         if self.client.write_paused and not self.client.closed:
             self.drain = self.client.state.loop.create_future()
             await self.drain
-
-    def client_paused(self) -> None:
-        pass
 
     def client_resumed(self) -> None:
         if self.drain is not None and not self.drain.done():

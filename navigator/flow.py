@@ -15,3 +15,28 @@ PAUSE_TUNNEL: Final = 8  # the tunnel's other side is slow
 
 BODY_BUFFER_LIMIT: Final = 256 * 1024
 """Bytes of request body held while a tenant starts or a backend connects."""
+
+
+class BaseHandler:
+    """A request handler that ignores every event; subclasses override what they need.
+
+    The protocol tells the current handler about request body bytes, the end of the
+    request, and the client's write buffer filling, draining or the client going away.
+    """
+
+    __slots__ = ()
+
+    def request_body(self, data: bytes) -> None:
+        """Body bytes of the current request arrived."""
+
+    def request_end(self) -> None:
+        """The current request is complete."""
+
+    def client_paused(self) -> None:
+        """The client's write buffer is above its high-water mark."""
+
+    def client_resumed(self) -> None:
+        """The client's write buffer drained."""
+
+    def client_lost(self) -> None:
+        """The client went away or the exchange was abandoned."""

@@ -19,8 +19,9 @@ import os
 from typing import TYPE_CHECKING
 
 from navigator import wire
-from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER
+from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, BaseHandler
 from navigator.proxy import ProxyExchange, build_request_head
+from navigator.static import prepare_file
 
 if TYPE_CHECKING:
     from navigator.decision import ProxyExternal, ProxyTenant, RunCgi, ServeFile
@@ -89,7 +90,7 @@ async def _start_tenant_then_proxy(client: HttpProtocol, ex: Exchange, tenant: T
     proxy.start((LOOPBACK, port, False))
 
 
-class _Waiting:
+class _Waiting(BaseHandler):
     """Handler while a tenant starts: buffer the body (bounded by pausing reads)."""
 
     __slots__ = ("client", "ex")
@@ -106,15 +107,6 @@ class _Waiting:
         ex.body_buffered += len(data)
         if ex.body_buffered > BODY_BUFFER_LIMIT:
             self.client.pause_reading(PAUSE_BUFFER)
-
-    def request_end(self) -> None:
-        pass
-
-    def client_paused(self) -> None:
-        pass
-
-    def client_resumed(self) -> None:
-        pass
 
     def client_lost(self) -> None:
         self.ex.handler = None
@@ -133,8 +125,6 @@ def proxy_to_external(client: HttpProtocol, ex: Exchange, decision: ProxyExterna
 
 # --- static files ------
 def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
-    from navigator.static import prepare_file
-
     assert ex.info is not None
     ex.response_type = decision.response_type
     try:
@@ -164,7 +154,7 @@ def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
     sender.pump()
 
 
-class _FileSender:
+class _FileSender(BaseHandler):
     """Streams a byte range of a file, pausing while the client's buffer is full.
 
     uvloop has no loop.sendfile; page-cache reads of 256 KiB are cheap enough to do inline.
@@ -206,21 +196,11 @@ class _FileSender:
             os.close(self.fd)
             self.fd = -1
 
-    def request_body(self, data: bytes) -> None:
-        pass
-
-    def request_end(self) -> None:
-        pass
-
-    def client_paused(self) -> None:
-        pass
-
     def client_resumed(self) -> None:
         self.pump()
 
     def client_lost(self) -> None:
         self._close_fd()
-
 
 # --- metrics ------
 def serve_metrics(client: HttpProtocol, ex: Exchange) -> None:
