@@ -29,6 +29,7 @@ Must not touch: runtime types, environment, file system.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -338,11 +339,20 @@ def json_schema() -> dict[str, Any]:
 KeyPath = tuple[str | int, ...]
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][\w-]*\Z")
+
+
 def dotted(key: KeyPath) -> str:
-    """`("applications", "tenants", 3, "path")` → `applications.tenants[3].path`."""
+    """`("applications", "tenants", 3, "path")` → `applications.tenants[3].path`; a map key
+    that is not a plain word is quoted: `headers[" "]`, so the path stays unambiguous."""
     text = ""
     for part in key:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.match(part):
+            text += f"[{json.dumps(part)}]"
+        else:
+            text += f".{part}" if text else part
     return text
 
 

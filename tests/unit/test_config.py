@@ -652,3 +652,21 @@ def test_showcase_like_config(tmp_path: Path) -> None:
     assert "warnings 0" in text
     assert "/showcase/2025/boston/" in text
     assert "replay" in text
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        (("applications", "tenants", 3, "path"), "applications.tenants[3].path"),
+        (("applications", "env", "DATABASE_URL"), "applications.env.DATABASE_URL"),
+        (("routes", "reverse_proxies", 0, "response_headers", " "),
+         'routes.reverse_proxies[0].response_headers[" "]'),
+        (("server", "health_check", "response", "headers", "a.b:c"),
+         'server.health_check.response.headers["a.b:c"]'),
+    ],
+)
+def test_key_paths_quote_keys_that_are_not_plain_words(key: tuple[str | int, ...],
+                                                       text: str) -> None:
+    from navigator.schema import dotted
+
+    assert dotted(key) == text

@@ -141,7 +141,7 @@ yamlish_text = st.lists(
 ).map(lambda lines: "\n".join("  " * depth + key + sep + value
                               for depth, key, sep, value in lines) + "\n")
 
-KEY_PATH = re.compile(r"^([A-Za-z_][\w-]*)(?:\.[^\s:]+|\[\d+\])*: ")
+KEY_PATH = re.compile(r'^([A-Za-z_][\w-]*)(?:\.[^\s:\[]+|\[\d+\]|\["(?:[^"\\]|\\.)*"\])*: ')
 
 
 def load(tmp_path: Path, text: str) -> tuple[Path, object]:
