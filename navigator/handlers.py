@@ -42,7 +42,7 @@ def proxy_to_tenant(client: HttpProtocol, ex: Exchange, decision: ProxyTenant) -
     ex.response_type = "proxy"
     ex.destination = f"tenant:{tenant.name}"
     state.tenants.request_started(tenant)
-    ex.x[b":tenant-counted"] = b"1"
+    ex.tenant_counted = True
     head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
                               state.snapshot.config.trust_proxy, ())
     proxy = ProxyExchange(client, ex, head, tenant=tenant)

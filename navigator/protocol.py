@@ -80,10 +80,33 @@ class Exchange:
     """One request/response on a client connection, plus what the access log needs."""
 
     __slots__ = (
-        "body_buffer", "body_buffered", "bytes_sent", "chunked", "conn_tokens", "content_length",
-        "destination", "error", "expect_continue", "handler", "head_sent", "headers",
-        "http_minor", "info", "keep_alive", "method", "request_complete", "request_id",
-        "response_type", "started", "status", "target", "tenant", "upgrade", "x",
+        "activity_counted",
+        "body_buffer",
+        "body_buffered",
+        "bytes_sent",
+        "chunked",
+        "conn_tokens",
+        "content_length",
+        "destination",
+        "error",
+        "expect_continue",
+        "handler",
+        "head_sent",
+        "headers",
+        "http_minor",
+        "info",
+        "keep_alive",
+        "method",
+        "request_complete",
+        "request_id",
+        "response_type",
+        "started",
+        "status",
+        "target",
+        "tenant",
+        "tenant_counted",
+        "upgrade",
+        "x",
     )
 
     def __init__(self, started: float) -> None:
@@ -103,6 +126,8 @@ class Exchange:
         self.chunked = False
         self.conn_tokens: frozenset[bytes] = frozenset()
         self.upgrade = False
+        self.activity_counted = False  # told the machine-idle tracker it started
+        self.tenant_counted = False  # told the supervisor it started (ex.tenant is set)
         self.head_sent = False
         self.status = 0
         self.bytes_sent = 0
@@ -317,7 +342,8 @@ class HttpProtocol(asyncio.Protocol):
             if self._head_bytes > limits.max_header_bytes:
                 self._fail(431, "trailer section too large")
             return
-        if b"_" in name and name.lower().replace(b"_", b"-") in _FRAMING_NAMES:
+        lname = name.lower()
+        if b"_" in name and lname.replace(b"_", b"-") in _FRAMING_NAMES:
             self._fail(400, "underscore variant of a framing header")
         headers = ex.headers
         headers.append((name, value))
@@ -325,7 +351,7 @@ class HttpProtocol(asyncio.Protocol):
             self._fail(431, "header section too large")
         if len(headers) > limits.max_header_count:
             self._fail(431, "too many headers")
-        code = _HEADER_CODES.get(name.lower())
+        code = _HEADER_CODES.get(lname)
         if code is None:
             return
         if code == _H_HOST:
@@ -340,7 +366,7 @@ class HttpProtocol(asyncio.Protocol):
         elif code == _H_EXPECT:
             ex.expect_continue = value.strip().lower() == b"100-continue"
         else:
-            ex.x[name.lower()] = value
+            ex.x[lname] = value
 
     def on_headers_complete(self) -> None:
         ex = self._parsing
@@ -420,7 +446,7 @@ class HttpProtocol(asyncio.Protocol):
         xff = x.get(b"x-forwarded-for", b"")
         info = RequestInfo(
             method=ex.method.decode("latin-1"), path=path, query=query,
-            host=x.get(b"host", b"").decode("latin-1") or _host_of(ex.headers),
+            host=x.get(b"host", b"").decode("latin-1"),
             peer_ip=self.peer_ip,
             authorization=x[b"authorization"].decode("latin-1") if b"authorization" in x
             else None,
@@ -455,7 +481,7 @@ class HttpProtocol(asyncio.Protocol):
         if activity is not None and not (type(decision) is Respond
                                          and decision.response_type == "health"):
             activity.request_started()
-            ex.x[b":counted"] = b"1"
+            ex.activity_counted = True
             if activity.resuming:  # machine just resumed: hold until resume hooks are done
                 ex.body_buffer = ex.body_buffer or []
                 self.state.spawn(self._act_after_resume(ex, decision, activity))
@@ -578,9 +604,11 @@ class HttpProtocol(asyncio.Protocol):
             self._log(ex)
 
     def _log(self, ex: Exchange) -> None:
-        if ex.x.pop(b":tenant-counted", None) is not None and ex.tenant is not None:
+        if ex.tenant_counted and ex.tenant is not None:
+            ex.tenant_counted = False
             self.state.tenants.request_finished(ex.tenant)
-        if ex.x.pop(b":counted", None) is not None and self.state.activity is not None:
+        if ex.activity_counted and self.state.activity is not None:
+            ex.activity_counted = False
             self.state.activity.request_finished()
         observer = self.state.observer
         if observer is not None:
@@ -718,13 +746,6 @@ def _origin_form(target: bytes, method: bytes) -> bytes:
         slash = target.find(b"/", scheme_sep + 3)
         return target[slash:] if slash >= 0 else b"/"
     return target
-
-
-def _host_of(headers: list[tuple[bytes, bytes]]) -> str:
-    for name, value in headers:
-        if name.lower() == b"host":
-            return value.decode("latin-1")
-    return ""
 
 
 def _has_type(headers: tuple[tuple[str, str], ...]) -> bool:
