@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CONFIG  ?= config.example.yml
 
-.PHONY: install run test test-fast lint bench check clean
+.PHONY: install run test test-fast lint bench check docs image-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ lint: install
 
 check: install
 	$(PY) -m navigator check $(CONFIG)
+
+## Regenerate docs/configuration.md from the config schema (a test fails when it is stale)
+docs: install
+	$(PY) -m navigator.docs
+
+## Lint the Dockerfile and run its steps in a temp venv (no Docker needed; CI runs this)
+image-check:
+	bash .ci/image-steps
 
 ## Benchmarks against nginx and Caddy on this machine (installs them if missing)
 bench: install

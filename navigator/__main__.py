@@ -1,4 +1,5 @@
-"""Command line: `navigator [CONFIG]`, `--config`, `check`, `-s reload`, `--version`.
+"""Command line: `navigator [CONFIG]`, `--config`, `check`, `schema`, `docs`, `status`,
+`-s reload|stop`, `--version`.
 
 Room: CLI only. Parses arguments, installs uvloop, runs the server or a one-shot command and
 turns the outcome into an exit code. Decisions live in the rooms it calls.
@@ -21,7 +22,7 @@ from navigator import __version__
 
 DEFAULT_CONFIG = "config/navigator.yml"
 DEFAULT_PID_FILE = "/tmp/navigator.pid"
-COMMANDS = ("check", "schema", "status", "serve")
+COMMANDS = ("check", "schema", "docs", "status", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="navigator",
         description="Multi-tenant application server and reverse proxy.",
         epilog="commands: check CONFIG (validate), schema (JSON Schema), "
-        "status (running tenants)",
+        "docs (configuration reference, Markdown), status (running tenants)",
     )
     parser.add_argument("args", nargs="*", help="[command] [CONFIG]")
     parser.add_argument("-c", "--config", help=f"config file (default {DEFAULT_CONFIG})")
@@ -53,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from navigator.docs import schema_json
 
         sys.stdout.write(schema_json())
+        return 0
+    if command == "docs":
+        from navigator.docs import reference_markdown
+
+        sys.stdout.write(reference_markdown())
         return 0
     if command == "status":
         from navigator.status import print_status

@@ -19,8 +19,9 @@ Must not touch: sockets, processes, the clock (durations are measured by callers
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 LabelValues = tuple[str, ...]
@@ -32,7 +33,9 @@ REQUEST_BUCKETS: tuple[float, ...] = (
 COLD_START_BUCKETS: tuple[float, ...] = (
     0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0,
 )
-TENANT_STATES: tuple[str, ...] = ("stopped", "starting", "ready", "stopping", "failed")
+# supervisor.TenantState values, so every tenant shows one series per state
+TENANT_STATES: tuple[str, ...] = ("stopped", "starting", "ready", "draining", "stopping",
+                                  "backoff")
 STATUS_CLASSES: tuple[str, ...] = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -131,6 +134,10 @@ class Gauge(_Metric):
     def set_source(self, source: GaugeSource | None) -> None:
         """Read `(label values, value)` pairs from `source` at render time instead."""
         self._source = source
+
+    def set_function(self, read: Callable[[], float]) -> None:
+        """An unlabelled gauge read from `read()` at render time (a length, a phase)."""
+        self.set_source(lambda: (((), float(read())),))
 
     def value(self, *labels: str) -> float:
         return self._values.get(labels, 0.0)
@@ -232,7 +239,8 @@ class Metrics:
             "navigator_tenant_crashes_total", "Tenant processes that exited unexpectedly.",
             ("tenant",)))
         self.cold_start = registry.register(Histogram(
-            "navigator_cold_start_seconds", "Time from spawn to the tenant answering.",
+            "navigator_cold_start_seconds",
+            "Time from the request that started a tenant to its readiness probe answering.",
             ("tenant",), COLD_START_BUCKETS))
         self.tenant_state = registry.register(Gauge(
             "navigator_tenant_state", "1 for the state each tenant is in, 0 for the others.",
@@ -242,11 +250,53 @@ class Metrics:
         self.open_websockets = registry.register(Gauge(
             "navigator_open_websockets", "WebSocket tunnels currently open."))
         self.machine_idle = registry.register(Gauge(
-            "navigator_machine_idle", "1 while the machine counts as idle."))
+            "navigator_machine_idle",
+            "1 while the machine idle sequence runs or the machine is suspended."))
         self.config_reloads = registry.register(Counter(
             "navigator_config_reloads_total", "Configuration reloads, by result.", ("result",)))
+        self.tenant_info = registry.register(Gauge(
+            "navigator_tenant_info", "1 per running tenant process, with its pid and port.",
+            ("tenant", "path", "pid", "port")))
+        self.tenant_started_at = registry.register(Gauge(
+            "navigator_tenant_started_timestamp_seconds",
+            "Unix time the running tenant process was spawned.", ("tenant",)))
+        self.tenant_last_request = registry.register(Gauge(
+            "navigator_tenant_last_request_timestamp_seconds",
+            "Unix time the tenant last finished a request.", ("tenant",)))
+        self.tenant_in_flight = registry.register(Gauge(
+            "navigator_tenant_in_flight_requests", "Requests the tenant is answering now.",
+            ("tenant",)))
         if tenant_states is not None:
             self.set_tenant_states(tenant_states)
+
+    def set_tenant_rows(self, source: Callable[[], Iterable[Mapping[str, object]]]) -> None:
+        """Feed every per-tenant gauge from `source()` (rows as `Supervisor.status()` gives:
+        name, path, state, pid, port, started_at, last_request, in_flight, retired) at
+        each scrape. Retired definitions (draining after a reload) are left out."""
+
+        def current() -> list[Mapping[str, object]]:
+            return [row for row in source() if not row.get("retired")]
+
+        def column(key: str) -> Callable[[], Iterable[tuple[LabelValues, float]]]:
+            def rows() -> Iterable[tuple[LabelValues, float]]:
+                for row in current():
+                    value = row.get(key)
+                    if isinstance(value, int | float):
+                        yield (str(row["name"]),), float(value)
+            return rows
+
+        def info() -> Iterable[tuple[LabelValues, float]]:
+            for row in current():
+                if row.get("pid") is not None:
+                    yield (str(row["name"]), str(row.get("path", "")), str(row["pid"]),
+                           str(row.get("port") or "")), 1.0
+
+        self.set_tenant_states(lambda: {str(row["name"]): str(row["state"])
+                                        for row in current()})
+        self.tenant_info.set_source(info)
+        self.tenant_started_at.set_source(column("started_at"))
+        self.tenant_last_request.set_source(column("last_request"))
+        self.tenant_in_flight.set_source(column("in_flight"))
 
     def set_tenant_states(self, source: Callable[[], Mapping[str, str]]) -> None:
         """`source()` maps tenant name -> state, read at every scrape."""
@@ -265,16 +315,22 @@ class Metrics:
         self.requests.inc(tenant, klass)
         self.request_duration.observe(duration, tenant)
 
-    def tenant_started(self, tenant: str, cold_start: float | None = None) -> None:
+    # The supervisor's TenantEvents: once per process event, never per request.
+    def tenant_started(self, tenant: str) -> None:
+        """A tenant process was spawned."""
         self.tenant_starts.inc(tenant)
-        if cold_start is not None:
-            self.cold_start.observe(cold_start, tenant)
+
+    def tenant_ready(self, tenant: str, cold_start: float) -> None:
+        """It answered its readiness probe `cold_start` seconds after the first request."""
+        self.cold_start.observe(cold_start, tenant)
 
     def tenant_stopped(self, tenant: str, reason: str) -> None:
-        """`reason`: idle, reload, shutdown, memory, crash, ... (a small fixed vocabulary)."""
+        """An exit navigator asked for; `reason`: idle, reload, shutdown, evicted,
+        not_ready, other. Unexpected exits are crashes, counted apart."""
         self.tenant_stops.inc(tenant, reason)
 
     def tenant_crashed(self, tenant: str) -> None:
+        """An exit nobody asked for (killed, crashed, exited during startup)."""
         self.tenant_crashes.inc(tenant)
 
     def config_reloaded(self, ok: bool) -> None:
@@ -284,10 +340,37 @@ class Metrics:
         return self.registry.render()
 
 
+# ---------------------------------------------------------------------------- reading back
+
+_SAMPLE = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)\Z')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
+_ESCAPED = re.compile(r"\\.")
+_UNESCAPE = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
+
+
+def _unescape(found: re.Match[str]) -> str:
+    return _UNESCAPE.get(found.group(), found.group()[1])
+
+
+def parse_samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) for each sample line of the text format that `render()`
+    writes; `navigator status` reads the server's own scrape with it (no client library)."""
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        found = _SAMPLE.match(line)
+        if found is None:
+            continue
+        name, labels, value = found.groups()
+        pairs = {key: _ESCAPED.sub(_unescape, raw)
+                 for key, raw in _LABEL.findall(labels or "")}
+        yield name, pairs, float(value)
+
+
 # ---------------------------------------------------------------------------- status table
 
 STATUS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("tenant", "TENANT"), ("state", "STATE"), ("pid", "PID"), ("port", "PORT"),
+    ("tenant", "TENANT"), ("path", "PATH"), ("state", "STATE"), ("pid", "PID"), ("port", "PORT"),
     ("uptime", "UPTIME"), ("memory", "MEMORY"), ("last_request", "LAST REQUEST"),
 )
 

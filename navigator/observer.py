@@ -8,13 +8,28 @@ decodes a few byte strings, nothing more.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING
 
 from navigator.accesslog import AccessEntry, AccessLogger
+from navigator.idle import MachineIdle, Phase
 from navigator.metrics import Metrics
 
 if TYPE_CHECKING:
     from navigator.protocol import Exchange
+
+# The machine counts as idle from the idle hooks on until a request starts it resuming.
+IDLE_PHASES = frozenset({Phase.IDLE_HOOKS, Phase.ACTING, Phase.SUSPENDED})
+
+
+def feed_server_gauges(metrics: Metrics, tenant_rows: Callable[[], list[dict[str, object]]],
+                       connections: Sized, idle: MachineIdle) -> None:
+    """Point the state gauges at their sources; they are read only when scraped, so the
+    request path never updates them. `tenant_rows` is `Supervisor.status`."""
+    metrics.set_tenant_rows(tenant_rows)
+    metrics.open_connections.set_function(lambda: len(connections))
+    metrics.open_websockets.set_function(lambda: idle.websockets)
+    metrics.machine_idle.set_function(lambda: idle.phase in IDLE_PHASES)
 
 _PROTOCOLS = {0: "HTTP/1.0", 1: "HTTP/1.1"}
 

@@ -29,7 +29,7 @@ from navigator.hooks import HookResult, run_hooks
 from navigator.idle import MachineIdle, make_action
 from navigator.logs import open_vector
 from navigator.metrics import Metrics
-from navigator.observer import RequestRecorder
+from navigator.observer import RequestRecorder, feed_server_gauges
 from navigator.protocol import HttpProtocol
 from navigator.runtime import Config
 from navigator.snapshot import build_snapshot
@@ -60,6 +60,7 @@ class Server:
         self.access: AccessLogger | None = None
         self.idle: MachineIdle | None = None
         self._exit_event: asyncio.Event | None = None
+        self.metrics = Metrics()
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -69,14 +70,12 @@ class Server:
         config = self.config
         snapshot = build_snapshot(config)
         self._write_pid_file(config.pid_file)
-        supervisor = Supervisor(config, environ=self.environ)
+        metrics = self.metrics
+        supervisor = Supervisor(config, environ=self.environ, events=metrics)
         self.supervisor = supervisor
         pool = UpstreamPool(loop)
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor)
         self.state = state
-        metrics = Metrics()
-        metrics.set_tenant_states(lambda: {str(row["name"]): str(row["state"])
-                                           for row in supervisor.status() if not row["retired"]})
         self.access = AccessLogger(None, config.logging.access_log,
                                    open_vector(config.logging.vector), loop=loop)
         state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)
@@ -88,6 +87,7 @@ class Server:
                            self._run_idle_hooks)
         state.activity = idle
         self.idle = idle
+        feed_server_gauges(metrics, supervisor.status, state.connections, idle)
         idle.start()
         state.spawn(self._exit_when_idle_says())
         supervisor.add_exit_listener(lambda tenant, port: pool.drop(LOOPBACK, port))
@@ -138,9 +138,9 @@ class Server:
         while True:
             command = await self._commands.get()
             if command == "reload":
-                await self.reload(self.config.source)
+                self.metrics.config_reloaded(await self.reload(self.config.source))
             elif command.startswith("reload:"):
-                await self.reload(Path(command.partition(":")[2]))
+                self.metrics.config_reloaded(await self.reload(Path(command.partition(":")[2])))
             elif command == "stop":
                 await self.shutdown()
                 return 0
@@ -266,6 +266,9 @@ class Server:
         hub = state.extras.get("cable_hub")
         if hub is not None:
             hub.close_all()
+        resolver = state.extras.get("stamps_resolver")
+        if resolver is not None:
+            await resolver.close()
         for conn in list(state.connections):
             conn.abort()
         if self._sweep_handle is not None:

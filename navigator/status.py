@@ -1,42 +1,120 @@
-"""`navigator status`: what the running server's tenant processes are doing.
+"""`navigator status`: what the running server's tenants are doing.
 
-Room: CLI helper (I/O: pid file, /proc via psutil). It inspects the processes the server
-started (its direct children, each a tenant or managed process in its own session) rather
-than asking the server, so it works even when the server is too busy to answer.
+Room: CLI helper (I/O: pid file, /proc via psutil, one loopback HTTP request). The server is
+found through its pid file; its listening port is read from /proc (so `listen: ...:0` and
+any config work) and its own metrics endpoint gives each tenant's state, path, pid, port,
+start and last request; psutil adds the memory of each tenant's process tree. When the
+endpoint does not answer (metrics disabled, server too busy), the server's child processes
+are listed instead, with what /proc alone can tell.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import ipaddress
+import socket
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
 
-from navigator.metrics import format_status_table
+from navigator.metrics import format_status_table, parse_samples
 
 DEFAULT_PID_FILE = Path("/tmp/navigator.pid")
+DEFAULT_METRICS_PATH = "/_navigator/metrics"
+SCRAPE_TIMEOUT = 3.0
 
 
-def collect_rows(server_pid: int) -> list[dict[str, object]]:
-    """One row per child process of the server: name, pid, port, uptime, memory."""
+def rows_from_metrics(samples: Iterable[tuple[str, dict[str, str], float]],
+                      now: float) -> list[dict[str, object]]:
+    """PURE. Status rows from the server's metric samples, one per tenant it knows."""
+    rows: dict[str, dict[str, object]] = {}
+
+    def row(tenant: str) -> dict[str, object]:
+        return rows.setdefault(tenant, {"tenant": tenant})
+
+    for name, labels, value in samples:
+        tenant = labels.get("tenant")
+        if tenant is None:
+            continue
+        if name == "navigator_tenant_state" and value == 1:
+            row(tenant)["state"] = labels.get("state", "")
+        elif name == "navigator_tenant_info":
+            entry = row(tenant)
+            entry["path"] = labels.get("path", "")
+            entry["pid"] = int(labels["pid"]) if labels.get("pid", "").isdigit() else None
+            entry["port"] = labels.get("port") or None
+        elif name == "navigator_tenant_started_timestamp_seconds":
+            row(tenant)["uptime"] = now - value
+        elif name == "navigator_tenant_last_request_timestamp_seconds":
+            row(tenant)["last_request"] = now - value
+    return sorted(rows.values(), key=lambda entry: str(entry["tenant"]))
+
+
+def listening_address(pid: int) -> tuple[str, int] | None:
+    """Where the server accepts connections, as a loopback address we may scrape from."""
+    try:
+        sockets = psutil.Process(pid).net_connections(kind="inet")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    for conn in sorted(sockets, key=lambda c: c.family != socket.AF_INET):
+        if conn.status != psutil.CONN_LISTEN or not conn.laddr:
+            continue
+        host, port = conn.laddr.ip, conn.laddr.port
+        address = ipaddress.ip_address(host)
+        if address.is_unspecified:
+            host = "127.0.0.1" if address.version == 4 else "::1"
+        elif not address.is_loopback:
+            continue  # the endpoint answers loopback peers only
+        return host, port
+    return None
+
+
+def scrape(host: str, port: int, path: str) -> str:
+    connection = http.client.HTTPConnection(host, port, timeout=SCRAPE_TIMEOUT)
+    try:
+        connection.request("GET", path, headers={"User-Agent": "navigator-status"})
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise OSError(f"{path} answered {response.status}")
+        return body.decode()
+    finally:
+        connection.close()
+
+
+def tree_memory(pid: int) -> int | None:
+    """RSS of a process and its descendants (a tenant may fork workers)."""
+    try:
+        process = psutil.Process(pid)
+        tree = [process, *process.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    total = 0
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += member.memory_info().rss
+    return total
+
+
+def child_rows(server_pid: int) -> list[dict[str, object]]:
+    """Fallback: one row per child process of the server, from /proc only."""
     rows: list[dict[str, object]] = []
     now = time.time()
     for child in psutil.Process(server_pid).children():
         try:
             with child.oneshot():
                 env = _environ(child)
-                tree = [child, *child.children(recursive=True)]
-                memory = sum(p.memory_info().rss for p in tree if p.is_running())
                 rows.append({
-                    "tenant": env.get("TENANT_NAME") or " ".join(child.cmdline()[:3]),
+                    "tenant": " ".join(child.cmdline()[:3]),
                     "state": child.status(),
                     "pid": child.pid,
                     "port": env.get("PORT"),
                     "uptime": now - child.create_time(),
-                    "memory": memory,
-                    "last_request": None,
+                    "memory": tree_memory(child.pid),
                 })
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -50,19 +128,43 @@ def _environ(process: psutil.Process) -> dict[str, str]:
         return {}
 
 
-def print_status(config_path: str) -> int:
-    pid_file = DEFAULT_PID_FILE
+def _settings(config_path: str) -> tuple[Path, str, bool]:
+    """Pid file, metrics path, and whether the endpoint is enabled, from the config."""
     if Path(config_path).exists():
         from navigator.config import ConfigError, load_config
 
         with contextlib.suppress(ConfigError, OSError):
-            pid_file = load_config(config_path).pid_file
+            config = load_config(config_path)
+            return config.pid_file, config.metrics.path, config.metrics.enabled
+    return DEFAULT_PID_FILE, DEFAULT_METRICS_PATH, True
+
+
+def print_status(config_path: str) -> int:
+    pid_file, metrics_path, enabled = _settings(config_path)
     try:
         pid = int(pid_file.read_text().strip())
-        rows = collect_rows(pid)
+        psutil.Process(pid)
     except (OSError, ValueError, psutil.NoSuchProcess) as exc:
         print(f"navigator: no running server found via {pid_file}: {exc}", file=sys.stderr)
         return 1
-    print(f"navigator pid {pid}: {len(rows)} child processes")
+    address = listening_address(pid)
+    problem = "metrics endpoint disabled" if not enabled else "no loopback listener found"
+    if enabled and address is not None:
+        host, port = address
+        try:
+            text = scrape(host, port, metrics_path)
+        except (OSError, http.client.HTTPException) as exc:
+            problem = f"metrics endpoint unreachable: {exc}"
+        else:
+            rows = rows_from_metrics(parse_samples(text), time.time())
+            for entry in rows:
+                tenant_pid = entry.get("pid")
+                if isinstance(tenant_pid, int):
+                    entry["memory"] = tree_memory(tenant_pid)
+            print(f"navigator pid {pid} on {host}:{port}: {len(rows)} tenants")
+            sys.stdout.write(format_status_table(rows))
+            return 0
+    rows = child_rows(pid)
+    print(f"navigator pid {pid} ({problem}): {len(rows)} child processes")
     sys.stdout.write(format_status_table(rows))
     return 0

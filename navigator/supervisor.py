@@ -56,7 +56,9 @@ from navigator.tenantstate import (
     RUNNING,
     SERVING,
     TRANSITIONS,
+    NoEvents,
     SupervisorPolicy,
+    TenantEvents,
     TenantLaunchError,
     TenantRecord,
     TenantState,
@@ -66,6 +68,7 @@ from navigator.tenantstate import (
     pidfile_path,
     probe,
     state_of,
+    stop_label,
 )
 
 log = logging.getLogger("navigator.supervisor")
@@ -81,9 +84,11 @@ class Supervisor:
     """Owns every tenant and managed process of one server."""
 
     def __init__(self, config: Config, *, environ: Mapping[str, str] | None = None,
-                 policy: SupervisorPolicy | None = None) -> None:
+                 policy: SupervisorPolicy | None = None,
+                 events: TenantEvents | None = None) -> None:
         self.config = config
         self.policy = policy or SupervisorPolicy()
+        self.events: TenantEvents = events or NoEvents()
         self._environ = dict(os.environ if environ is None else environ)
         self._records: dict[str, TenantRecord] = {}
         self._retired: list[TenantRecord] = []
@@ -261,6 +266,7 @@ class Supervisor:
             task.exception()  # retrieved: the caller may have timed out and left
 
     async def _start(self, record: TenantRecord) -> int:
+        requested = asyncio.get_running_loop().time()  # cold start = first request → ready
         if self.config.pools.max_size:
             await self._make_room(record, self.config.pools.max_size)
         else:
@@ -296,6 +302,7 @@ class Supervisor:
         record.started_wall = time.time()
         record.watch_task = loop.create_task(self._watch(record, child))
         log.info("tenant %s starting: pid %d, port %d", tenant.name, child.pid, port)
+        self.events.tenant_started(tenant.name)
         self._spawn(self._run_tenant_hooks(record, "start"))
         ready = await self._wait_ready(port, tenant.health_path, child)
         if record.child is not child or child.returncode is not None:
@@ -315,6 +322,7 @@ class Supervisor:
         self._arm_idle(record)
         log.info("tenant %s ready on port %d after %.0f ms", tenant.name, port,
                  (loop.time() - began) * 1000)
+        self.events.tenant_ready(tenant.name, loop.time() - requested)
         return port
 
     def _spawn_spec(self, tenant: Tenant, port: int) -> SpawnSpec:
@@ -423,7 +431,9 @@ class Supervisor:
         if expected:
             record.quick_crashes = 0
             log.info("tenant %s stopped (%s)", tenant.name, how)
+            self.events.tenant_stopped(tenant.name, record.stop_reason)
         else:
+            self.events.tenant_crashed(tenant.name)
             record.quick_crashes, delay = crash_outcome(run_time, record.quick_crashes,
                                                         self.policy)
             log.warning("tenant %s exited unexpectedly after %.1fs: %s%s\n%s", tenant.name,
@@ -477,6 +487,7 @@ class Supervisor:
                 return
             if record.state is not S.STOPPING:
                 advance(record, S.STOPPING)
+                record.stop_reason = stop_label(reason)
             self._cancel_idle(record)
             log.info("stopping tenant %s (%s)", record.tenant.name, reason)
             await child.stop(self.policy.stop_grace if grace is None else grace)

@@ -18,6 +18,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from navigator.procs import ChildProcess
 from navigator.runtime import Tenant
@@ -93,13 +94,50 @@ def crash_outcome(run_time: float, quick_crashes: int,
     return quick, min(policy.backoff_cap, policy.backoff_first * 2 ** (quick - 2))
 
 
+class TenantEvents(Protocol):
+    """Lifecycle observer (metrics). Called once per process event, never per request."""
+
+    def tenant_started(self, tenant: str) -> None: ...
+    def tenant_ready(self, tenant: str, cold_start: float) -> None: ...
+    def tenant_stopped(self, tenant: str, reason: str) -> None: ...
+    def tenant_crashed(self, tenant: str) -> None: ...
+
+
+class NoEvents:
+    """The observer when nobody listens (unit tests, tools)."""
+
+    def tenant_started(self, tenant: str) -> None:
+        pass
+
+    def tenant_ready(self, tenant: str, cold_start: float) -> None:
+        pass
+
+    def tenant_stopped(self, tenant: str, reason: str) -> None:
+        pass
+
+    def tenant_crashed(self, tenant: str) -> None:
+        pass
+
+
+# The supervisor's stop reasons (log text) → the small label vocabulary of the metrics.
+STOP_LABELS: Mapping[str, str] = {
+    "idle": "idle", "shutdown": "shutdown", "not ready": "not_ready",
+    "evicted (pool full)": "evicted", "removed by reload": "reload",
+    "replaced by reload": "reload",
+}
+
+
+def stop_label(reason: str) -> str:
+    return STOP_LABELS.get(reason, "other")
+
+
 class TenantRecord:
     """Mutable bookkeeping for one tenant definition."""
 
     __slots__ = ("activity", "backoff_until", "child", "idle_handle", "in_flight",
                  "last_active", "port", "quick_crashes", "retired", "spawned_at", "start_task",
-                 "started_wall", "state", "stop_task", "tenant", "touched", "watch_task",
-                 "websockets")
+                 "started_wall", "state", "stop_reason", "stop_task", "tenant", "touched",
+                 "watch_task", "websockets")
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
@@ -120,6 +158,7 @@ class TenantRecord:
         self.quick_crashes = 0
         self.backoff_until = 0.0
         self.retired = False
+        self.stop_reason = "other"  # metrics label of the stop in progress
 
     @property
     def busy(self) -> bool:

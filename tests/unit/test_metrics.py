@@ -20,6 +20,7 @@ from navigator.metrics import (
     format_duration,
     format_status_table,
     format_value,
+    parse_samples,
 )
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -54,6 +55,10 @@ def test_all_series_declared_with_types() -> None:
         "navigator_open_websockets": "gauge",
         "navigator_machine_idle": "gauge",
         "navigator_config_reloads": "counter",
+        "navigator_tenant_info": "gauge",
+        "navigator_tenant_started_timestamp_seconds": "gauge",
+        "navigator_tenant_last_request_timestamp_seconds": "gauge",
+        "navigator_tenant_in_flight_requests": "gauge",
     }
 
 
@@ -107,7 +112,8 @@ def test_histogram_boundary_is_inclusive() -> None:
 
 def test_tenant_lifecycle_and_reloads() -> None:
     metrics = Metrics()
-    metrics.tenant_started("a", cold_start=1.5)
+    metrics.tenant_started("a")
+    metrics.tenant_ready("a", 1.5)
     metrics.tenant_started("a")
     metrics.tenant_stopped("a", "idle")
     metrics.tenant_stopped("a", "idle")
@@ -145,6 +151,23 @@ def test_plain_gauges() -> None:
     assert samples[key("navigator_machine_idle")] == 1
 
 
+def test_gauges_read_at_render_time() -> None:
+    metrics = Metrics()
+    open_now = [1, 2, 3]
+    metrics.open_connections.set_function(lambda: len(open_now))
+    _, samples = parse(metrics.render())
+    assert samples[key("navigator_open_connections")] == 3
+    open_now.pop()
+    _, samples = parse(metrics.render())
+    assert samples[key("navigator_open_connections")] == 2
+
+
+def test_tenant_states_match_the_supervisor() -> None:
+    from navigator.tenantstate import TenantState
+
+    assert set(TENANT_STATES) == {state.value for state in TenantState}
+
+
 def test_tenant_state_from_callback_at_render_time() -> None:
     states = {"a": "ready", "b/c": "stopped"}
     metrics = Metrics(tenant_states=lambda: states)
@@ -154,9 +177,9 @@ def test_tenant_state_from_callback_at_render_time() -> None:
     assert samples[key("navigator_tenant_state", tenant="b/c", state="stopped")] == 1
     assert len([s for s in samples if s[0] == "navigator_tenant_state"]) == \
         2 * len(TENANT_STATES)
-    states["a"] = "backoff"  # a state we did not list still shows
+    states["a"] = "unheard-of"  # a state we did not list still shows
     _, samples = parse(metrics.render())
-    assert samples[key("navigator_tenant_state", tenant="a", state="backoff")] == 1
+    assert samples[key("navigator_tenant_state", tenant="a", state="unheard-of")] == 1
     assert samples[key("navigator_tenant_state", tenant="a", state="ready")] == 0
 
 
@@ -219,18 +242,82 @@ def test_format_bytes(size: int, text: str) -> None:
 
 def test_status_table() -> None:
     table = format_status_table([
-        {"tenant": "2025/boston", "state": "ready", "pid": 4242, "port": 4001,
+        {"tenant": "2025/boston", "path": "/2025/boston/", "state": "ready", "pid": 4242,
+         "port": 4001,
          "uptime": 3725, "memory": 157286400, "last_request": 12},
         {"tenant": "a", "state": "stopped", "pid": None, "port": None},
         {"tenant": "b", "state": "starting", "pid": 77, "port": 4002, "uptime": "just now"},
     ])
     assert table.splitlines() == [
-        "TENANT       STATE     PID   PORT  UPTIME    MEMORY    LAST REQUEST",
-        "2025/boston  ready     4242  4001  1h02m     150.0MiB  12s ago",
-        "a            stopped   -     -     -         -         -",
-        "b            starting  77    4002  just now  -         -",
+        "TENANT       PATH           STATE     PID   PORT  UPTIME    MEMORY    LAST REQUEST",
+        "2025/boston  /2025/boston/  ready     4242  4001  1h02m     150.0MiB  12s ago",
+        "a            -              stopped   -     -     -         -         -",
+        "b            -              starting  77    4002  just now  -         -",
     ]
 
 
 def test_status_table_empty() -> None:
-    assert format_status_table([]) == "TENANT  STATE  PID  PORT  UPTIME  MEMORY  LAST REQUEST\n"
+    assert format_status_table([]) == \
+        "TENANT  PATH  STATE  PID  PORT  UPTIME  MEMORY  LAST REQUEST\n"
+
+
+def test_parse_samples_reads_back_what_render_writes() -> None:
+    metrics = Metrics()
+    metrics.request_done("a", 200, 0.01)
+    tricky = 'odd " \\ \n tenant'
+    metrics.tenant_started(tricky)
+    parsed = list(parse_samples(metrics.render().decode()))
+    assert ("navigator_requests_total", {"tenant": "a", "status_class": "2xx"}, 1.0) in parsed
+    assert ("navigator_tenant_starts_total", {"tenant": tricky}, 1.0) in parsed
+    assert ("navigator_request_duration_seconds_bucket", {"tenant": "a", "le": "+Inf"},
+            1.0) in parsed
+    expected = {(name, tuple(sorted(labels.items()))): value
+                for name, labels, value in parsed}
+    assert expected == parse(metrics.render())[1]
+
+
+def test_status_rows_from_tenant_rows() -> None:
+    from navigator.status import rows_from_metrics
+
+    metrics = Metrics()
+    metrics.set_tenant_rows(lambda: [
+        {"name": "a", "path": "/a/", "state": "ready", "pid": 42, "port": 4001,
+         "started_at": 1000.0, "last_request": 1090.0, "in_flight": 0, "retired": False},
+        {"name": "b", "path": "/b/", "state": "stopped", "pid": None, "port": None,
+         "started_at": None, "last_request": 1050.0, "in_flight": 0, "retired": False},
+        {"name": "a", "path": "/a/", "state": "draining", "pid": 7, "port": 4000,
+         "started_at": 900.0, "last_request": None, "in_flight": 1, "retired": True},
+    ])
+    rows = rows_from_metrics(parse_samples(metrics.render().decode()), now=1100.0)
+    assert rows == [
+        {"tenant": "a", "state": "ready", "path": "/a/", "pid": 42, "port": "4001",
+         "uptime": 100.0, "last_request": 10.0},
+        {"tenant": "b", "state": "stopped", "last_request": 50.0},
+    ]
+    table = format_status_table(rows).splitlines()
+    assert table[1].split() == ["a", "/a/", "ready", "42", "4001", "1m40s", "-", "10s", "ago"]
+    assert table[2].split() == ["b", "-", "stopped", "-", "-", "-", "-", "50s", "ago"]
+
+
+@pytest.mark.parametrize(("reason", "label"), [
+    ("idle", "idle"), ("shutdown", "shutdown"), ("replaced by reload", "reload"),
+    ("removed by reload", "reload"), ("evicted (pool full)", "evicted"),
+    ("not ready", "not_ready"), ("something new", "other"),
+])
+def test_stop_reasons_become_a_small_label_set(reason: str, label: str) -> None:
+    from navigator.tenantstate import stop_label
+
+    assert stop_label(reason) == label
+
+
+def test_every_stop_reason_the_supervisor_uses_has_a_label() -> None:
+    import inspect
+    import re
+
+    from navigator import supervisor
+    from navigator.tenantstate import STOP_LABELS
+
+    source = inspect.getsource(supervisor)
+    used = set(re.findall(r'(?:_terminate|_stop_with_hooks)\([^,]+, "([^"]+)"', source))
+    assert used
+    assert used <= set(STOP_LABELS)

@@ -1,0 +1,278 @@
+"""What each configuration key means, for the generated reference and the JSON Schema.
+
+Room: PURE data. `docs` joins these texts to the msgspec Structs of `schema` (names, types
+and defaults come from the Structs, never from here), and a test fails when a key of the
+Structs has no text here or a text names a key that no longer exists, so the reference
+cannot drift from what the loader accepts. Keys: `StructName` for a section's introduction,
+`StructName.key` for one key. "(duration)" means Go duration syntax (`90s`, `10m`, `1h30m`),
+"(size)" a byte size (`512M`, `64K`); `""` in a default column means "not set": the
+text says what applies then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+SECTIONS: Mapping[str, str] = {
+    "NavigatorFile": "The whole file. Every section is optional; unknown keys are accepted "
+    "and listed as warnings (`navigator check` shows them).",
+    "ServerSpec": "The listener and everything answered before a tenant is involved.",
+    "BotDetectionSpec": "Requests whose User-Agent looks like a crawler or scanner.",
+    "HealthCheckSpec": "A health-check path for the platform's probes.",
+    "HealthResponseSpec": "A synthetic answer for the health-check path. Synthetic answers "
+    "never start a tenant and never count as activity for machine idle.",
+    "StaticSpec": "Static files served directly, without waking a tenant.",
+    "CacheControlSpec": "`Cache-Control` for static files.",
+    "CacheOverrideSpec": "One per-prefix `Cache-Control` rule; the longest matching prefix "
+    "wins.",
+    "IdleSpec": "Machine idle: suspend, stop or exit when no request or WebSocket has been "
+    "active for a while (after running `hooks.server.idle`).",
+    "CgiScriptSpec": "One CGI script run per request (RFC 3875 environment).",
+    "LimitsSpec": "Extension: protocol limits and timeouts. Sizes like `64K`, durations like "
+    "`30s`; empty keeps the default shown in each key's text.",
+    "MetricsSpec": "Extension: Prometheus metrics (text format 0.0.4), answered to loopback "
+    "clients only.",
+    "CableSpec": "Built-in WebSocket pub/sub (the Rails TurboCable client protocol).",
+    "AuthSpec": "HTTP Basic authentication for the whole site, with public exceptions.",
+    "AuthPatternSpec": "A regex over the request path; `action: off` makes matching paths "
+    "public.",
+    "MaintenanceSpec": "Maintenance mode: every non-health request gets the 503 page.",
+    "RoutesSpec": "Rules evaluated in order before static files and tenants.",
+    "RewriteSpec": "One rule: a regex (`from`, RE2/Go syntax) and a replacement (`to`, with "
+    "`$1` / `${name}`). Redirects answer 302; rewrites change the path and continue.",
+    "ReverseProxySpec": "A route to another HTTP service.",
+    "FlySpec": "Fly.io routing.",
+    "ReplaySpec": "A `fly-replay` rule: requests whose path matches are replayed by Fly's "
+    "proxy to another region, app or machine (bodies of 1 MB or more are proxied instead).",
+    "ApplicationsSpec": "The tenants and how their processes are started.",
+    "PoolsSpec": "The tenant process pool.",
+    "FrameworkSpec": "The command that starts a tenant when no `runtime`/`server` map entry "
+    "applies.",
+    "TenantSpec": "One tenant: a URL prefix served by its own process.",
+    "TenantHooksSpec": "Commands run when a tenant starts or stops.",
+    "HookSpec": "One hook command, run without a shell.",
+    "ManagedProcessSpec": "A helper process (redis, a worker) started with navigator, "
+    "restarted with back-off when `auto_restart` is set, stopped after the tenants.",
+    "HooksSpec": "Lifecycle hook commands.",
+    "ServerHooksSpec": "Server lifecycle hooks. A successful `ready` or `resume` hook may "
+    "name a `reload_config`.",
+    "LoggingSpec": "Server, tenant and access logs.",
+    "VectorSpec": "Also send log lines to a Vector socket.",
+    "StampsSpec": "Extension: deployment-stamp networking.",
+}
+
+FIELDS: Mapping[str, str] = {
+    # --- whole file
+    "NavigatorFile.server": "Listener, static files, idle, limits, metrics.",
+    "NavigatorFile.cable": "Built-in WebSocket pub/sub.",
+    "NavigatorFile.auth": "Basic authentication.",
+    "NavigatorFile.maintenance": "Maintenance mode.",
+    "NavigatorFile.routes": "Redirects, rewrites, reverse proxies, fly-replay.",
+    "NavigatorFile.applications": "Tenants and their processes.",
+    "NavigatorFile.managed_processes": "Helper processes started with navigator.",
+    "NavigatorFile.hooks": "Lifecycle hooks.",
+    "NavigatorFile.logging": "Log format and destinations.",
+    "NavigatorFile.stamps": "Extension: deployment-stamp networking.",
+    # --- server
+    "ServerSpec.listen": "Port or address: `3000`, `:3000`, `127.0.0.1:3000`. Empty: 3000 on "
+    "all interfaces.",
+    "ServerSpec.hostname": "Accepted for compatibility; not used.",
+    "ServerSpec.root_path": "URL prefix of the whole site (`/showcase`); a trailing `/` is "
+    "added, and the slash-less form redirects to it.",
+    "ServerSpec.trust_proxy": "Pass an incoming `X-Forwarded-Host` on to tenants instead of "
+    "replacing it with `Host` (only behind a proxy you run).",
+    "ServerSpec.disable_compression": "Never add or strip content encoding on the proxy "
+    "path (navigator passes bytes through untouched either way).",
+    "ServerSpec.bot_detection": "What to do with bots (tenants may override).",
+    "ServerSpec.health_check": "Health-check path and optional synthetic answer.",
+    "ServerSpec.static": "Static files and try_files.",
+    "ServerSpec.idle": "Machine idle action.",
+    "ServerSpec.cgi_scripts": "CGI scripts by exact path.",
+    "ServerSpec.limits": "Extension: protocol limits and timeouts.",
+    "ServerSpec.pid_file": "Extension: where the server writes its pid (used by `-s reload`, "
+    "`-s stop`, `status`). Empty: `/tmp/navigator.pid`.",
+    "ServerSpec.metrics": "Extension: the Prometheus endpoint.",
+    "ServerSpec.access_log": "Extension: write one access-log line per request.",
+    "BotDetectionSpec.enabled": "Detect bots by User-Agent.",
+    "BotDetectionSpec.action": "`reject` (403), `ignore` (serve normally) or `static-only` "
+    "(static files yes, tenants no).",
+    "HealthCheckSpec.path": "Exact request path of the health check. Empty: none.",
+    "HealthCheckSpec.response": "Answer it directly; without this section the request goes to "
+    "the tenant like any other.",
+    "HealthResponseSpec.status": "Status code.",
+    "HealthResponseSpec.body": "Response body.",
+    "HealthResponseSpec.headers": "Response headers; `Content-Type` defaults to `text/plain`.",
+    "StaticSpec.public_dir": "Directory of static files, relative to the working directory. "
+    "Empty: `public`.",
+    "StaticSpec.allowed_extensions": "Extensions (without dots) served from `public_dir`; empty: "
+    "any.",
+    "StaticSpec.try_files": "Suffixes tried in order for extension-less paths (`index.html`, "
+    "`.html`) before any tenant is involved; empty: off.",
+    "StaticSpec.normalize_trailing_slashes": "Redirect (301) `/dir` to `/dir/` when "
+    "`dir/index.html` exists.",
+    "StaticSpec.cache_control": "`Cache-Control` headers.",
+    "CacheControlSpec.default": "max-age for every static file (duration). Empty: no header.",
+    "CacheControlSpec.default_immutable": "Add `immutable` to the default.",
+    "CacheControlSpec.overrides": "Per-prefix rules.",
+    "CacheOverrideSpec.path": "URL prefix.",
+    "CacheOverrideSpec.max_age": "max-age (duration).",
+    "CacheOverrideSpec.immutable": "Add `immutable`.",
+    "IdleSpec.action": "`suspend` or `stop` (Fly Machines API), extensions `exit` (end "
+    "navigator) and `command`; anything else: off.",
+    "IdleSpec.timeout": "Idle time before the action (duration). Empty: 10m.",
+    "IdleSpec.command": "Extension: argv run for action `command`.",
+    "IdleSpec.fly_api_socket": "Extension: Fly API socket. Empty: `/.fly/api`.",
+    "IdleSpec.count_websockets": "Extension: open WebSockets keep the machine awake.",
+    "CgiScriptSpec.path": "Exact URL path.",
+    "CgiScriptSpec.script": "Executable to run.",
+    "CgiScriptSpec.method": "Only this method (others get 405). Empty: any.",
+    "CgiScriptSpec.user": "Run as this user (needs root).",
+    "CgiScriptSpec.group": "Run with this group (needs root).",
+    "CgiScriptSpec.allowed_users": "Only these authenticated users (403 otherwise). Empty: "
+    "anyone allowed by `auth`.",
+    "CgiScriptSpec.env": "Extra environment variables.",
+    "CgiScriptSpec.timeout": "Kill the script after this long (duration). Empty: no limit.",
+    "CgiScriptSpec.reload_config": "After a successful run, reload this config file if it "
+    "is another file or has changed.",
+    "LimitsSpec.max_request_line": "Longest request line (size); longer: 414. Default 8K.",
+    "LimitsSpec.max_header_bytes": "Largest request head (size); larger: 431. Default 64K.",
+    "LimitsSpec.max_header_count": "Most request headers; more: 431. Default 100.",
+    "LimitsSpec.max_body_bytes": "Largest request body (size); larger: 413. Default: no limit.",
+    "LimitsSpec.max_connections": "Most open client connections. Default: no limit.",
+    "LimitsSpec.header_timeout": "Time to receive a request head (duration). Default 30s.",
+    "LimitsSpec.keepalive_timeout": "Idle keep-alive connection lifetime. Default 75s.",
+    "LimitsSpec.body_timeout": "Longest pause while receiving a body. Default 60s.",
+    "LimitsSpec.upstream_connect_timeout": "Connect to a tenant or proxy target. Default 5s.",
+    "LimitsSpec.upstream_response_timeout": "Wait for a response head (504 after). Default "
+    "300s.",
+    "LimitsSpec.websocket_idle_timeout": "Close silent WebSocket tunnels after this. "
+    "Default: never.",
+    "LimitsSpec.shutdown_timeout": "Budget for in-flight requests at shutdown. Default 30s.",
+    "MetricsSpec.enabled": "Serve the endpoint.",
+    "MetricsSpec.path": "Endpoint path. Empty: `/_navigator/metrics`.",
+    "MetricsSpec.listen": "A separate internal listener (same forms as `server.listen`). "
+    "Empty: the main listener.",
+    # --- cable, auth, maintenance
+    "CableSpec.enabled": "Serve the pub/sub WebSocket.",
+    "CableSpec.path": "WebSocket path. Empty: `/cable`.",
+    "CableSpec.broadcast_path": "POST path for broadcasts (loopback clients). Empty: "
+    "`/_broadcast`.",
+    "AuthSpec.enabled": "Require a login (also needs `htpasswd`).",
+    "AuthSpec.realm": "Realm in `WWW-Authenticate`; `off` disables auth. Empty: `Restricted`.",
+    "AuthSpec.htpasswd": "htpasswd file (bcrypt, apr1, MD5-crypt, SHA-crypt, `{SHA}`, "
+    "`{SSHA}`); re-read when it changes. Auth is off while empty.",
+    "AuthSpec.public_paths": "Paths that need no login: prefixes (`/assets/`), globs "
+    "(`*.css`) or exact paths.",
+    "AuthSpec.auth_patterns": "Regex exceptions.",
+    "AuthPatternSpec.pattern": "Regex over the path.",
+    "AuthPatternSpec.action": "`off`: public. Other actions are accepted and ignored.",
+    "MaintenanceSpec.enabled": "Answer 503 with the maintenance page.",
+    "MaintenanceSpec.page": "Page to serve. Empty: `503.html` in the public directory, else a "
+    "built-in page.",
+    # --- routes
+    "RoutesSpec.redirects": "302 redirects.",
+    "RoutesSpec.rewrites": "Internal rewrites.",
+    "RoutesSpec.reverse_proxies": "Routes to other HTTP services.",
+    "RoutesSpec.fly": "Fly.io replay rules.",
+    "RewriteSpec.from": "Regex (Go RE2 syntax).",
+    "RewriteSpec.to": "Replacement; the query string is kept.",
+    "ReverseProxySpec.name": "Name for logs.",
+    "ReverseProxySpec.path": "Regex over the path; wins over `prefix`.",
+    "ReverseProxySpec.prefix": "Path prefix.",
+    "ReverseProxySpec.target": "Base URL of the service, `http://host:port`.",
+    "ReverseProxySpec.strip_path": "Remove the prefix before forwarding.",
+    "ReverseProxySpec.headers": "Request headers to set; `$remote_addr`, `$scheme`, `$host` "
+    "are expanded.",
+    "ReverseProxySpec.response_headers": "Response headers to set.",
+    "ReverseProxySpec.websocket": "Relay WebSocket upgrades.",
+    "FlySpec.replay": "fly-replay rules, in order.",
+    "FlySpec.sticky_sessions": "Removed upstream feature: accepted and ignored.",
+    "ReplaySpec.path": "Regex over the path.",
+    "ReplaySpec.app": "Replay to this Fly app.",
+    "ReplaySpec.region": "Replay to this region.",
+    "ReplaySpec.machine": "Extension: replay to this machine id (wins over region).",
+    "ReplaySpec.status": "Status of the replay answer.",
+    "ReplaySpec.methods": "Extension: only these methods; empty: any.",
+    # --- applications
+    "ApplicationsSpec.pools": "Process pool settings.",
+    "ApplicationsSpec.env": "Environment template for every tenant: `${name}` is filled from "
+    "the tenant's `var`, what remains from navigator's environment (`${NAME:-default}`).",
+    "ApplicationsSpec.runtime": "Framework name → interpreter (`ruby`).",
+    "ApplicationsSpec.server": "Framework name → server script (`bin/rails`).",
+    "ApplicationsSpec.args": "Framework name → argument list; `{{port}}` is replaced.",
+    "ApplicationsSpec.health_check": "Readiness probe path; any HTTP answer means ready. "
+    "Empty: `/`.",
+    "ApplicationsSpec.startup_timeout": "How long a request waits for a starting tenant before "
+    "getting the maintenance page (duration). Empty: 5s.",
+    "ApplicationsSpec.track_websockets": "Open WebSockets keep a tenant from idling out.",
+    "ApplicationsSpec.framework": "The default start command.",
+    "ApplicationsSpec.tenants": "The tenants; a request goes to the longest matching prefix.",
+    "PoolsSpec.max_size": "Most tenants running at once; the least recently used idle one is "
+    "stopped to make room. Default: no limit.",
+    "PoolsSpec.timeout": "Stop a tenant after this long without requests (duration). Empty: "
+    "10m.",
+    "PoolsSpec.start_port": "First port handed to tenants (the lowest free one is used).",
+    "PoolsSpec.default_memory_limit": "Memory limit per tenant (size; cgroup v2, root only).",
+    "PoolsSpec.user": "Run tenants as this user (needs root).",
+    "PoolsSpec.group": "Run tenants with this group (needs root).",
+    "FrameworkSpec.command": "Executable.",
+    "FrameworkSpec.args": "Arguments; `{{port}}` is replaced.",
+    "FrameworkSpec.app_directory": "Working directory when the tenant sets no `root`.",
+    "FrameworkSpec.port_env_var": "Variable that carries the port. Empty: `PORT`.",
+    "FrameworkSpec.start_delay": "Wait before spawning (duration).",
+    "TenantSpec.path": "URL prefix (a trailing `/` is added); the tenant sees full paths.",
+    "TenantSpec.name": "Name in logs and metrics. Empty: derived from the path.",
+    "TenantSpec.root": "Working directory. Empty: navigator's.",
+    "TenantSpec.env": "Environment added as is (after the template).",
+    "TenantSpec.var": "Values for `${name}` in `applications.env`.",
+    "TenantSpec.framework": "Key into the `runtime`/`server`/`args` maps.",
+    "TenantSpec.runtime": "Interpreter override.",
+    "TenantSpec.server": "Server script override.",
+    "TenantSpec.args": "Argument override; `{{port}}` is replaced.",
+    "TenantSpec.health_check": "Readiness probe path override.",
+    "TenantSpec.track_websockets": "Override of `applications.track_websockets`; unset: "
+    "inherit.",
+    "TenantSpec.hooks": "This tenant's own start/stop hooks (after the defaults).",
+    "TenantSpec.public_dir": "Accepted for compatibility; not used (static files come from "
+    "`server.static.public_dir`).",
+    "TenantSpec.startup_timeout": "Override of `applications.startup_timeout` (duration).",
+    "TenantSpec.memory_limit": "Memory limit (size; cgroup v2, root only).",
+    "TenantSpec.user": "Run as this user (needs root).",
+    "TenantSpec.group": "Run with this group (needs root).",
+    "TenantSpec.bot_detection": "Override of `server.bot_detection`.",
+    "TenantSpec.region": "Extension: the Fly region this tenant lives in; elsewhere its "
+    "requests are replayed there.",
+    "TenantSpec.machine": "Extension: the Fly machine it lives on (wins over region).",
+    "TenantHooksSpec.start": "Run after the tenant's process is spawned.",
+    "TenantHooksSpec.stop": "Run before the tenant's process is stopped.",
+    "HookSpec.command": "Executable.",
+    "HookSpec.args": "Arguments.",
+    "HookSpec.timeout": "Kill the hook after this long (duration). Empty: no limit.",
+    "HookSpec.reload_config": "After success, reload this config (server `ready`/`resume` "
+    "hooks).",
+    "ManagedProcessSpec.name": "Identity across reloads.",
+    "ManagedProcessSpec.command": "Executable.",
+    "ManagedProcessSpec.args": "Arguments.",
+    "ManagedProcessSpec.working_dir": "Working directory.",
+    "ManagedProcessSpec.env": "Extra environment.",
+    "ManagedProcessSpec.auto_restart": "Restart when it exits (with back-off).",
+    "ManagedProcessSpec.start_delay": "Wait before starting (duration).",
+    # --- hooks, logging, stamps
+    "HooksSpec.server": "Server lifecycle hooks.",
+    "HooksSpec.tenant": "Default hooks for every tenant.",
+    "ServerHooksSpec.start": "Before listening; a failure stops navigator.",
+    "ServerHooksSpec.ready": "After listening, in the background.",
+    "ServerHooksSpec.idle": "Before the idle action.",
+    "ServerHooksSpec.resume": "After a resume from suspend; requests wait for them.",
+    "ServerHooksSpec.stop": "At shutdown, before tenants are stopped.",
+    "LoggingSpec.format": "`text` or `json`. Empty: `text`.",
+    "LoggingSpec.file": "Also append logs to this file; `{{app}}` is replaced by the process "
+    "name.",
+    "LoggingSpec.vector": "Vector socket.",
+    "LoggingSpec.access_log": "Extension: overrides `server.access_log` when set.",
+    "VectorSpec.enabled": "Send to Vector.",
+    "VectorSpec.socket": "Unix socket path.",
+    "VectorSpec.config": "Vector config file.",
+    "StampsSpec.dns_servers": "`host:port` resolvers for `.internal` names; empty: the "
+    "system resolver.",
+}
