@@ -26,6 +26,7 @@ Must not touch: sockets, asyncio, subprocesses, clocks, logging configuration.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import re
@@ -38,6 +39,7 @@ from navigator import runtime as rt
 from navigator import schema as sc
 from navigator.gore import RegexSyntaxError, compile_go_regex, translate_replacement
 from navigator.schema import ConfigError, KeyPath, dotted, located
+from navigator.stamps import placement_rules, valid_stamp_name
 from navigator.units import format_duration, format_size, parse_duration, parse_size
 
 __all__ = ["ConfigError", "dotted", "expand_environ", "load_config", "parse_listen", "resolve",
@@ -271,8 +273,10 @@ def _tenant_hooks(spec: sc.TenantHooksSpec, key: KeyPath, ctx: _Context) -> rt.T
 
 
 # --- routes ----------------------------------------------------------------------------------
-def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context) -> tuple[rt.Rule, ...]:
-    """Section 6 order: redirects, rewrites, replays, then slash redirects for `slash_paths`."""
+def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context,
+           placement: Sequence[rt.Rule] = ()) -> tuple[rt.Rule, ...]:
+    """Section 6 order: redirects, rewrites, replays, slash redirects for `slash_paths`, then
+    the placement map's replays (a bare `/tenant` is redirected here, without a hop)."""
     rules: list[rt.Rule] = []
     for kind, items in (("redirect", spec.redirects), ("rewrite", spec.rewrites)):
         for index, item in enumerate(items):
@@ -301,7 +305,31 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context) -> tu
         if bare:
             rules.append(rt.Rule("redirect", re.compile(f"^{re.escape(bare)}$"),
                                  path.replace("\\", "\\\\")))
+    rules.extend(placement)
     return tuple(rules)
+
+
+def _dns_servers(servers: Sequence[str]) -> tuple[str, ...]:
+    """`stamps.dns_servers`: IP addresses with an optional port (`127.0.0.1:5353`,
+    `[fdaa::3]:53`), as c-ares takes them; a host name could not be resolved without DNS."""
+    checked = []
+    for index, text in enumerate(servers):
+        entry = text.strip()
+        host, port = entry, ""
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else rest
+        elif entry.count(":") == 1:
+            host, _, port = entry.partition(":")
+        try:
+            ipaddress.ip_address(host)
+            if port and not (port.isdigit() and 0 < int(port) <= 65535):
+                raise ValueError(port)
+        except ValueError:
+            raise ConfigError(f"expected an IP address with an optional port, got {text!r}",
+                              ("stamps", "dns_servers", index)) from None
+        checked.append(entry)
+    return tuple(checked)
 
 
 def _is_dir(path: Path, key: KeyPath) -> bool:
@@ -456,6 +484,11 @@ def _tenants(apps: sc.ApplicationsSpec, root_path: str,
                               "give each tenant a unique path or name", (*key, "path"))
         seen[name] = index
         root = ctx.path(spec.root) if spec.root else workdir
+        for which in ("region", "machine"):
+            value = getattr(spec, which)
+            if value and not valid_stamp_name(value):
+                raise ConfigError(f"{value!r} is not a valid Fly {which} name (letters, "
+                                  "digits and '-')", (*key, which))
         tenants.append(rt.Tenant(
             name=name, path=path, root=root, argv=tenant_argv(apps, spec),
             env=tenant_env(apps.env, spec.var, spec.env, ctx.environ),
@@ -470,7 +503,8 @@ def _tenants(apps: sc.ApplicationsSpec, root_path: str,
             memory_limit=ctx.size(spec.memory_limit, (*key, "memory_limit")) or pool_limit,
             user=spec.user or pools.user, group=spec.group or pools.group,
             bot_detection=None if spec.bot_detection is None
-            else _bots(spec.bot_detection, (*key, "bot_detection"), ctx)))
+            else _bots(spec.bot_detection, (*key, "bot_detection"), ctx),
+            region=spec.region, machine=spec.machine))
     return tuple(tenants)
 
 
@@ -531,7 +565,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
                                cable.broadcast_path or "/_broadcast"),
         auth=_auth(raw.auth, ctx),
         maintenance=_maintenance(raw.maintenance, _public_dir(server.static, ctx), ctx),
-        rules=_rules(raw.routes, slash_paths, ctx),
+        rules=_rules(raw.routes, slash_paths, ctx, placement_rules(tenants)),
         reverse_proxies=_proxies(raw.routes.reverse_proxies, ctx),
         tenants=tenants,
         pools=rt.Pools(max_size=pools.max_size,
@@ -549,7 +583,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
             if metrics.listen else None),
         stamp=rt.StampSettings(environ.get("FLY_APP_NAME", ""), environ.get("FLY_REGION", ""),
                                environ.get("FLY_MACHINE_ID", ""),
-                               tuple(raw.stamps.dns_servers)),
+                               _dns_servers(raw.stamps.dns_servers)),
     )
 
 
@@ -621,7 +655,7 @@ def summarize(config: rt.Config) -> str:
                "redirects)")
     for rule in user_rules:
         goal = (rule.replay.app or rule.replay.machine or rule.replay.region
-                if rule.replay else rule.replacement)
+                or "(lives everywhere)" if rule.replay else rule.replacement)
         out.append(f"  {rule.kind:<8} {rule.pattern.pattern} -> {goal}")
     out.append(f"reverse proxies {len(config.reverse_proxies)}")
     for proxy in config.reverse_proxies:

@@ -36,7 +36,7 @@ class RequestInfo:
     navigator_retry: bool = False  # X-Navigator-Retry: true
     accept_encoding: str = ""
     forwarded_proto: str = ""
-    forwarded_for: str = ""  # first entry of an incoming X-Forwarded-For
+    forwarded_for: str = ""  # trusted Fly-Client-IP, else first entry of incoming X-Forwarded-For
     real_ip: str = ""  # incoming X-Real-IP
     if_modified_since: str = ""
     if_none_match: str = ""

@@ -1,9 +1,10 @@
-"""Connects the client protocol to CGI scripts and the built-in pub/sub endpoints.
+"""Connects the client protocol to CGI scripts, the built-in pub/sub and other machines.
 
-Room: I/O glue. `cgi` and `cable` own their protocols (process I/O, websocket framing); this
-module only adapts a client exchange to them: streaming the request body into a CGI script
-with backpressure, writing its response, collecting a bounded broadcast body, and handing an
-upgraded socket to a cable session.
+Room: I/O glue. `cgi` and `cable` own their protocols (process I/O, websocket framing) and
+`resolver` owns reaching another machine; this module only adapts a client exchange to them:
+streaming the request body into a CGI script with backpressure, writing its response,
+collecting a bounded broadcast body, handing an upgraded socket to a cable session, and
+holding a request while the machine a replay could not carry is looked up and connected.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from navigator import wire
-from navigator.flow import PAUSE_BUFFER, BaseHandler
+from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, BaseHandler
 
 if TYPE_CHECKING:
-    from navigator.decision import RunCgi
+    from navigator.decision import ProxyExternal, RunCgi
     from navigator.protocol import Exchange, HttpProtocol
+    from navigator.proxy import ProxyExchange
+    from navigator.resolver import InternalResolver
+    from navigator.state import ServerState
 
 log = logging.getLogger("navigator.extras")
 
@@ -255,3 +259,90 @@ def _header(ex: Exchange, name: bytes) -> bytes:
         if key.lower() == name:
             return value.strip()
     return b""
+
+
+# --- another machine (deployment stamps) ------
+class _Holding(BaseHandler):
+    """Keeps the request body (bounded by pausing reads) while the machine is reached."""
+
+    __slots__ = ("client", "ex")
+
+    def __init__(self, client: HttpProtocol, ex: Exchange) -> None:
+        self.client = client
+        self.ex = ex
+
+    def request_body(self, data: bytes) -> None:
+        ex = self.ex
+        if ex.body_buffer is None:
+            ex.body_buffer = []
+        ex.body_buffer.append(bytes(data))
+        ex.body_buffered += len(data)
+        if ex.body_buffered > BODY_BUFFER_LIMIT:
+            self.client.pause_reading(PAUSE_BUFFER)
+
+    def client_lost(self) -> None:
+        self.ex.handler = None
+
+
+def resolver_of(state: ServerState, servers: tuple[str, ...]) -> InternalResolver:
+    """The server's `.internal` resolver, made again when a reload changes the DNS servers."""
+    from navigator.resolver import InternalResolver
+
+    current: InternalResolver | None = state.extras.get("stamps_resolver")
+    if current is None or current.servers != servers:
+        if current is not None:
+            state.spawn(current.close())
+        current = state.extras["stamps_resolver"] = InternalResolver(state.loop, servers)
+    return current
+
+
+def start_machine_proxy(client: HttpProtocol, ex: Exchange, decision: ProxyExternal,
+                        proxy: ProxyExchange) -> None:
+    """Proxy to another machine by name; unresolvable or unreachable → maintenance page.
+
+    With the name cached and an idle connection pooled this runs without a task. A new
+    connection is opened here rather than by `ProxyExchange`, whose connect failure is a 502:
+    it is handed over through the pool (released, then taken by `proxy.start` at once).
+    """
+    state = client.state
+    target = decision.target
+    resolver = resolver_of(state, state.snapshot.config.stamp.dns_servers)
+    addresses = resolver.cached(target.host)
+    if addresses is not None:
+        key = (addresses[0], target.port, False)
+        conn = state.pool.acquire(key)
+        if conn is not None:
+            state.pool.release(conn)
+            proxy.start(key)
+            return
+    holder = _Holding(client, ex)
+    ex.handler = holder
+    state.spawn(_reach_then_proxy(client, ex, decision, proxy, holder, resolver))
+
+
+async def _reach_then_proxy(client: HttpProtocol, ex: Exchange, decision: ProxyExternal,
+                            proxy: ProxyExchange, holder: _Holding,
+                            resolver: InternalResolver) -> None:
+    from navigator.resolver import Unreachable, reach
+
+    state = client.state
+    snapshot = state.snapshot
+    target = decision.target
+    try:
+        conn, key = await reach(state.pool, resolver, target.host, target.port,
+                                retries=decision.idempotent_retries,
+                                budget=snapshot.config.limits.upstream_connect_timeout)
+    except Unreachable as exc:
+        log.warning("machine for %s %s unreachable (fly-request-id %s): %s",
+                    ex.method.decode("latin-1"), decision.path,
+                    ex.x.get(b"fly-request-id", b"-").decode("latin-1"), exc)
+        if not client.closed and ex.handler is holder:
+            ex.handler = None
+            ex.error = str(exc)
+            client.respond(ex, snapshot.maintenance)
+        return
+    if client.closed or ex.handler is not holder:
+        conn.close()
+        return
+    state.pool.release(conn)
+    proxy.start(key)

@@ -120,6 +120,11 @@ def proxy_to_external(client: HttpProtocol, ex: Exchange, decision: ProxyExterna
     head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
                               client.state.snapshot.config.trust_proxy, decision.set_headers)
     proxy = ProxyExchange(client, ex, head, decision.response_headers)
+    if decision.response_type == "fly-replay-proxy":  # another machine, by .internal name
+        from navigator.extras_glue import start_machine_proxy
+
+        start_machine_proxy(client, ex, decision, proxy)
+        return
     proxy.start((target.host, target.port, target.scheme == "https"))
 
 

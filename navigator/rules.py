@@ -11,7 +11,10 @@ Invariants:
   tenant) collapse into one dict lookup, so the walk never costs one regex per tenant;
 - replay JSON bodies are precomputed bytes; only the Authorization value is encoded per request;
 - a Location header is always percent-encoded (no CR/LF/space/non-ASCII can reach the head);
-- a replay target that is this machine/region is skipped (serving locally cannot loop).
+- a replay target that is this machine/region is skipped (serving locally cannot loop);
+- a run of placement rules (`stamps.placement_rules`) is one dict lookup per `/` boundary of
+  the path, longest first, as tenant routing does; the tenant found decides: placed here (or
+  not on Fly at all) ends the lookup without a replay, placed elsewhere replays.
 
 Must not touch: I/O, asyncio, clocks, os.environ (FLY_* come from `Config.stamp`).
 """
@@ -32,6 +35,7 @@ REPLAY_CONTENT_TYPE = "application/vnd.fly.replay+json"
 RETRY_HEADER = "X-Navigator-Retry"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+FALLBACK_RETRIES = 3  # extra connect attempts to another machine (idempotent methods only)
 _LOCATION_SAFE = "/:?#[]@!$&'()*+,;=%~-._"
 _REGEX_META = frozenset(".^$*+?{}[]|()\\")
 _STATUS_TEXT = {301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect",
@@ -112,6 +116,8 @@ class ReplayPlan:
             payload = {"region": target.region}
             fallback_host = f"{target.region}.{stamp.app}.internal" if stamp.app else ""
             local = bool(stamp.region) and target.region == stamp.region
+        if target.placement and (not stamp.app or not (target.region or target.machine)):
+            local = True  # not on Fly (development), or a tenant that lives everywhere
         prefix = suffix = b""
         if transform:
             payload.update({"timeout": "30s", "fallback": "force_self", "transform": {
@@ -149,11 +155,41 @@ def _literal_exact(rule: Rule) -> tuple[str, str] | None:
     return literal, rule.replacement
 
 
+class _Placement:
+    """A run of placement rules: tenant path → plan (None: the tenant lives here).
+
+    Filled while the rule list is built, only read afterwards.
+    """
+
+    __slots__ = ("max_len", "plans")
+
+    def __init__(self) -> None:
+        self.plans: dict[str, ReplayPlan | None] = {}
+        self.max_len = 0
+
+    def add(self, prefix: str, plan: ReplayPlan) -> None:
+        self.plans.setdefault(prefix, None if plan.local else plan)
+        self.max_len = max(self.max_len, len(prefix))
+
+    def find(self, path: str) -> ReplayPlan | None:
+        """The plan of the longest placed tenant path that prefixes `path`."""
+        plans = self.plans
+        end = min(len(path), self.max_len)
+        while True:
+            end = path.rfind("/", 0, end)
+            if end < 0:
+                return None
+            prefix = path[:end + 1]
+            if prefix in plans:
+                return plans[prefix]  # None when that tenant lives here
+
+
 @dataclass(frozen=True, slots=True)
 class _Step:
-    rule: Rule | None  # None: an exact-redirect block
+    rule: Rule | None  # None: an exact-redirect block or a placement block
     exact: dict[str, str] | None = None
     replay: ReplayPlan | None = None
+    placement: _Placement | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +200,24 @@ class RuleList:
     def build(cls, config: Config) -> RuleList:
         steps: list[_Step] = []
         block: dict[str, str] | None = None
+        placed: _Placement | None = None
         for rule in config.rules:
             literal = _literal_exact(rule)
             if literal is not None:
+                placed = None
                 if block is None:
                     block = {}
                     steps.append(_Step(None, block))
                 block.setdefault(*literal)
                 continue
             block = None
+            if rule.replay is not None and rule.replay.placement:
+                if placed is None:
+                    placed = _Placement()
+                    steps.append(_Step(None, placement=placed))
+                placed.add(rule.replay.placement, ReplayPlan.build(rule.replay, config))
+                continue
+            placed = None
             if rule.kind == "replay":
                 if rule.replay is None:
                     continue
@@ -186,6 +231,11 @@ class RuleList:
         for step in self.steps:
             rule = step.rule
             if rule is None:
+                if step.placement is not None:
+                    placed = step.placement.find(path)
+                    if placed is not None:
+                        return path, _replay_outcome(placed, req)
+                    continue
                 assert step.exact is not None
                 location = step.exact.get(path)
                 if location is not None:
@@ -217,7 +267,6 @@ def _replay_outcome(plan: ReplayPlan, req: RequestInfo) -> Terminal | None:
         return MAINTENANCE  # already forwarded once by a peer that also thinks it is remote
     if plan.fallback is None:
         return None  # no FLY_APP_NAME: nowhere to forward, serve locally (reference behaviour)
-    # A retry must resend the body, which has been streamed: only body-less requests retry.
-    retries = 1 if req.method in _IDEMPOTENT and not req.chunked and not req.content_length \
-        else 0
-    return ReplayFallback(plan.fallback, retries)
+    # Retries are connect attempts (nothing reached the target yet, the body waits in a
+    # bounded buffer); still, only idempotent methods get them, a POST fails at once.
+    return ReplayFallback(plan.fallback, FALLBACK_RETRIES if req.method in _IDEMPOTENT else 0)

@@ -139,6 +139,8 @@ class Tenant:
     user: str = ""
     group: str = ""
     bot_detection: BotDetection | None = None  # None = inherit global
+    region: str = ""  # placement: the Fly region this tenant lives in ("" = everywhere)
+    machine: str = ""  # placement: the Fly machine id it lives on (wins over region)
 
     def spawn_key(self) -> tuple[object, ...]:
         """What makes two definitions the same running process (used by reload diff)."""
@@ -195,6 +197,7 @@ class ReplayTarget:
     machine: str = ""
     status: int = 307
     methods: frozenset[str] = frozenset()  # empty = any method
+    placement: str = ""  # the tenant path, when made from the placement map (stamps)
 
 
 @dataclass(frozen=True, slots=True)

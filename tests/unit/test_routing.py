@@ -417,15 +417,16 @@ def test_replay_loop_gives_maintenance(kwargs: dict[str, Any]) -> None:
     assert (decision.status, decision.response_type) == (503, "maintenance")
 
 
-@pytest.mark.parametrize(("method", "kwargs", "host"), [
-    ("POST", {"content_length": 1_048_576}, "sjc.smooth.internal"),
-    ("PUT", {"chunked": True}, "sjc.smooth.internal"),
+@pytest.mark.parametrize(("method", "kwargs", "host", "retries"), [
+    ("POST", {"content_length": 1_048_576}, "sjc.smooth.internal", 0),
+    ("PUT", {"chunked": True}, "sjc.smooth.internal", 3),  # connect retries: idempotent only
 ])
-def test_ineligible_replay_is_proxied(method: str, kwargs: dict[str, Any], host: str) -> None:
+def test_ineligible_replay_is_proxied(method: str, kwargs: dict[str, Any], host: str,
+                                      retries: int) -> None:
     decision = route(replay_snapshot(REGION_RULE), req("/alpha/x?y=1", method, **kwargs))
     assert decision == ProxyExternal(UpstreamTarget("http", host, 3000, ""), "/alpha/x?y=1",
                                      (("X-Navigator-Retry", "true"),), (), None,
-                                     "fly-replay-proxy", 0)
+                                     "fly-replay-proxy", retries)
 
 
 @pytest.mark.parametrize(("target", "host"), [
