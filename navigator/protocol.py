@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httptools
@@ -38,8 +39,15 @@ from navigator.decision import (
     ServeFile,
     ServeMetrics,
 )
-from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, PAUSE_PIPELINE, PAUSE_TUNNEL
+from navigator.flow import (
+    BODY_BUFFER_LIMIT,
+    PAUSE_BUFFER,
+    PAUSE_PIPELINE,
+    PAUSE_TUNNEL,
+    write_parts,
+)
 from navigator.routing import route
+from navigator.stamps import forwarded_client
 
 if TYPE_CHECKING:
     from navigator.runtime import Limits, Tenant
@@ -444,6 +452,11 @@ class HttpProtocol(asyncio.Protocol):
         rid = x.get(b"x-request-id")
         ex.request_id = rid if rid else os.urandom(16).hex().encode()
         xff = x.get(b"x-forwarded-for", b"")
+        forwarded = xff.split(b",")[0].strip().decode("latin-1")
+        fly_ip = x.get(b"fly-client-ip")
+        if fly_ip is not None:  # Fly's edge saw the client's socket: believed when trusted
+            forwarded = forwarded_client(fly_ip, forwarded,
+                                         self.state.snapshot.config.trust_proxy)
         info = RequestInfo(
             method=ex.method.decode("latin-1"), path=path, query=query,
             host=x.get(b"host", b"").decode("latin-1"),
@@ -456,7 +469,7 @@ class HttpProtocol(asyncio.Protocol):
             navigator_retry=x.get(b"x-navigator-retry", b"").strip().lower() == b"true",
             accept_encoding=x.get(b"accept-encoding", b"").decode("latin-1"),
             forwarded_proto=x.get(b"x-forwarded-proto", b"").decode("latin-1"),
-            forwarded_for=xff.split(b",")[0].strip().decode("latin-1"),
+            forwarded_for=forwarded,
             real_ip=x.get(b"x-real-ip", b"").decode("latin-1"),
             if_modified_since=x.get(b"if-modified-since", b"").decode("latin-1"),
             if_none_match=x.get(b"if-none-match", b"").decode("latin-1"),
@@ -525,10 +538,10 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
-    def writelines(self, data: list[bytes]) -> None:
+    def writelines(self, data: Sequence[bytes | memoryview]) -> None:
         """One write per message: uvloop's writelines sends each part separately."""
         if self.transport is not None and not self.closed:
-            self.transport.write(b"".join(data))
+            write_parts(self.transport, data)
 
     def respond(self, ex: Exchange, decision: Respond) -> None:
         keep_alive = ex.keep_alive and ex.request_complete
@@ -583,7 +596,9 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
             return
         if not (ex.keep_alive and ex.request_complete) or self._eof or self.state.shutting_down:
-            # Includes a body still arriving that nobody wants: close rather than drain it.
+            if not ex.request_complete and not self._eof:
+                self._linger()  # a body still arriving that nobody wants
+                return
             self.close()
             return
         if self._pipeline:
@@ -690,6 +705,21 @@ class HttpProtocol(asyncio.Protocol):
                 cur.handler.client_lost()
             self.close()
 
+    def _linger(self) -> None:
+        """Close after an early answer while the client still sends its body: half-close,
+        then discard what arrives until the client's FIN or LINGER_TIMEOUT. Closing with
+        unread bytes makes the kernel send a reset, which can destroy the answer before the
+        client reads it (nginx's lingering_close, RFC 9112 §9.6)."""
+        transport = self.transport
+        if transport is None or self.closed or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self.tunnel = _Discard(self)
+        self._read_paused = 0
+        transport.resume_reading()
+        self._arm("linger", LINGER_TIMEOUT)
+
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.closed = True
@@ -702,7 +732,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def shutdown_idle(self) -> bool:
         """Close now if between requests (graceful shutdown); True if closed."""
-        if self._current is None and self.tunnel is None:
+        if self._current is None and (self.tunnel is None or isinstance(self.tunnel, _Discard)):
             self.close()
             return True
         return False
@@ -750,3 +780,24 @@ def _origin_form(target: bytes, method: bytes) -> bytes:
 
 def _has_type(headers: tuple[tuple[str, str], ...]) -> bool:
     return any(name.lower() == "content-type" for name, _ in headers)
+
+
+LINGER_TIMEOUT = 5.0  # seconds to discard an unwanted request body before closing
+
+
+class _Discard:
+    """Stands in for a tunnel while lingering: swallows the rest of an unwanted body."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: HttpProtocol) -> None:
+        self.client = client
+
+    def data_received(self, data: bytes) -> None:
+        """Discarded: nobody wants this body."""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Nothing to release."""
+
+    def client_eof(self) -> None:
+        self.client.close()

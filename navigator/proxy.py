@@ -85,7 +85,7 @@ class ProxyExchange:
         self.connecting: asyncio.Task[None] | None = None
         self.key: PoolKey = ("", 0, False)
         self.rechunk = False
-        self.out: list[bytes] = []  # response bytes gathered during one upstream packet
+        self.out: list[bytes | memoryview] = []  # response bytes of one upstream packet
         self.attempts = 0
         self.tunnel_open = False
 
@@ -226,9 +226,9 @@ class ProxyExchange:
         lines.append(b"\r\n")
         self.client.writelines(lines)
 
-    def upstream_body(self, data: bytes) -> None:
+    def upstream_body(self, data: bytes | memoryview) -> None:
         self.ex.bytes_sent += len(data)
-        self.out.append(wire.encode_chunk(data) if self.rechunk else bytes(data))
+        self.out.append(wire.encode_chunk(data) if self.rechunk else data)
 
     def upstream_flush(self) -> None:
         if self.out:

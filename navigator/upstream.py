@@ -11,6 +11,10 @@ Invariants:
   reading its client; the owner pauses *our* reading when the client is slow;
 - a response to HEAD ends at its head (httptools cannot know; see IMPLEMENTATION-NOTES), a
   close-delimited response ends at connection loss;
+- a Content-Length body that outlives the packet its head came in is relayed raw: later packets
+  go to the owner as the very bytes objects the loop read, with no parser callback and no copy
+  (the parser would copy every body byte once more); the parser is replaced for the next
+  response, since the old one is mid-body;
 - 101 turns the connection into a raw tunnel: bytes go to the owner untouched.
 """
 
@@ -23,11 +27,16 @@ from typing import Protocol, cast
 
 import httptools
 
+from navigator.flow import write_parts
+
 log = logging.getLogger("navigator.upstream")
 
 PoolKey = tuple[str, int, bool]  # host, port, tls
 
 MAX_IDLE_PER_KEY = 128
+RAW_MIN = 16 * 1024
+"""A body wholly inside its head's packet and smaller than this goes through the parser: its
+copy costs less than the fresh parser that raw relay needs for the next response."""
 
 
 class ResponseSink(Protocol):
@@ -36,7 +45,7 @@ class ResponseSink(Protocol):
     def upstream_head(self, status: int, headers: list[tuple[bytes, bytes]], chunked: bool,
                       content_length: int | None, keep_alive: bool) -> None: ...
     def upstream_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
-    def upstream_body(self, data: bytes) -> None: ...
+    def upstream_body(self, data: bytes | memoryview) -> None: ...
     def upstream_complete(self) -> None: ...
     def upstream_upgraded(self, rest: bytes) -> None: ...
     def upstream_tunnel_data(self, data: bytes) -> None: ...
@@ -50,11 +59,14 @@ class UpstreamConnection(asyncio.Protocol):
     """One backend connection; owned by at most one exchange at a time."""
 
     __slots__ = (
+        "_body_left",
         "_chunked",
         "_content_length",
         "_head_done",
         "_headers",
+        "_keep_alive",
         "_parser",
+        "_raw_left",
         "closed",
         "head_request",
         "key",
@@ -75,6 +87,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunked = False
         self._content_length: int | None = None
         self._head_done = False
+        self._body_left = 0  # Content-Length bytes of the current response not yet seen
+        self._raw_left = 0  # > 0: relaying the rest of a body without the parser
+        self._keep_alive = False
         self.head_request = False
         self.reused = False
         self.closed = False
@@ -87,6 +102,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_request = head_request
         self._headers = []
         self._head_done = False
+        self._body_left = self._raw_left = 0
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -95,7 +111,7 @@ class UpstreamConnection(asyncio.Protocol):
     def writelines(self, data: list[bytes]) -> None:
         """One write per message: uvloop's writelines sends each part separately."""
         if self.transport is not None and not self.closed:
-            self.transport.write(b"".join(data))
+            write_parts(self.transport, data)
 
     def write_eof(self) -> None:
         if self.transport is not None and not self.closed and self.transport.can_write_eof():
@@ -137,14 +153,32 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             self.pool.forget(self)
             return
+        if self._raw_left:
+            self._relay_raw(sink, data)
+            return
+        body: memoryview | None = None
+        if not self._head_done:
+            # Parse only the head; a Content-Length body that follows it is relayed as a view
+            # of this packet instead of a copy made by the parser (see invariants).
+            end = data.find(b"\r\n\r\n") + 4
+            if 3 < end < len(data):
+                body = memoryview(data)[end:]
+                data = data[:end]
         try:
             self._parser.feed_data(data)
+            if body is not None:
+                self._after_head(sink, body)
+            elif self._body_left and self.sink is sink:
+                # The body goes on past this packet: relay the rest raw (see invariants).
+                self._raw_left = self._body_left
+                self._parser = httptools.HttpResponseParser(self)
             sink.upstream_flush()  # one client write for all this packet produced
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             self.tunnel = True
             if self.sink is not None:
-                self.sink.upstream_upgraded(data[offset:])
+                rest = data[offset:]
+                self.sink.upstream_upgraded(rest + body if body is not None else rest)
         except httptools.HttpParserError as exc:
             log.warning("invalid response from backend %s:%d: %s", self.key[0], self.key[1], exc)
             self.sink = None
@@ -153,6 +187,35 @@ class UpstreamConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             sink.upstream_lost(exc)
+
+    def _after_head(self, sink: ResponseSink, body: memoryview) -> None:
+        """Bytes that followed a head in the same packet."""
+        if self.sink is not sink:
+            # The response ended at its head (HEAD, 204, 304): what follows answers nothing.
+            if not self.closed:
+                self.close()
+                self.pool.forget(self)
+        elif self._body_left and (self._body_left > len(body) or len(body) > RAW_MIN):
+            self._raw_left = self._body_left
+            self._parser = httptools.HttpResponseParser(self)
+            self._relay_raw(sink, body)
+        else:  # chunked, close-delimited, or what follows an interim 1xx
+            self._parser.feed_data(body)
+
+    def _relay_raw(self, sink: ResponseSink, data: bytes | memoryview) -> None:
+        left = self._raw_left
+        size = len(data)
+        if size < left:
+            self._raw_left = left - size
+            self._body_left = self._raw_left
+            sink.upstream_body(data)
+            sink.upstream_flush()
+            return
+        self._raw_left = self._body_left = 0
+        extra = size > left
+        sink.upstream_body(data[:left] if extra else data)
+        # Bytes beyond the announced length answer nothing we asked: the connection is done.
+        self._finish(self._keep_alive and not extra)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -207,9 +270,14 @@ class UpstreamConnection(asyncio.Protocol):
             sink.upstream_head(status, self._headers, False, None, keep_alive)
             self._finish(keep_alive)
             return
+        self._keep_alive = keep_alive
+        if status != 101 and not self._chunked and self._content_length:
+            self._body_left = self._content_length
         sink.upstream_head(status, self._headers, self._chunked, self._content_length, keep_alive)
 
     def on_body(self, body: bytes) -> None:
+        if self._body_left:
+            self._body_left -= len(body)
         if self.sink is not None:
             self.sink.upstream_body(body)
 
@@ -229,6 +297,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _finish(self, keep_alive: bool) -> None:
         sink = self.sink
         self.sink = None
+        self._body_left = 0
         if self.head_request or not keep_alive:
             # A HEAD response may announce a body the parser would wait for: use a fresh one.
             self._parser = httptools.HttpResponseParser(self)
