@@ -1,0 +1,122 @@
+"""Flow control of a request body while its backend connection is still being opened.
+
+Drives the real `HttpProtocol` and `ProxyExchange` with in-memory transports on a real event
+loop whose backend connect never finishes (until the test lets it), so the window that
+sockets make short and racy is held open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from navigator.config import load_config
+from navigator.flow import BODY_BUFFER_LIMIT
+from navigator.protocol import HttpProtocol
+from navigator.runtime import Tenant
+from navigator.snapshot import build_snapshot
+from navigator.state import ServerState
+from navigator.upstream import PoolKey, UpstreamConnection, UpstreamPool
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.paused = False
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def writelines(self, parts: list[bytes]) -> None:
+        for part in parts:
+            self.data += part
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+
+class NoTenants:
+    def ready_port(self, tenant: Tenant) -> int | None:
+        return None
+
+    async def ensure_ready(self, tenant: Tenant) -> int:
+        raise AssertionError("no tenant in this config")
+
+    def request_started(self, tenant: Tenant) -> None: ...
+    def request_finished(self, tenant: Tenant) -> None: ...
+    def websocket_opened(self, tenant: Tenant) -> None: ...
+    def websocket_closed(self, tenant: Tenant) -> None: ...
+
+
+class GatedPool(UpstreamPool):
+    """A pool whose new connections open only when the test opens the gate."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.gate: asyncio.Future[None] = loop.create_future()
+        self.backend = Transport()
+
+    async def connect(self, key: PoolKey, deadline: float) -> UpstreamConnection:
+        await self.gate
+        conn = UpstreamConnection(self, key)
+        conn.connection_made(self.backend)  # type: ignore[arg-type]
+        return conn
+
+
+def test_body_arriving_while_connecting_pauses_reading_then_flows(tmp_path: Path) -> None:
+    cfg = tmp_path / "navigator.yml"
+    cfg.write_text("server:\n  listen: 127.0.0.1:0\nroutes:\n  reverse_proxies:\n"
+                   "    - {name: up, prefix: /up, target: 'http://127.0.0.1:9'}\n")
+    loop = asyncio.new_event_loop()
+    try:
+        pool = GatedPool(loop)
+        state = ServerState(loop=loop, snapshot=build_snapshot(load_config(cfg)), pool=pool,
+                            tenants=NoTenants())
+        client = HttpProtocol(state)
+        transport = Transport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        size = 4 * BODY_BUFFER_LIMIT
+        piece = b"x" * 65536
+
+        async def scenario() -> None:
+            client.data_received(b"POST /up/sink HTTP/1.1\r\nHost: t\r\n"
+                                 b"Content-Length: %d\r\n\r\n" % size)
+            await asyncio.sleep(0)  # the connect task starts and waits at the gate
+            sent = 0
+            while sent < size and not transport.paused:
+                client.data_received(piece)  # the kernel would stop delivering once paused
+                sent += len(piece)
+            assert transport.paused, "reading must pause while the body waits for a backend"
+            assert sent <= BODY_BUFFER_LIMIT + len(piece)
+            pool.gate.set_result(None)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not transport.paused, "reading resumes once the buffered body is sent"
+            while sent < size:
+                client.data_received(piece)
+                sent += len(piece)
+            assert len(pool.backend.data) > size  # head plus the whole body reached it
+
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
