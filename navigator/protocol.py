@@ -151,6 +151,7 @@ class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
     __slots__ = (
+        "_body_left",
         "_cls",
         "_conn_tokens",
         "_current",
@@ -167,6 +168,7 @@ class HttpProtocol(asyncio.Protocol):
         "_parser",
         "_parsing",
         "_pipeline",
+        "_raw_left",
         "_read_paused",
         "_tes",
         "_tunnel_rest",
@@ -204,6 +206,8 @@ class HttpProtocol(asyncio.Protocol):
         self._in_trailers = False
         self._deferred_error: int | None = None
         self._last_parsed: Exchange | None = None
+        self._body_left = 0  # Content-Length bytes of the request being parsed not yet seen
+        self._raw_left = 0  # > 0: that body is being taken without the parser
         self.tunnel: Any = None  # object with data_received/connection_lost once upgraded
         self.write_paused = False
         self.closed = False
@@ -248,12 +252,25 @@ class HttpProtocol(asyncio.Protocol):
         if cur is not None and cur.upgrade and cur.request_complete:
             self._hold_tunnel_bytes(data)  # for the tunnel, if the backend says 101
             return
+        if self._raw_left:
+            self._relay_body(data)
+            return
         try:
             self._parser.feed_data(data)
-            if self._in_head:
+            if self._body_left and self._parsing is not None:
+                # A Content-Length body goes on past this packet: take the rest raw, as the
+                # loop's own bytes objects, instead of through the parser's copy. The parser
+                # is mid-body, so the next request gets a fresh one.
+                self._raw_left = self._body_left
+                self._parser = httptools.HttpRequestParser(self)
+            elif self._in_head:
                 # httptools buffers a header line until its CRLF and only then calls us, so an
-                # endless line must be cut here, by bytes fed (RFC 9112 §2.3 hardening).
-                self._head_fed += len(data)
+                # endless line must be cut here, by bytes fed (RFC 9112 §2.3 hardening). A head
+                # that began in this packet counts what the callbacks saw of it (a body may
+                # precede it here); the packets after count whole.
+                fed = self._head_fed
+                self._head_fed = (fed + len(data) if fed >= 0
+                                  else self._url_bytes + self._head_bytes)
                 limits = self._limits
                 if self._head_fed > limits.max_request_line + limits.max_header_bytes + 1024:
                     self._error = wire.HttpError(431, "request head too large")
@@ -277,6 +294,19 @@ class HttpProtocol(asyncio.Protocol):
         except Exception:  # a bug in a handler must not kill the loop
             log.exception("error while handling request from %s", self.peer_ip)
             self._abort_with(500)
+
+    def _relay_body(self, data: bytes) -> None:
+        """Body bytes of the request being parsed, without the parser (see data_received)."""
+        left = self._raw_left
+        if len(data) < left:
+            self._raw_left = self._body_left = left - len(data)
+            self.on_body(data)
+            return
+        self._raw_left = self._body_left = 0
+        self.on_body(data[:left] if len(data) > left else data)
+        self.on_message_complete()
+        if len(data) > left:  # the next pipelined request begins in this packet
+            self.data_received(data[left:])
 
     def eof_received(self) -> bool | None:
         # Half-close from the client: finish the current response, then close.
@@ -329,7 +359,8 @@ class HttpProtocol(asyncio.Protocol):
         self._conn_tokens = frozenset()
         self._in_head = True
         self._in_trailers = False
-        self._head_fed = 0
+        self._head_fed = -1  # the head began in the packet being fed
+        self._body_left = 0
         if self._current is None:
             self._arm("header", self._limits.header_timeout)
 
@@ -405,6 +436,8 @@ class HttpProtocol(asyncio.Protocol):
         ex.conn_tokens = self._conn_tokens
         if not ex.chunked and not ex.content_length and not ex.upgrade:
             ex.request_complete = True  # no body can follow: answers may keep the connection
+        elif ex.content_length and not ex.upgrade:
+            self._body_left = ex.content_length
         if self._current is None:
             self._current = ex
             self._begin(ex)
@@ -416,6 +449,8 @@ class HttpProtocol(asyncio.Protocol):
         ex = self._parsing
         if ex is None:
             return
+        if self._body_left:
+            self._body_left -= len(body)
         if ex is self._current and ex.handler is not None:
             ex.handler.request_body(body)
         else:
@@ -606,10 +641,21 @@ class HttpProtocol(asyncio.Protocol):
             if not self._pipeline:
                 self.resume_reading(PAUSE_PIPELINE)
             self._current = nxt
-            self._begin(nxt)
+            # On the next loop turn: by then the backend connection that just answered is back
+            # in the pool (it is released after telling us), so the next request reuses it.
+            self.state.loop.call_soon(self._begin_pipelined, nxt)
         else:
             self.resume_reading(PAUSE_BUFFER)
             self._arm("keepalive", self._limits.keepalive_timeout)
+
+    def _begin_pipelined(self, ex: Exchange) -> None:
+        if self._current is not ex or self.closed:
+            return
+        try:
+            self._begin(ex)
+        except Exception:  # a bug in a handler must not kill the loop
+            log.exception("error while handling request from %s", self.peer_ip)
+            self._abort_with(500)
 
     def finish_tunnel_exchange(self, ex: Exchange) -> None:
         """The 101 went out: the exchange is logged now, the connection stays a tunnel."""

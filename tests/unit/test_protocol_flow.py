@@ -75,26 +75,39 @@ class GatedPool(UpstreamPool):
         super().__init__(loop)
         self.gate: asyncio.Future[None] = loop.create_future()
         self.backend = Transport()
+        self.opened: list[UpstreamConnection] = []
 
     async def connect(self, key: PoolKey, deadline: float) -> UpstreamConnection:
         await self.gate
         conn = UpstreamConnection(self, key)
         conn.connection_made(self.backend)  # type: ignore[arg-type]
+        self.opened.append(conn)
         return conn
 
 
-def test_body_arriving_while_connecting_pauses_reading_then_flows(tmp_path: Path) -> None:
+def rig(tmp_path: Path, loop: asyncio.AbstractEventLoop
+        ) -> tuple[GatedPool, HttpProtocol, Transport]:
     cfg = tmp_path / "navigator.yml"
     cfg.write_text("server:\n  listen: 127.0.0.1:0\nroutes:\n  reverse_proxies:\n"
                    "    - {name: up, prefix: /up, target: 'http://127.0.0.1:9'}\n")
+    pool = GatedPool(loop)
+    state = ServerState(loop=loop, snapshot=build_snapshot(load_config(cfg)), pool=pool,
+                        tenants=NoTenants())
+    client = HttpProtocol(state)
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    return pool, client, transport
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_body_arriving_while_connecting_pauses_reading_then_flows(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
     try:
-        pool = GatedPool(loop)
-        state = ServerState(loop=loop, snapshot=build_snapshot(load_config(cfg)), pool=pool,
-                            tenants=NoTenants())
-        client = HttpProtocol(state)
-        transport = Transport()
-        client.connection_made(transport)  # type: ignore[arg-type]
+        pool, client, transport = rig(tmp_path, loop)
         size = 4 * BODY_BUFFER_LIMIT
         piece = b"x" * 65536
 
@@ -120,3 +133,40 @@ def test_body_arriving_while_connecting_pauses_reading_then_flows(tmp_path: Path
         loop.run_until_complete(scenario())
     finally:
         loop.close()
+
+
+def test_raw_body_split_anywhere_then_a_pipelined_request_in_the_same_packet(
+        tmp_path: Path) -> None:
+    body = bytes(range(256)) * 1200  # 300 KiB, so most of it is taken without the parser
+    stream = (b"POST /up/a HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)
+              + body + b"GET /up/b HTTP/1.1\r\nHost: t\r\n\r\n")
+    head_end = stream.index(b"\r\n\r\n") + 4
+    for cuts in ([head_end + 10, 100_000], [head_end, 200_000], [50, len(stream) - 5],
+                 [head_end + len(body) - 1]):
+        loop = asyncio.new_event_loop()
+        try:
+            pool, client, transport = rig(tmp_path, loop)
+            pool.gate.set_result(None)
+
+            async def scenario(pool: GatedPool, client: HttpProtocol, transport: Transport,
+                               cuts: list[int]) -> None:
+                last = 0
+                for cut in [*cuts, len(stream)]:
+                    client.data_received(stream[last:cut])
+                    last = cut
+                    await settle()
+                sent = bytes(pool.backend.data)
+                assert sent.endswith(body), "the body reached the backend whole and in order"
+                assert sent.count(b"HTTP/1.1\r\n") == 1, "the GET waits for its turn"
+                pool.opened[0].data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+                await settle()
+                assert bytes(pool.backend.data[len(sent):]).startswith(b"GET /up/b HTTP/1.1")
+                pool.opened[0].data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+                await settle()
+                assert bytes(transport.data).count(b"HTTP/1.1 200 OK") == 2
+                assert not transport.closed
+                assert len(pool.opened) == 1, "the pipelined GET reused the connection"
+
+            loop.run_until_complete(scenario(pool, client, transport, cuts))
+        finally:
+            loop.close()
