@@ -27,6 +27,7 @@ from typing import Any
 
 from navigator.accesslog import AccessLogger
 from navigator.config import load_config
+from navigator.filecache import FileCache
 from navigator.metrics import Metrics
 from navigator.observer import RequestRecorder
 from navigator.protocol import HttpProtocol
@@ -147,7 +148,7 @@ class Rig:
         config = load_config(cfg)
         pool = UpstreamPool(loop)
         self.state = ServerState(loop=loop, snapshot=build_snapshot(config), pool=pool,
-                                 tenants=ReadyTenants())
+                                 tenants=ReadyTenants(), files=FileCache())
         devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the rig
         access = AccessLogger(devnull, access_log, None, loop=loop)
         self.state.observer = RequestRecorder(access, Metrics(), False)

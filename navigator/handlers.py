@@ -19,6 +19,7 @@ import os
 from typing import TYPE_CHECKING
 
 from navigator import wire
+from navigator.filecache import MAX_FILE_BYTES
 from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, BaseHandler
 from navigator.proxy import ProxyExchange, build_request_head
 from navigator.static import prepare_file
@@ -130,10 +131,23 @@ def proxy_to_external(client: HttpProtocol, ex: Exchange, decision: ProxyExterna
 
 # --- static files ------
 def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
-    assert ex.info is not None
+    info = ex.info
+    assert info is not None
     ex.response_type = decision.response_type
+    cache = client.state.files
+    plain = (cache is not None and info.method == "GET" and not info.range
+             and not info.if_none_match and not info.if_modified_since)
+    if plain:
+        assert cache is not None
+        hit = cache.get(str(decision.file), info.accept_encoding, decision.headers)
+        if hit is not None:
+            ex.keep_alive = ex.keep_alive and ex.request_complete
+            data = (hit.keep_alive_response if ex.keep_alive
+                    else hit.head + b"Connection: close\r\n\r\n" + hit.body)
+            client.respond_bytes(ex, 200, data, len(hit.body), "static")
+            return
     try:
-        prepared = prepare_file(decision, ex.info)
+        prepared = prepare_file(decision, info)
         fd = os.open(prepared.path, os.O_RDONLY) if prepared.length and prepared.body_allowed \
             else -1
     except OSError as exc:
@@ -147,6 +161,10 @@ def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
     lines += [f"{name}: {value}\r\n".encode("latin-1") for name, value in prepared.headers]
     if not ex.keep_alive:
         lines.append(b"Connection: close\r\n")
+    if plain and fd >= 0 and prepared.length <= MAX_FILE_BYTES:
+        assert cache is not None
+        cache.put(str(decision.file), info.accept_encoding, decision.headers, prepared,
+                  b"".join(lines[:-1] if not ex.keep_alive else lines))
     lines.append(b"\r\n")
     ex.head_sent = True
     if fd < 0:

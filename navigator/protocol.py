@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -67,6 +66,12 @@ _KEPT = (
     b"fly-client-ip",
 )
 _FRAMING_NAMES = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_INFO_TEXT_FIELDS = {  # kept header -> RequestInfo text field it fills, decoded as is
+    b"authorization": "authorization", b"user-agent": "user_agent",
+    b"accept-encoding": "accept_encoding", b"x-forwarded-proto": "forwarded_proto",
+    b"x-real-ip": "real_ip", b"if-modified-since": "if_modified_since",
+    b"if-none-match": "if_none_match", b"range": "range",
+}
 _HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _HEADER_CODES = {
     b"host": _H_HOST, b"content-length": _H_CL, b"transfer-encoding": _H_TE,
@@ -482,34 +487,31 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline_kind = "" if ex.request_complete else "body"
         self.deadline = self.state.loop.time() + self._limits.body_timeout
         x = ex.x
-        target = ex.target.decode("latin-1")
-        path, _, query = target.partition("?")
-        rid = x.get(b"x-request-id")
-        ex.request_id = rid if rid else os.urandom(16).hex().encode()
-        xff = x.get(b"x-forwarded-for", b"")
-        forwarded = xff.split(b",")[0].strip().decode("latin-1")
-        fly_ip = x.get(b"fly-client-ip")
-        if fly_ip is not None:  # Fly's edge saw the client's socket: believed when trusted
-            forwarded = forwarded_client(fly_ip, forwarded,
-                                         self.state.snapshot.config.trust_proxy)
-        info = RequestInfo(
-            method=ex.method.decode("latin-1"), path=path, query=query,
-            host=x.get(b"host", b"").decode("latin-1"),
-            peer_ip=self.peer_ip,
-            authorization=x[b"authorization"].decode("latin-1") if b"authorization" in x
-            else None,
-            user_agent=x.get(b"user-agent", b"").decode("latin-1"),
-            content_length=ex.content_length, chunked=ex.chunked, websocket=ex.upgrade,
-            fly_replay_failed=b"fly-replay-failed" in x,
-            navigator_retry=x.get(b"x-navigator-retry", b"").strip().lower() == b"true",
-            accept_encoding=x.get(b"accept-encoding", b"").decode("latin-1"),
-            forwarded_proto=x.get(b"x-forwarded-proto", b"").decode("latin-1"),
-            forwarded_for=forwarded,
-            real_ip=x.get(b"x-real-ip", b"").decode("latin-1"),
-            if_modified_since=x.get(b"if-modified-since", b"").decode("latin-1"),
-            if_none_match=x.get(b"if-none-match", b"").decode("latin-1"),
-            range=x.get(b"range", b"").decode("latin-1"),
-        )
+        path, _, query = ex.target.decode("latin-1").partition("?")
+        host = x.get(b"host")
+        info = RequestInfo(ex.method.decode("latin-1"), path, query,
+                           host.decode("latin-1") if host is not None else "", self.peer_ip,
+                           None, "", ex.content_length, ex.chunked, ex.upgrade)
+        rid = None
+        if len(x) > 1 or host is None:  # more than Host was kept: fill what is present
+            for name, value in x.items():
+                field = _INFO_TEXT_FIELDS.get(name)
+                if field is not None:
+                    setattr(info, field, value.decode("latin-1"))
+            rid = x.get(b"x-request-id")
+            if b"fly-replay-failed" in x:
+                info.fly_replay_failed = True
+            retry = x.get(b"x-navigator-retry")
+            if retry is not None:
+                info.navigator_retry = retry.strip().lower() == b"true"
+            xff = x.get(b"x-forwarded-for")
+            if xff is not None:
+                info.forwarded_for = xff.split(b",")[0].strip().decode("latin-1")
+            fly_ip = x.get(b"fly-client-ip")
+            if fly_ip is not None:  # Fly's edge saw the client's socket: believed when trusted
+                info.forwarded_for = forwarded_client(fly_ip, info.forwarded_for,
+                                                      self.state.snapshot.config.trust_proxy)
+        ex.request_id = rid if rid else self.state.new_request_id()
         ex.info = info
         self._dispatch(ex)
 

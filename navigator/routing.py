@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
@@ -247,6 +247,9 @@ class RouteTable:
     maintenance_enabled: bool
     bots: BotDetection
     metrics_path: str = ""
+    # Memo for static.find_file: paths last found inside the public dir (mutable contents in
+    # a frozen table: it lives and dies with this snapshot).
+    inside: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def build(cls, config: Config) -> RouteTable:
@@ -407,7 +410,7 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
     if dot >= 0:  # 9.1 direct static: paths with an extension
         if settings.allowed_extensions and last[dot + 1:] not in settings.allowed_extensions:
             return None
-        file = static.find_file(table.static_root, table.strip_root(path))
+        file = static.find_file(table.static_root, table.strip_root(path), table.inside)
         if file is None:
             return None
         if path.endswith("/index.html"):
@@ -421,7 +424,7 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
             and static.dir_with_index(table.static_root, rel)):
         return redirect_response(path + "/", req.query, 301)
     for suffix in settings.try_files:
-        file = static.find_file(table.static_root, rel + suffix)
+        file = static.find_file(table.static_root, rel + suffix, table.inside)
         if file is not None:
             return ServeFile(file, table.cache_headers(path))
     return None

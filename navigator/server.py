@@ -25,6 +25,7 @@ from typing import Any
 
 from navigator.accesslog import AccessLogger
 from navigator.config import ConfigError, load_config
+from navigator.filecache import FileCache
 from navigator.hooks import HookResult, run_hooks
 from navigator.idle import MachineIdle, make_action
 from navigator.logs import open_vector
@@ -74,7 +75,8 @@ class Server:
         supervisor = Supervisor(config, environ=self.environ, events=metrics)
         self.supervisor = supervisor
         pool = UpstreamPool(loop)
-        state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor)
+        state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor,
+                            files=FileCache())
         self.state = state
         self.access = AccessLogger(None, config.logging.access_log,
                                    open_vector(config.logging.vector), loop=loop)

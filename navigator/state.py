@@ -8,11 +8,14 @@ request half-way. Collaborators are typed by small Protocols so this module impo
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from navigator.filecache import FileCache
     from navigator.runtime import Tenant
     from navigator.snapshot import Snapshot
     from navigator.upstream import UpstreamPool
@@ -61,6 +64,13 @@ class ServerState:
     shutting_down: bool = False
     on_reload_request: Callable[[str], None] | None = None  # CGI reload_config
     extras: dict[str, Any] = field(default_factory=dict)  # cable hub, metrics, ...
+    files: FileCache | None = None  # small static files served from memory
+    # Request ids need uniqueness, not secrecy: a seeded PRNG costs no syscall per request.
+    ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
+
+    def new_request_id(self) -> bytes:
+        """32 hex digits for X-Request-Id when the client sent none."""
+        return b"%032x" % self.ids.getrandbits(128)
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run a slow-path coroutine, keeping a strong reference until it ends."""

@@ -96,11 +96,18 @@ def resolve_under(public_dir: Path | str, rel_path: str) -> Path | None:
     return Path(real) if _within(real, root) else None
 
 
-def find_file(root_real: str, rel_path: str) -> Path | None:
+INSIDE_LIMIT = 4096
+"""Files remembered as lying inside the public dir; the memo is emptied when it fills."""
+
+
+def find_file(root_real: str, rel_path: str,
+              inside: dict[str, tuple[int, int]] | None = None) -> Path | None:
     """A regular file at `rel_path` under the (already real) public dir, else None.
 
     One `stat` when nothing is there (the common try_files miss); the realpath containment
-    check runs only for hits.
+    check runs only for hits. `inside` remembers which file (device, inode) a path led to when
+    it was last found inside, so a repeat costs that one `stat`: a symlink changed to lead
+    elsewhere reaches another inode and is checked afresh.
     """
     parts = _clean_parts(rel_path)
     if not parts:
@@ -108,8 +115,16 @@ def find_file(root_real: str, rel_path: str) -> Path | None:
     candidate = os.path.join(root_real, *parts)
     try:
         st = os.stat(candidate)
-        if not stat.S_ISREG(st.st_mode) or not _within(os.path.realpath(candidate), root_real):
+        if not stat.S_ISREG(st.st_mode):
             return None
+        identity = (st.st_dev, st.st_ino)
+        if inside is None or inside.get(candidate) != identity:
+            if not _within(os.path.realpath(candidate), root_real):
+                return None
+            if inside is not None:
+                if len(inside) >= INSIDE_LIMIT:
+                    inside.clear()
+                inside[candidate] = identity
     except (OSError, ValueError):
         return None
     return Path(candidate)

@@ -96,6 +96,17 @@ def test_find_file_refuses_symlink_escape(root: Path) -> None:
     assert find_file(os.path.realpath(root), "leak.txt") is None
 
 
+def test_find_file_memo_rechecks_a_symlink_turned_outward(root: Path) -> None:
+    real = os.path.realpath(root)
+    inside: dict[str, tuple[int, int]] = {}
+    os.symlink(root / "css" / "app.css", root / "swap.css")
+    assert find_file(real, "swap.css", inside) is not None
+    assert find_file(real, "swap.css", inside) is not None  # from the memo
+    os.unlink(root / "swap.css")
+    os.symlink(root.parent / "secret.txt", root / "swap.css")
+    assert find_file(real, "swap.css", inside) is None  # another inode: checked afresh
+
+
 def test_dir_with_index(root: Path) -> None:
     real = os.path.realpath(root)
     assert dir_with_index(real, "/dir")
