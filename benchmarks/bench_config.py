@@ -1,12 +1,15 @@
 """Config load time for a large file: 1,000 tenants, median of 5 `load_config` calls.
 
-Room: benchmarks (config). Run as `python benchmarks/bench_config.py`; `run()` returns
-`{"config_load_1000_tenants_ms": ...}` for the benchmark report. Target: ≤ 200 ms.
+Room: benchmarks (config). Run as `python benchmarks/bench_config.py [--json]`; `run()`
+returns `{"config_load_1000_tenants_ms": ..., "config_load_1000_tenants_first_ms": ...}`;
+`run.py` runs it in a fresh process on the proxy core for the `config` row. Target: ≤ 200 ms.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -70,20 +73,30 @@ def generate(tenants: int = TENANTS) -> str:
 
 
 def run() -> dict[str, float]:
+    """Median of ROUNDS loads (what a reload pays) and the first load of the process (what a
+    starting server pays: cold regex and string caches), in milliseconds."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "navigator.yml"
         path.write_text(generate())
         environ = {"SECRET_KEY_BASE": "s3cret", "FLY_APP_NAME": "showcase"}
-        config = load_config(path, environ, cwd=Path(tmp))  # warm-up and sanity check
+        start = time.perf_counter()
+        config = load_config(path, environ, cwd=Path(tmp))
+        first = (time.perf_counter() - start) * 1000
         assert len(config.tenants) == TENANTS
         times = []
         for _ in range(ROUNDS):
             start = time.perf_counter()
             load_config(path, environ, cwd=Path(tmp))
             times.append((time.perf_counter() - start) * 1000)
-    return {"config_load_1000_tenants_ms": round(statistics.median(times), 1)}
+    return {"config_load_1000_tenants_ms": round(statistics.median(times), 1),
+            "config_load_1000_tenants_first_ms": round(first, 1)}
 
 
 if __name__ == "__main__":
-    result = run()["config_load_1000_tenants_ms"]
-    print(f"config load, {TENANTS} tenants: {result} ms (median of {ROUNDS}; target <= 200 ms)")
+    figures = run()
+    if "--json" in sys.argv[1:]:
+        print(json.dumps(figures))
+    else:
+        print(f"config load, {TENANTS} tenants: {figures['config_load_1000_tenants_ms']} ms "
+              f"(median of {ROUNDS}; first load {figures['config_load_1000_tenants_first_ms']} "
+              "ms; target <= 200 ms)")

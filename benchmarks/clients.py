@@ -1,5 +1,5 @@
-"""Load clients wrk cannot play: a streaming 100 MiB upload, WebSocket round trips and a
-single timed GET (tenant cold start).
+"""Load clients wrk cannot play: a streaming 100 MiB upload, WebSocket round trips, a single
+timed GET (tenant cold start), polling a starting server and holding many idle connections.
 
 Room: benchmarks, load generation. Blocking sockets on loopback, run in the harness process
 (pinned to the load-generator core). Each client has a hard deadline and raises
@@ -14,6 +14,8 @@ import socket
 import statistics
 import struct
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -178,16 +180,21 @@ def websocket_round_trips(url: str, duration: float, payload: bytes = b"x" * 32,
     return RoundTrips(count=len(latencies), seconds=seconds, latencies_ms=latencies)
 
 
-def timed_get(url: str, timeout: float = 30.0) -> tuple[int, float]:
+def timed_get(url: str, timeout: float = 30.0,
+              headers: Sequence[str] = ()) -> tuple[int, float]:
     """One GET on a fresh connection; (status, seconds until the whole response arrived).
 
-    The body ends at Content-Length when given, else when the server closes.
+    The body ends at Content-Length when given, else when the server closes. `headers` are
+    extra "Name: value" lines.
     """
     deadline = time.monotonic() + timeout
     started = time.perf_counter()
     sock, host, path = _connect(url, deadline)
     with sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        extra = "".join(f"{header}\r\n" for header in headers)
+        if not any(header.lower().startswith("connection:") for header in headers):
+            extra += "Connection: close\r\n"
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
         status, head, rest = _read_head(sock, deadline)
         remaining = _content_length(head) - len(rest)
         unbounded = _content_length(head) < 0
@@ -200,3 +207,66 @@ def timed_get(url: str, timeout: float = 30.0) -> tuple[int, float]:
                 break
             remaining -= len(chunk)
     return status, time.perf_counter() - started
+
+
+def first_answer(url: str, started: float, timeout: float = 30.0,
+                 interval: float = 0.0005) -> float:
+    """Poll GET `url` until a server answers at all; seconds from `started` (perf_counter).
+
+    Refused connections are retried every `interval` (a refused loopback connect costs tens
+    of microseconds, so the poll adds well under a millisecond to what it measures).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            timed_get(url, timeout=max(0.1, deadline - time.monotonic()))
+        except ConnectionError:
+            if time.monotonic() >= deadline:
+                raise ClientError(f"{url} did not answer within {timeout:g}s") from None
+            time.sleep(interval)
+            continue
+        return time.perf_counter() - started
+
+
+def _read_keepalive_answer(sock: socket.socket, deadline: float) -> None:
+    status, head, rest = _read_head(sock, deadline)
+    length = _content_length(head)
+    while len(rest) < length:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ClientError("connection closed during the response body")
+        rest += chunk
+    if status != 200 or length < 0 or b"\r\nconnection: close" in head.lower():
+        raise ClientError(f"expected a 200 keep-alive answer with Content-Length: {head[:200]!r}")
+
+
+@contextmanager
+def idle_connections(url: str, count: int, batch: int = 500,
+                     timeout: float = 120.0) -> Iterator[list[socket.socket]]:
+    """Open `count` connections, complete one keep-alive GET on each, and hold them idle.
+
+    Connections are opened `batch` at a time (all requests of a batch in flight together).
+    On exit they are reset (SO_LINGER 0), so no TIME_WAIT is left on the client's ports.
+    """
+    deadline = time.monotonic() + timeout
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count:
+            opened = []
+            for _ in range(min(batch, count - len(held))):
+                sock, host, path = _connect(url, deadline)
+                held.append(sock)
+                opened.append(sock)
+            request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+            for sock in opened:
+                sock.sendall(request)
+            for sock in opened:
+                _read_keepalive_answer(sock, deadline)
+        yield held
+    finally:
+        linger = struct.pack("ii", 1, 0)
+        for sock in held:
+            with suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            sock.close()

@@ -1,5 +1,8 @@
 """Aggregate benchmark samples into medians, ratios to nginx, a markdown table and JSON.
 
+Also the one-off figures (`Check`: cold start, config load, idle RSS, route lookup) with their
+issue-7 targets, shown as a second table.
+
 Room: benchmarks, reporting. Pure functions over `Sample` lists plus `save()`, which writes
 `results/<stamp>.md`, `results/<stamp>.json` and `results/latest.md` / `latest.json`.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -54,11 +57,79 @@ class Summary:
     cpu_vs_nginx: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A figure measured once per suite rather than as a throughput run (cold start, config
+    load, idle RSS, route lookup), with its issue-7 target: met when `value` ≤ `limit`
+    (|value| ≤ limit when `two_sided`, for differences that may go either way)."""
+
+    scenario: str
+    figure: str
+    value: float | None  # navigator's figure; None = could not be measured
+    unit: str
+    limit: float | None = None
+    nginx: float | None = None  # nginx's figure for the same measurement, when it has one
+    detail: str = ""
+    two_sided: bool = False
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None or self.limit is None:
+            return None
+        return (abs(self.value) if self.two_sided else self.value) <= self.limit
+
+    @property
+    def target(self) -> str:
+        if self.limit is None:
+            return "-"
+        return f"{'±' if self.two_sided else '≤ '}{self.limit:g} {self.unit}"
+
+
 @dataclass(slots=True)
 class Report:
     meta: dict[str, object]
     samples: list[Sample] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+
+def percent_difference(base: float, other: float) -> float:
+    """(other - base) ÷ base in percent: +3.0 means `other` costs 3 % more."""
+    return (other - base) / base * 100.0
+
+
+def pairwise_overheads(totals: Sequence[float], boots: Sequence[float]) -> list[float]:
+    """Per-pair differences of interleaved runs (pair i = boot i, then cold start i)."""
+    if len(totals) != len(boots):
+        raise ValueError(f"{len(totals)} cold starts but {len(boots)} standalone boots")
+    return [total - boot for total, boot in zip(totals, boots, strict=True)]
+
+
+def per_connection_kib(rss_before: int, rss_after: int, connections: int) -> float:
+    """RSS growth per held connection, in KiB."""
+    return (rss_after - rss_before) / connections / 1024
+
+
+ROUTES_SCENARIO = "routes"
+ROUTES_LIMIT_PERCENT = 5.0
+
+
+def route_check(rows: Sequence[Summary], small: str, large: str) -> Check | None:
+    """CPU per request of the `large`-table navigator against the `small` one (routes rows)."""
+    found = {row.proxy: row for row in rows if row.scenario == ROUTES_SCENARIO}
+    base, other = found.get(small), found.get(large)
+    if base is None or other is None:
+        return None
+    if not base.cpu_us_per_op or other.cpu_us_per_op is None:
+        return Check(ROUTES_SCENARIO, f"CPU/req {large} vs {small}", None, "%",
+                     ROUTES_LIMIT_PERCENT, two_sided=True, detail="no CPU figure")
+    return Check(
+        ROUTES_SCENARIO, f"CPU/req difference, {large} vs {small}",
+        percent_difference(base.cpu_us_per_op, other.cpu_us_per_op), "%", ROUTES_LIMIT_PERCENT,
+        two_sided=True,
+        detail=f"{base.cpu_us_per_op:.1f} vs {other.cpu_us_per_op:.1f} µs/req; "
+               f"{base.throughput:,.0f} vs {other.throughput:,.0f} req/s "
+               f"(medians of {min(base.rounds, other.rounds)} round(s))")
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -106,6 +177,45 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def route_time_check(figures: Mapping[str, Mapping[str, float]], small: str = "10",
+                     large: str = "1000") -> Check:
+    """In-process `route()` µs per call by table size and request (bench_routes.py output):
+    the figure is the largest difference over the requests, sign kept."""
+    diffs = {name: percent_difference(figures[small][name], figures[large][name])
+             for name in figures[small]}
+    worst = max(diffs, key=lambda name: abs(diffs[name]))
+    detail = "; ".join(f"{name} {figures[small][name]:.2f} vs {figures[large][name]:.2f} µs"
+                       for name in figures[small])
+    return Check(ROUTES_SCENARIO, f"routing.route() per call, {large} vs {small} tenants "
+                 f"(in-process, largest difference: {worst})", diffs[worst], "%",
+                 ROUTES_LIMIT_PERCENT, two_sided=True, detail=detail)
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    signed = f"{value:+.1f}" if unit == "%" else _num(value)
+    return f"{signed} {unit}"
+
+
+def _verdict(met: bool | None) -> str:
+    return "-" if met is None else ("yes" if met else "NO")
+
+
+ROUTE_TABLES = ("navigator-10-tenants", "navigator-1000-tenants")
+
+
+def all_checks(report: Report, rows: Sequence[Summary]) -> list[Check]:
+    """The report's own checks plus the ones derived from throughput rows (route lookup)."""
+    checks = list(report.checks)
+    derived = route_check(rows, *ROUTE_TABLES)
+    if derived is not None:  # next to the in-process routes figure when there is one
+        at = max((i + 1 for i, c in enumerate(checks) if c.scenario == ROUTES_SCENARIO),
+                 default=len(checks))
+        checks.insert(at, derived)
+    return checks
+
+
 def markdown(report: Report) -> str:
     meta = report.meta
     lines = [
@@ -121,27 +231,44 @@ def markdown(report: Report) -> str:
         "- proxy CPU % = proxy CPU time ÷ wall time; below ~95 % the proxy was not the "
         "bottleneck (wrk and the backend share the other core), so compare CPU/op, not only "
         "throughput",
-        "",
-        "| scenario | proxy | throughput | p50 ms | p99 ms | CPU µs/op | proxy CPU % | RSS MiB "
-        "| peak Δ MiB | thr ÷ nginx | CPU ÷ nginx | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    rows = summarize(report.samples)
+    if rows:
+        lines += [
+            "",
+            "| scenario | proxy | throughput | p50 ms | p99 ms | CPU µs/op | proxy CPU % "
+            "| RSS MiB | peak Δ MiB | thr ÷ nginx | CPU ÷ nginx | errors |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
     lines.extend(
         f"| {row.scenario} | {row.proxy} | {_num(row.throughput)} {row.unit} "
         f"| {_num(row.p50_ms, 3)} | {_num(row.p99_ms, 3)} "
         f"| {_num(row.cpu_us_per_op)}/{row.op} | {row.cpu_percent:.0f} | {_num(row.rss_mib)} "
         f"| {_num(row.peak_growth_mib)} | {_ratio(row.throughput_vs_nginx)} "
         f"| {_ratio(row.cpu_vs_nginx)} | {row.errors} |"
-        for row in summarize(report.samples))
+        for row in rows)
+    checks = all_checks(report, rows)
+    if checks:
+        lines += ["", "## Measured once (targets from issue 7)", "",
+                  "| scenario | figure | navigator | nginx | target | met | details |",
+                  "|---|---|---:|---:|---:|:---:|---|"]
+        lines.extend(
+            f"| {check.scenario} | {check.figure} | {_value(check.value, check.unit)} "
+            f"| {_value(check.nginx, check.unit)} | {check.target} | {_verdict(check.met)} "
+            f"| {check.detail} |"
+            for check in checks)
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
 
 def to_json(report: Report) -> str:
+    rows = summarize(report.samples)
     return json.dumps({
         "meta": report.meta,
-        "summary": [asdict(row) for row in summarize(report.samples)],
+        "summary": [asdict(row) for row in rows],
+        "checks": [{**asdict(check), "target": check.target, "met": check.met}
+                   for check in all_checks(report, rows)],
         "samples": [asdict(sample) for sample in report.samples],
         "notes": report.notes,
     }, indent=2) + "\n"

@@ -1,15 +1,18 @@
 """`python benchmarks/run.py [--quick] [--only 100b,close,...]`: navigator vs nginx vs Caddy.
 
-Room: benchmarks, CLI and run order. Starts the backends and every proxy once, then for
-each scenario runs the proxies interleaved (order rotated each round), collects `Sample`s
-and writes the report (stdout + benchmarks/results/). A proxy that cannot start (navigator
-while the server is being written) is skipped with a note instead of failing the suite.
-Everything started is stopped in `finally`, by pid.
+Room: benchmarks, CLI and run order. Starts the backends and every proxy once (only those the
+chosen scenarios need), runs the one-shot measurements (config load and cold starts first,
+idle-connection RSS last, each on processes of its own), and for each throughput scenario runs
+the proxies interleaved (order rotated each round), collects `Sample`s and writes the report
+(stdout + benchmarks/results/). A proxy that cannot start (navigator while the server is being
+written) is skipped with a note instead of failing the suite; a one-shot that fails becomes a
+FAILED note. Everything started is stopped in `finally`, by pid.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import subprocess
@@ -22,24 +25,19 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import clients, report, scenarios, servers, wrk
+from benchmarks import clients, measure, oneshots, report, scenarios, servers, wrk
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import Ports, Proxy, Workspace
 
 PROXIES = ("nginx", "caddy", "navigator")
-TODO_NOTES = (
-    "TODO: tenant cold start is measured once (first request through navigator starting the "
-    "tenant's nginx); no repeated cold-start runs yet.",
-    "TODO: route lookup cost with many tenants / many reverse_proxies entries is not measured.",
-    "TODO: RSS per idle connection is only visible indirectly (c1000 peak Δ ÷ 1000).",
-)
+ROUTE_TENANTS = (10, 1000)  # navigator-10-tenants, navigator-1000-tenants (report.ROUTE_TABLES)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs, no warm-up")
     parser.add_argument("--only", default="", help="comma-separated scenarios: " + ",".join(
-        s.name for s in scenarios.SCENARIOS))
+        [*(s.name for s in scenarios.SCENARIOS), *scenarios.ONESHOTS]))
     parser.add_argument("--proxies", default=",".join(PROXIES),
                         help="comma-separated subset of " + ",".join(PROXIES))
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
@@ -76,20 +74,31 @@ def _cpu_model() -> str:
     return platform.processor() or "?"
 
 
-def start_proxies(ws: Workspace, ports: Ports, wanted: list[str],
+def start_proxies(ws: Workspace, ports: Ports | None, wanted: list[str], routes: bool,
                   rep: report.Report) -> list[Proxy]:
-    starters: list[tuple[str, Callable[[], Proxy]]] = [
-        ("nginx", lambda: servers.start_nginx_proxy(ws, ports)),
-        ("caddy", lambda: servers.start_caddy_proxy(ws, ports)),
-        ("navigator", lambda: servers.start_navigator_proxy(ws, ports)),
-        ("navigator-tenant", lambda: servers.start_navigator_tenant(ws)),
-    ]
+    """The proxies under test; without `ports` (no backends needed) only the route-lookup
+    navigators, which are started only for the routes scenario."""
+    starters: list[tuple[str, Callable[[], Proxy]]] = []
+    if ports is not None:
+        starters += [
+            ("nginx", lambda: servers.start_nginx_proxy(ws, ports)),
+            ("caddy", lambda: servers.start_caddy_proxy(ws, ports)),
+            ("navigator", lambda: servers.start_navigator_proxy(ws, ports)),
+            ("navigator-tenant", lambda: servers.start_navigator_tenant(ws)),
+        ]
+    if routes:
+        starters += [(f"navigator-{count}-tenants",
+                      functools.partial(servers.start_navigator_routes, ws, count))
+                     for count in ROUTE_TENANTS]
     proxies: list[Proxy] = []
     for name, start in starters:
         if name.split("-")[0] not in wanted:
             continue
         try:
             proxies.append(start())
+            if name.endswith("-tenants"):
+                rss = measure.rss_bytes(proxies[-1].service.pids()) / measure.MIB
+                rep.notes.append(f"routes: {name} RSS after start {rss:.1f} MiB")
         except servers.StartError as exc:
             first = str(exc).splitlines()
             note = f"SKIPPED {name}: did not start — {first[0]}"
@@ -127,6 +136,33 @@ def cold_start(proxies: list[Proxy], rep: report.Report) -> None:
             continue
         rep.notes.append(f"navigator-tenant cold start (first request, tenant nginx started "
                          f"by navigator): {seconds * 1e3:.0f} ms, status {status}")
+
+
+ROUTES_IN_PROCESS = "routing.route() timed in-process (bench_routes.py), 10 vs 1,000 tenants"
+
+
+def run_oneshot(name: str, ws: Workspace, rep: report.Report) -> None:
+    """One one-shot measurement (`routes` = the in-process half of the routes scenario)."""
+    runners: dict[str, Callable[[], list[report.Check]]] = {
+        "coldstart": lambda: oneshots.cold_start(ws),
+        "config": oneshots.config_load,
+        "idle-rss": lambda: oneshots.idle_rss(ws),
+        "routes": oneshots.route_lookup,
+    }
+    print(f"bench: {name}: {scenarios.ONESHOTS.get(name, ROUTES_IN_PROCESS)}",
+          file=sys.stderr, flush=True)
+    try:
+        checks = runners[name]()
+    except (servers.StartError, clients.ClientError, OSError, ValueError,
+            subprocess.SubprocessError) as exc:
+        rep.notes.append(f"FAILED {name}: {type(exc).__name__}: {exc}")
+        print(f"bench:   {name} failed: {exc}", file=sys.stderr, flush=True)
+        return
+    rep.checks.extend(checks)
+    for check in checks:
+        value = "-" if check.value is None else f"{check.value:.2f}"
+        print(f"bench:   {check.figure}: {value} {check.unit} (target {check.target})",
+              file=sys.stderr, flush=True)
 
 
 def run_scenario(scenario: Scenario, proxies: list[Proxy], options: argparse.Namespace,
@@ -179,9 +215,13 @@ def run_scenario(scenario: Scenario, proxies: list[Proxy], options: argparse.Nam
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    chosen = scenarios.by_name([n for n in options.only.split(",") if n]) if options.only \
-        else list(scenarios.SCENARIOS)
+    chosen, singles = scenarios.by_name([n for n in options.only.split(",") if n]) \
+        if options.only else (list(scenarios.SCENARIOS), list(scenarios.ONESHOTS))
     wanted = [p for p in options.proxies.split(",") if p]
+    if "navigator" not in wanted:
+        singles = []  # every one-shot measures navigator (nginx only as the yardstick)
+    routes = any(s.kind == "routes" for s in chosen) and "navigator" in wanted
+    classic = any(s.kind != "routes" for s in chosen)
     started = time.monotonic()
     missing = servers.ensure_tools()
     if "wrk" in missing or "nginx" in missing:
@@ -201,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                                f"Python {platform.python_version()}"]),
         "mode": f"{options.rounds} round(s) x "
                 + (f"{options.duration:g} s" if options.duration else "3 s (proxy) / 2 s (other)")
-                + (", 1 s warm-up before c1000" if options.warmup else ", no warm-up"),
+                + (", 1 s warm-up before c1000 and routes" if options.warmup else ", no warm-up"),
         "pinning": f"proxy on core {servers.PROXY_CORE}, wrk + backends + harness on core "
                    f"{servers.LOAD_CORE}" if servers.cores_available() else "not pinned",
-        "scenarios": {s.name: s.description for s in chosen},
+        "scenarios": {**{s.name: s.description for s in chosen},
+                      **{name: scenarios.ONESHOTS[name] for name in singles}},
     })
     if "caddy" in missing:
         rep.notes.append("SKIPPED caddy: not installed")
@@ -212,15 +253,24 @@ def main(argv: list[str] | None = None) -> int:
         rep.notes.append("WARNING: fewer than 2 cores or no taskset: nothing is pinned")
     ws = Workspace(keep=options.keep)
     try:
-        backend = servers.start_backend(ws)
-        python_backends = servers.start_python_backends(ws)
-        ports = Ports(files=backend.port, sink=python_backends.sink_port,
-                      ws=python_backends.ws_port)
-        proxies = start_proxies(ws, ports, wanted, rep)
+        for name in singles:
+            if name != "idle-rss":
+                run_oneshot(name, ws, rep)
+        if routes:
+            run_oneshot("routes", ws, rep)
+        ports = None
+        if classic:
+            backend = servers.start_backend(ws)
+            python_backends = servers.start_python_backends(ws)
+            ports = Ports(files=backend.port, sink=python_backends.sink_port,
+                          ws=python_backends.ws_port)
+        proxies = start_proxies(ws, ports, wanted, routes, rep)
         cold_start(proxies, rep)
         dead: set[str] = set()
         for scenario in chosen:
             run_scenario(scenario, proxies, options, rep, dead)
+        if "idle-rss" in singles:
+            run_oneshot("idle-rss", ws, rep)
     except servers.StartError as exc:
         print(f"bench: backend did not start: {exc}", file=sys.stderr)
         return 1
@@ -228,7 +278,6 @@ def main(argv: list[str] | None = None) -> int:
         ws.close()
         if options.keep:
             print(f"bench: workspace kept at {ws.root}", file=sys.stderr)
-    rep.notes.extend(TODO_NOTES)
     rep.meta["elapsed_s"] = round(time.monotonic() - started, 1)
     rep.notes.append(f"suite took {rep.meta['elapsed_s']} s")
     sys.stdout.write(report.markdown(rep))

@@ -15,7 +15,7 @@ from benchmarks.measure import MIB, UsageMeter
 from benchmarks.report import Sample
 from benchmarks.servers import LOAD_CORE, Service, cores_available
 
-Kind = Literal["proxy", "static", "upload", "download", "ws"]
+Kind = Literal["proxy", "static", "upload", "download", "ws", "routes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class Scenario:
     tenant: bool = False  # also measure navigator's tenant path (navigator-tenant)
     warm_up: bool = False  # one unmeasured 1 s run first (opening 1,000 connections)
     size: int = 0  # upload size in bytes
+    status: int = 200  # the answer every request must get (a 4xx is then not an error)
 
     @property
     def default_seconds(self) -> float:
@@ -38,6 +39,7 @@ class Scenario:
 
 
 UPLOAD_SIZE = 100 * MIB
+CRAWLER = "Googlebot/2.1"  # short: the bot regex matches at once and costs ~0.3 µs
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("100b", "proxy", "/100b", "100 B responses, keep-alive, 50 connections",
@@ -57,16 +59,31 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("static-1m", "static", "/1m.bin", "1 MiB file served by the proxy itself"),
     Scenario("websocket", "ws", "/ws", "WebSocket echo round trips (32 B text frames) "
              "through the proxy to a Python echo backend, one connection, one message in flight"),
+    Scenario("routes", "routes", "/t0999/page", "route lookup: navigator with 10 vs 1,000 "
+             "tenants (none started); a crawler's request for the last tenant walks the rule "
+             "list and the tenant table and is refused (403 by bot detection), 50 connections; "
+             "also routing.route() timed in-process (bench_routes.py)",
+             headers=(f"User-Agent: {CRAWLER}",), warm_up=True, status=403),
 )
 
+# Measured once per suite, not as throughput runs (benchmarks/oneshots.py); same --only names.
+ONESHOTS: dict[str, str] = {
+    "coldstart": "repeated tenant cold starts through navigator minus the same tenant command's "
+                 "own boot (run standalone by the harness, polled every 0.5 ms), interleaved",
+    "config": "load_config of a 1,000-tenant file in a fresh process on the proxy core",
+    "idle-rss": "RSS at start and per idle keep-alive connection (10,000 connections, one "
+                "request each), fresh navigator and nginx serving the same static file",
+}
 
-def by_name(names: list[str]) -> list[Scenario]:
+
+def by_name(names: list[str]) -> tuple[list[Scenario], list[str]]:
+    """(throughput scenarios, one-shot names) in the order given; exits on unknown names."""
     known = {s.name: s for s in SCENARIOS}
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if n not in known and n not in ONESHOTS]
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}; "
-                         f"known: {', '.join(known)}")
-    return [known[n] for n in names]
+                         f"known: {', '.join([*known, *ONESHOTS])}")
+    return [known[n] for n in names if n in known], [n for n in names if n in ONESHOTS]
 
 
 def _core() -> int | None:
@@ -100,7 +117,10 @@ def run_once(scenario: Scenario, proxy: str, service: Service, url: str, round_:
                          duration=duration, headers=scenario.headers, core=_core())
     usage = meter.usage
     assert usage is not None
-    errors = result.socket_errors + result.non_2xx
+    if scenario.status >= 400:  # every answer should be that error: count the others
+        errors = result.socket_errors + max(0, result.requests - result.non_2xx)
+    else:
+        errors = result.socket_errors + result.non_2xx
     if scenario.kind == "download":
         mib = result.bytes_read / MIB
         return Sample(scenario.name, proxy, round_, result.bytes_per_second / MIB, "MiB/s",
@@ -132,9 +152,11 @@ def probe(scenario: Scenario, url: str, timeout: float = 10.0) -> tuple[str | No
     if scenario.kind in ("upload", "ws"):
         return None, False
     try:
-        status, _ = clients.timed_get(url + scenario.path, timeout=timeout)
+        status, _ = clients.timed_get(url + scenario.path, timeout=timeout,
+                                      headers=scenario.headers)
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}", True
     except clients.ClientError as exc:
         return f"ClientError: {exc}", False
-    return (None if status == 200 else f"answered {status}"), False
+    return (None if status == scenario.status else f"answered {status}, "
+            f"expected {scenario.status}"), False

@@ -208,6 +208,13 @@ class Workspace:
         self.services.append(service)
         return service
 
+    def stop(self, service: Service) -> None:
+        """Stop one service now and forget it (its recorded pids must not be signalled later,
+        when they may belong to someone else)."""
+        service.stop()
+        if service in self.services:
+            self.services.remove(service)
+
     def close(self) -> None:
         for service in reversed(self.services):
             service.stop()
@@ -336,6 +343,69 @@ def start_navigator_tenant(ws: Workspace) -> Proxy:
     service = start_navigator(ws, "navigator-tenant", text, port)
     base = f"http://127.0.0.1:{port}"
     return Proxy("navigator-tenant", service, {"proxy": base + "/app", "static": base})
+
+
+ROUTE_TENANTS_LAST = 1000  # route-lookup tenants are /t0000/ .. /t0999/; the last is hit
+
+
+def route_tenant_paths(count: int) -> list[str]:
+    """The last `count` of /t0000/ .. /t0999/, so every table holds the path requested."""
+    return [f"/t{i:04d}/" for i in range(ROUTE_TENANTS_LAST - count, ROUTE_TENANTS_LAST)]
+
+
+def start_navigator_routes(ws: Workspace, count: int) -> Proxy:
+    """navigator with `count` tenants that are never started (route lookup cost)."""
+    port = free_port()
+    name = f"navigator-{count}-tenants"
+    folder = ws.dir(name)
+    text = configs.navigator_tenants(folder, port, paths=route_tenant_paths(count),
+                                     command="sh", args=["-c", "exit 1"], health_check="/up",
+                                     start_port=20000, reject_bots=True)
+    service = start_navigator(ws, name, text, port)
+    return Proxy(name, service, {"routes": f"http://127.0.0.1:{port}"})
+
+
+@dataclass(frozen=True, slots=True)
+class ColdStartSetup:
+    """navigator with `count` cold tenants, plus what runs one of them standalone."""
+
+    service: Service
+    base: str  # navigator's URL; tenant i is at base + cold_path(i)
+    script: Path  # the tenant command (sh script), also run standalone for its boot time
+
+
+def cold_path(index: int) -> str:
+    return f"/c{index:02d}/"
+
+
+def start_navigator_cold(ws: Workspace, count: int) -> ColdStartSetup:
+    port = free_port()
+    folder = ws.dir("navigator-cold")
+    script = folder / "tenant.sh"
+    script.write_text(configs.cold_tenant_script(LOAD_CORE if cores_available() else None))
+    text = configs.navigator_tenants(folder, port, paths=[cold_path(i) for i in range(count)],
+                                     command="sh", args=[str(script)], health_check="/up",
+                                     start_port=21000 + (port % 100) * 101)
+    service = start_navigator(ws, "navigator-cold", text, port)
+    return ColdStartSetup(service, f"http://127.0.0.1:{port}", script)
+
+
+def spawn_tenant(ws: Workspace, name: str, script: Path, port: int) -> Service:
+    """The tenant command run by the harness itself, as navigator would run it (PORT set)."""
+    return ws.spawn(name, ["sh", str(script)], port, cwd=script.parent,
+                    env={**os.environ, "PORT": str(port)}, include_children=True)
+
+
+def start_static_pair(ws: Workspace) -> tuple[Service, Service]:
+    """Fresh nginx and navigator serving `ws.public` on the proxy core (idle-connection RSS):
+    nothing else has run through them, so their RSS is the RSS at start."""
+    nginx_port, nav_port = free_port(), free_port()
+    nginx = _nginx(ws, "nginx-idle", configs.nginx_files(ws.dir("nginx-idle"), nginx_port,
+                                                          ws.public), nginx_port, PROXY_CORE)
+    folder = ws.dir("navigator-idle")
+    navigator = start_navigator(ws, "navigator-idle",
+                                configs.navigator_static(folder, nav_port, ws.public), nav_port)
+    return nginx, navigator
 
 
 def _urls(port: int, static_port: int, ws_path: bool) -> dict[str, str]:
