@@ -136,16 +136,25 @@ class AccessLogger:
 
     def format(self, entry: AccessEntry) -> bytes:
         """The JSON object for `entry`, without the newline."""
-        ip = entry.client_ip
-        if ":" in ip or "," in ip or " " in ip:
-            ip = bare_ip(ip)
-        return self._encode(_AccessLine(
-            self._clock.format(entry.timestamp), ip,
-            entry.remote_user or "-", entry.method, entry.uri, entry.protocol, entry.status,
-            entry.body_bytes_sent, entry.request_id, f"{entry.request_time:.3f}",
-            entry.referer, entry.user_agent, entry.fly_request_id, entry.tenant,
-            entry.response_type, entry.destination, entry.proxy_backend, entry.file_path,
-            entry.error_message))
+        return self._encode(self._line(
+            entry.timestamp, entry.client_ip, entry.remote_user, entry.method, entry.uri,
+            entry.protocol, entry.status, entry.body_bytes_sent, entry.request_id,
+            entry.request_time, entry.referer, entry.user_agent, entry.fly_request_id,
+            entry.tenant, entry.response_type, entry.destination, entry.proxy_backend,
+            entry.file_path, entry.error_message))
+
+    def _line(self, timestamp: float, client_ip: str, remote_user: str, method: str, uri: str,
+              protocol: str, status: int, body_bytes_sent: int, request_id: str,
+              request_time: float, referer: str, user_agent: str, fly_request_id: str,
+              tenant: str, response_type: str, destination: str, proxy_backend: str,
+              file_path: str, error_message: str) -> _AccessLine:
+        if ":" in client_ip or "," in client_ip or " " in client_ip:
+            client_ip = bare_ip(client_ip)
+        return _AccessLine(
+            self._clock.format(timestamp), client_ip, remote_user or "-", method, uri,
+            protocol, status, body_bytes_sent, request_id, f"{request_time:.3f}", referer,
+            user_agent, fly_request_id, tenant, response_type, destination, proxy_backend,
+            file_path, error_message)
 
     @property
     def enabled(self) -> bool:
@@ -153,9 +162,23 @@ class AccessLogger:
         return self._enabled or self._vector is not None
 
     def log(self, entry: AccessEntry) -> None:
-        if not self._active:
-            return
-        line = self.format(entry)
+        if self._active:
+            self._buffer_line(self.format(entry))
+
+    def record(self, timestamp: float, client_ip: str, remote_user: str, method: str, uri: str,
+               protocol: str, status: int, body_bytes_sent: int, request_id: str,
+               request_time: float, referer: str, user_agent: str, fly_request_id: str,
+               tenant: str, response_type: str, destination: str, proxy_backend: str,
+               file_path: str, error_message: str) -> None:
+        """`log` without building an AccessEntry first: the per-request path (positional
+        arguments in AccessEntry's field order)."""
+        if self._active:
+            self._buffer_line(self._encode(self._line(
+                timestamp, client_ip, remote_user, method, uri, protocol, status,
+                body_bytes_sent, request_id, request_time, referer, user_agent, fly_request_id,
+                tenant, response_type, destination, proxy_backend, file_path, error_message)))
+
+    def _buffer_line(self, line: bytes) -> None:
         self._buffer.append(line)
         self._size += len(line) + 1
         if self._size >= self._limit:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING
 
-from navigator.accesslog import AccessEntry, AccessLogger
+from navigator.accesslog import AccessLogger
 from navigator.idle import MachineIdle, Phase
 from navigator.metrics import Metrics
 
@@ -64,23 +64,10 @@ class RequestRecorder:
             client_ip = remote_user = user_agent = ""
             method = ex.method.decode("latin-1")
         request_id = ex.request_id or x.get(b"x-amzn-trace-id", b"")
-        self.access.log(AccessEntry(
-            timestamp=ex.started,
-            client_ip=client_ip,
-            remote_user=remote_user,
-            method=method,
-            uri=uri,
-            protocol=_PROTOCOLS.get(ex.http_minor, "HTTP/1.1"),
-            status=ex.status,
-            body_bytes_sent=ex.bytes_sent,
-            request_id=request_id.decode("latin-1"),
-            request_time=duration,
-            referer=x.get(b"referer", b"").decode("latin-1"),
-            user_agent=user_agent,
-            fly_request_id=x.get(b"fly-request-id", b"").decode("latin-1"),
-            tenant=tenant,
-            response_type=ex.response_type,
-            destination=ex.destination,
-            proxy_backend=f"tenant:{tenant}" if tenant else "",
-            error_message=ex.error,
-        ))
+        self.access.record(
+            ex.started, client_ip, remote_user, method, uri,
+            _PROTOCOLS.get(ex.http_minor, "HTTP/1.1"), ex.status, ex.bytes_sent,
+            request_id.decode("latin-1"), duration, x.get(b"referer", b"").decode("latin-1"),
+            user_agent, x.get(b"fly-request-id", b"").decode("latin-1"), tenant,
+            ex.response_type, ex.destination, f"tenant:{tenant}" if tenant else "", "",
+            ex.error)
