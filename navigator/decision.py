@@ -8,7 +8,8 @@ it). Nothing here does I/O. A Decision is either a complete response built by pu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from navigator.runtime import CgiScript, Pairs, ReverseProxyRoute, Tenant, UpstreamTarget
@@ -59,6 +60,9 @@ class ServeFile:
     file: Path  # resolved, checked to lie inside the public dir
     headers: Pairs  # extra headers such as Cache-Control
     response_type: str = "static"
+    # What routing's lookup already learned, so serving need not stat again (not compared).
+    stat: os.stat_result | None = field(default=None, compare=False)
+    file_text: str = field(default="", compare=False)  # str(file), for cache keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,14 +53,16 @@ class FileCache:
         self._entries: OrderedDict[CacheKey, CachedFile] = OrderedDict()
         self._total = 0
 
-    def get(self, path: str, accept_encoding: str, extra: Pairs) -> CachedFile | None:
-        """The cached response if the file is unchanged and the entry still fresh."""
+    def get(self, path: str, accept_encoding: str, extra: Pairs,
+            st: os.stat_result | None = None) -> CachedFile | None:
+        """The cached response if the file is unchanged and the entry still fresh. `st` is a
+        `stat` of `path` just made by the caller (routing's lookup), else one is made here."""
         key = (path, accept_encoding, extra)
         entry = self._entries.get(key)
         if entry is None:
             return None
         try:
-            current = identity_of(os.stat(path))
+            current: Identity | None = identity_of(st if st is not None else os.stat(path))
         except OSError:
             current = None
         if current != entry.identity or self._clock() > entry.expires:

@@ -139,7 +139,8 @@ def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
              and not info.if_none_match and not info.if_modified_since)
     if plain:
         assert cache is not None
-        hit = cache.get(str(decision.file), info.accept_encoding, decision.headers)
+        key = decision.file_text or str(decision.file)
+        hit = cache.get(key, info.accept_encoding, decision.headers, decision.stat)
         if hit is not None:
             ex.keep_alive = ex.keep_alive and ex.request_complete
             data = (hit.keep_alive_response if ex.keep_alive
@@ -163,7 +164,8 @@ def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
         lines.append(b"Connection: close\r\n")
     if plain and fd >= 0 and prepared.length <= MAX_FILE_BYTES:
         assert cache is not None
-        cache.put(str(decision.file), info.accept_encoding, decision.headers, prepared,
+        cache.put(decision.file_text or str(decision.file), info.accept_encoding,
+                  decision.headers, prepared,
                   b"".join(lines[:-1] if not ex.keep_alive else lines))
     lines.append(b"\r\n")
     ex.head_sent = True

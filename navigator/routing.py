@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
@@ -410,12 +411,13 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
     if dot >= 0:  # 9.1 direct static: paths with an extension
         if settings.allowed_extensions and last[dot + 1:] not in settings.allowed_extensions:
             return None
-        file = static.find_file(table.static_root, table.strip_root(path), table.inside)
-        if file is None:
+        found = static.locate_file(table.static_root, table.strip_root(path), table.inside)
+        if found is None:
             return None
         if path.endswith("/index.html"):
             return redirect_response(path[:-len("index.html")], req.query, 301)
-        return ServeFile(file, table.cache_headers(path))
+        return ServeFile(Path(found[0]), table.cache_headers(path), stat=found[1],
+                         file_text=found[0])
     # 9.2 try_files: extensionless paths that are public (everything is, with auth off)
     if not settings.try_files or not table.public.matches(path):
         return None
@@ -424,9 +426,10 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
             and static.dir_with_index(table.static_root, rel)):
         return redirect_response(path + "/", req.query, 301)
     for suffix in settings.try_files:
-        file = static.find_file(table.static_root, rel + suffix, table.inside)
-        if file is not None:
-            return ServeFile(file, table.cache_headers(path))
+        found = static.locate_file(table.static_root, rel + suffix, table.inside)
+        if found is not None:
+            return ServeFile(Path(found[0]), table.cache_headers(path), stat=found[1],
+                             file_text=found[0])
     return None
 
 

@@ -102,12 +102,21 @@ INSIDE_LIMIT = 4096
 
 def find_file(root_real: str, rel_path: str,
               inside: dict[str, tuple[int, int]] | None = None) -> Path | None:
-    """A regular file at `rel_path` under the (already real) public dir, else None.
+    """A regular file at `rel_path` under the (already real) public dir, else None."""
+    found = locate_file(root_real, rel_path, inside)
+    return Path(found[0]) if found is not None else None
+
+
+def locate_file(root_real: str, rel_path: str, inside: dict[str, tuple[int, int]] | None = None
+                ) -> tuple[str, os.stat_result] | None:
+    """The path and `stat` of a regular file at `rel_path` under the (already real) public
+    dir, else None.
 
     One `stat` when nothing is there (the common try_files miss); the realpath containment
     check runs only for hits. `inside` remembers which file (device, inode) a path led to when
     it was last found inside, so a repeat costs that one `stat`: a symlink changed to lead
-    elsewhere reaches another inode and is checked afresh.
+    elsewhere reaches another inode and is checked afresh. The `stat` is handed on so that
+    serving the file need not repeat it.
     """
     parts = _clean_parts(rel_path)
     if not parts:
@@ -127,7 +136,7 @@ def find_file(root_real: str, rel_path: str,
                 inside[candidate] = identity
     except (OSError, ValueError):
         return None
-    return Path(candidate)
+    return candidate, st
 
 
 def dir_with_index(root_real: str, rel_path: str) -> bool:
@@ -229,7 +238,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
 def prepare_file(decision: ServeFile, req: RequestInfo) -> FileResponse:
     """Status, headers and byte range for serving `decision.file`; raises OSError if gone."""
     path = decision.file
-    st = os.stat(path)
+    st = decision.stat if decision.stat is not None else os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise IsADirectoryError(str(path))
     kind = content_type(path)
