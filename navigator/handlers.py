@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("navigator.handlers")
 
 FILE_CHUNK = 256 * 1024
+SENDFILE_CHUNK = 4 * 1024 * 1024  # per call; the kernel sends what the socket takes
+SENDFILE_FALLBACK_CHUNK = 16 * 1024  # through the transport while the socket is full
+SENDFILE_MIN = 64 * 1024  # smaller bodies: one read and one write cost less
 LOOPBACK = "127.0.0.1"
 
 
@@ -182,10 +186,15 @@ def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
 class _FileSender(BaseHandler):
     """Streams a byte range of a file, pausing while the client's buffer is full.
 
-    uvloop has no loop.sendfile; page-cache reads of 256 KiB are cheap enough to do inline.
+    uvloop has no loop.sendfile, so this calls os.sendfile on the client's socket itself,
+    but only while the transport has nothing queued (bytes must not overtake each other).
+    When the socket is full, one chunk goes through the transport instead, with its
+    high-water mark at 0 for the duration: the loop then tells us (resume_writing) exactly
+    when everything is sent and sendfile can go on. Without a usable socket (or when
+    sendfile refuses), page-cache reads of 256 KiB go through the transport.
     """
 
-    __slots__ = ("client", "ex", "fd", "offset", "remaining")
+    __slots__ = ("client", "ex", "fd", "offset", "remaining", "sock_fd")
 
     def __init__(self, client: HttpProtocol, ex: Exchange, fd: int, offset: int,
                  length: int) -> None:
@@ -194,27 +203,82 @@ class _FileSender(BaseHandler):
         self.fd = fd
         self.offset = offset
         self.remaining = length
+        self.sock_fd = -1
+        transport = client.transport
+        if transport is not None and length > SENDFILE_MIN:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self.sock_fd = sock.fileno()
+                transport.set_write_buffer_limits(high=0)  # resume_writing = fully drained
 
     def pump(self) -> None:
         client = self.client
+        transport = client.transport
         while self.remaining > 0 and not client.write_paused and not client.closed:
+            if self.sock_fd >= 0 and transport is not None \
+                    and not transport.get_write_buffer_size():
+                sent = self._sendfile()
+                if sent > 0:
+                    continue
+                if sent == 0:  # file shrank under us
+                    self._short_file()
+                    return
+                if client.closed:
+                    return
+            size = min(FILE_CHUNK if self.sock_fd < 0 else SENDFILE_FALLBACK_CHUNK,
+                       self.remaining)
             try:
-                chunk = os.pread(self.fd, min(FILE_CHUNK, self.remaining), self.offset)
+                chunk = os.pread(self.fd, size, self.offset)
             except OSError as exc:
                 log.warning("read error while sending a file: %s", exc)
                 chunk = b""
             if not chunk:  # file shrank under us: the length we promised cannot be kept
-                self._close_fd()
-                self.ex.keep_alive = False
-                client.finish(self.ex)
+                self._short_file()
                 return
-            self.offset += len(chunk)
-            self.remaining -= len(chunk)
-            self.ex.bytes_sent += len(chunk)
+            self._advance(len(chunk))
             client.write(chunk)
         if self.remaining <= 0:
-            self._close_fd()
+            self._done()
             client.finish(self.ex)
+
+    def _sendfile(self) -> int:
+        """Bytes sent; -1 when the socket is full (or sendfile is unusable here)."""
+        try:
+            sent = os.sendfile(self.sock_fd, self.fd, self.offset,
+                               min(SENDFILE_CHUNK, self.remaining))
+        except BlockingIOError:
+            return -1
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.client.abort()  # the client went away under us
+            else:  # e.g. a filesystem sendfile cannot read: plain reads from now on
+                log.info("sendfile unusable (%s): reading instead", exc)
+                self._stop_sendfile()
+            return -1
+        if sent > 0:
+            self._advance(sent)
+        return sent
+
+    def _advance(self, count: int) -> None:
+        self.offset += count
+        self.remaining -= count
+        self.ex.bytes_sent += count
+
+    def _short_file(self) -> None:
+        self._done()
+        self.ex.keep_alive = False
+        self.client.finish(self.ex)
+
+    def _stop_sendfile(self) -> None:
+        if self.sock_fd >= 0:
+            self.sock_fd = -1
+            transport = self.client.transport
+            if transport is not None and not self.client.closed:
+                transport.set_write_buffer_limits()  # back to the defaults
+
+    def _done(self) -> None:
+        self._stop_sendfile()
+        self._close_fd()
 
     def _close_fd(self) -> None:
         if self.fd >= 0:
@@ -225,7 +289,9 @@ class _FileSender(BaseHandler):
         self.pump()
 
     def client_lost(self) -> None:
+        self.sock_fd = -1
         self._close_fd()
+
 
 # --- metrics ------
 def serve_metrics(client: HttpProtocol, ex: Exchange) -> None:
