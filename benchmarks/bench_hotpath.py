@@ -172,6 +172,23 @@ class Rig:
 
         return one
 
+    def fresh_connection(self, request: bytes, response: bytes, port: int
+                         ) -> Callable[[], None]:
+        """A new client connection per request (`Connection: close`), as accept would make."""
+        state, backend = self.state, self.backends[port]
+
+        def one() -> None:
+            client = HttpProtocol(state)
+            transport = SinkTransport()
+            client.connection_made(transport)  # type: ignore[arg-type]
+            client.data_received(request)
+            backend.data_received(response)
+            assert transport.closed
+            client.connection_lost(None)
+            self.client_transport.written += transport.written
+
+        return one
+
     def local(self, request: bytes) -> Callable[[], None]:
         client = self.client
         return lambda: client.data_received(request)
@@ -187,6 +204,9 @@ def scenarios(rig: Rig) -> dict[str, Callable[[], None]]:
         "proxy-100b-browser": rig.proxied(browser_get, small, BACKEND_PORT),
         "tenant-100b-browser": rig.proxied(tenant_get, small, TENANT_PORT),
         "proxy-64k": rig.proxied(wrk_get, backend_response(b"x" * 65536), BACKEND_PORT),
+        "proxy-100b-close": rig.fresh_connection(
+            b"GET /files/100b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n",
+            small, BACKEND_PORT),
         "static-1k": rig.local(b"GET /1k.txt HTTP/1.1\r\nHost: x\r\n\r\n"),
         "redirect": rig.local(b"GET /sam/list1 HTTP/1.1\r\nHost: x\r\n\r\n"),
     }
