@@ -33,7 +33,7 @@ log = logging.getLogger("navigator.upstream")
 
 PoolKey = tuple[str, int, bool]  # host, port, tls
 
-MAX_IDLE_PER_KEY = 128
+MAX_IDLE_PER_KEY = 1024
 RAW_MIN = 16 * 1024
 """A body wholly inside its head's packet and smaller than this goes through the parser: its
 copy costs less than the fresh parser that raw relay needs for the next response."""
