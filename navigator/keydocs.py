@@ -150,8 +150,9 @@ FIELDS: Mapping[str, str] = {
     "LimitsSpec.shutdown_timeout": "Budget for in-flight requests at shutdown. Default 30s.",
     "MetricsSpec.enabled": "Serve the endpoint.",
     "MetricsSpec.path": "Endpoint path. Empty: `/_navigator/metrics`.",
-    "MetricsSpec.listen": "A separate internal listener (same forms as `server.listen`). "
-    "Empty: the main listener.",
+    "MetricsSpec.listen": "A separate internal listener (same forms as `server.listen`) that "
+    "answers the metrics path to any peer that reaches it, e.g. `:9091` for Fly's `[metrics]` "
+    "scraper; the main listener still answers loopback peers. Empty: the main listener only.",
     # --- cable, auth, maintenance
     "CableSpec.enabled": "Serve the pub/sub WebSocket.",
     "CableSpec.path": "WebSocket path. Empty: `/cable`.",

@@ -30,6 +30,7 @@ from navigator.hooks import HookResult, run_hooks
 from navigator.idle import MachineIdle, make_action
 from navigator.logs import open_vector
 from navigator.metrics import Metrics
+from navigator.metricsserver import start_metrics_listener
 from navigator.observer import RequestRecorder, feed_server_gauges
 from navigator.protocol import HttpProtocol
 from navigator.runtime import Config
@@ -53,6 +54,8 @@ class Server:
         self.loaded_at = time.time()
         self._commands: asyncio.Queue[str] | None = None
         self._servers: list[asyncio.Server] = []
+        self._metrics_server: asyncio.Server | None = None
+        self.metrics_bound: tuple[str, int] | None = None
         self.state: ServerState | None = None
         self.supervisor: Supervisor | None = None
         self.bound: list[tuple[str, int]] = []
@@ -102,6 +105,7 @@ class Server:
                 await supervisor.shutdown(5.0)
                 return 1
             await self._listen(config)
+            await self._listen_metrics(config)
             self._arm_sweep()
             self._ready_task = state.spawn(self._run_ready_hooks(initial=True))
             return await self._command_loop()
@@ -134,6 +138,24 @@ class Server:
         state.listen_port = self.bound[0][1] if self.bound else config.listen.port
         for host_, port in self.bound:
             log.info("navigator listening on http://%s:%d", host_, port)
+
+    async def _listen_metrics(self, config: Config) -> None:
+        """Open (or move, or close) the internal metrics listener to match `config`."""
+        assert self.state is not None
+        settings = config.metrics
+        old = self._metrics_server
+        server = None
+        if settings.enabled and settings.listen is not None:
+            server = await start_metrics_listener(  # the new socket first, as for _rebind
+                self.state.loop, self.metrics, settings.listen.host, settings.listen.port,
+                settings.path)
+        self._metrics_server, self.metrics_bound = server, None
+        if server is not None:
+            host, port = server.sockets[0].getsockname()[:2]
+            self.metrics_bound = (host, port)
+            log.info("navigator metrics on http://%s:%d%s", host, port, settings.path)
+        if old is not None:
+            old.close()
 
     async def _command_loop(self) -> int:
         assert self._commands is not None
@@ -192,6 +214,11 @@ class Server:
                 log.error("reload of %s rejected: cannot listen on %s:%d: %s", path,
                           config.listen.host or "*", config.listen.port, exc)
                 return False
+        if config.metrics != self.config.metrics:
+            try:
+                await self._listen_metrics(config)
+            except OSError as exc:  # the public side changed already: keep going, say so
+                log.error("metrics listener not moved: %s", exc)
         self.state.snapshot = snapshot
         self.config = config
         self.loaded_at = time.time()
@@ -258,6 +285,8 @@ class Server:
             self.idle.stop()
         for server in self._servers:
             server.close()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         for conn in list(state.connections):
             conn.shutdown_idle()
         while state.connections and state.loop.time() < deadline:
