@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import signal
 import sys
 import tempfile
@@ -33,7 +34,13 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import BACKEND_APP, request, run_navigator, wait_until  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    BACKEND_APP,
+    Navigator,
+    request,
+    run_navigator,
+    wait_until,
+)
 
 OP_TIMEOUT = 30.0
 LISTEN_PORT = [0]  # set once navigator listens (read by open_sockets)
@@ -146,6 +153,11 @@ async def op_vanish(client: HttpClient, tenant: str, during_response: bool) -> i
     if during_response:
         writer.write(f"GET /{tenant}/bytes?n={4 * LARGE} HTTP/1.1\r\nHost: soak\r\n\r\n"
                      .encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 200:  # a short 502/503 page on a kept-alive connection: nothing to cut
+            writer.transport.abort()
+            return status
         await reader.readexactly(64 * 1024)
     else:
         writer.write(f"POST /{tenant}/echo HTTP/1.1\r\nHost: soak\r\nContent-Length: {LARGE}"
@@ -275,6 +287,9 @@ def main() -> int:
             print_summary(tally, elapsed, (rss_start, rss_end), (fds_start, fds_end),
                           tenants_left, alive and healthy)
             print(f"navigator TCP connections left after all clients closed: {sockets_left}")
+            if any(k.startswith("client") for k in sockets_left) or any(
+                    "Timeout" in k for k in tally.errors):
+                print_dump(nav)
             stopping = time.monotonic()
             tenants = tenant_processes(pid)
             try:
@@ -288,6 +303,26 @@ def main() -> int:
                         tenant.kill()
                 return 1
     return 0 if alive and healthy else 1
+
+
+def print_dump(nav: Navigator) -> None:
+    """Ask navigator for its connection dump (SIGUSR1) and print it with its warnings."""
+    seen = len(nav.lines)
+    nav.process.send_signal(signal.SIGUSR1)
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: any("connection dump" in line for line in nav.lines[seen:]), 5.0)
+    print("\nnavigator warnings and errors during the run (count, message), then its "
+          "connection dump:")
+    messages: Counter[str] = Counter()
+    for line in nav.lines[:seen]:
+        lowered = line.lower()
+        if ("warn" in lowered or "error" in lowered) and '"@timestamp"' not in line:
+            messages[re.sub(r"\d+(\.\d+)?", "N", line.partition(" ")[2])[:200]] += 1
+    for message, count in messages.most_common(15):
+        print(f"  {count:6d}  {message}")
+    for line in nav.lines[seen:]:
+        if "connection" in line:
+            print("  " + line[:600])
 
 
 def print_summary(tally: Tally, elapsed: float, rss: tuple[float, float],

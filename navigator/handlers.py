@@ -116,6 +116,10 @@ class _Waiting(BaseHandler):
     def client_lost(self) -> None:
         self.ex.handler = None
 
+    def describe(self) -> str:
+        """For the connection dump."""
+        return f"waiting for its tenant to start (buffered {self.ex.body_buffered} bytes)"
+
 
 # --- external upstreams ------
 def proxy_to_external(client: HttpProtocol, ex: Exchange, decision: ProxyExternal) -> None:

@@ -785,6 +785,31 @@ class HttpProtocol(asyncio.Protocol):
             return True
         return False
 
+    def describe(self, now: float) -> str:
+        """The connection's state in one line (server's SIGUSR1 dump); no header values."""
+        cur = self._current
+        parts = [f"peer={self.peer_ip}", f"closed={self.closed}", f"eof={self._eof}",
+                 f"read_paused={self._read_paused}", f"write_paused={self.write_paused}",
+                 f"deadline={self.deadline_kind or '-'}"
+                 + (f"({self.deadline - now:+.1f}s)" if self.deadline_kind else ""),
+                 f"pipeline={len(self._pipeline)}", f"raw_left={self._raw_left}",
+                 f"tunnel={type(self.tunnel).__name__ if self.tunnel is not None else '-'}"]
+        if cur is not None:
+            parts += [f"request={cur.method.decode('latin-1')} "
+                      f"{cur.target[:120].decode('latin-1')}",
+                      f"age={time.time() - cur.started:.1f}s",
+                      f"complete={cur.request_complete}", f"head_sent={cur.head_sent}",
+                      f"status={cur.status}", f"sent={cur.bytes_sent}",
+                      f"handler={type(cur.handler).__name__ if cur.handler else '-'}"]
+            describe = getattr(cur.handler, "describe", None)
+            if describe is not None:
+                parts.append(describe())
+        elif self._parsing is not None:
+            parts.append("reading a request head")
+        else:
+            parts.append("idle")
+        return " ".join(parts)
+
     # --- errors --------------------------------------------------------------------------
     def _fail(self, status: int, reason: str) -> None:
         self._error = wire.HttpError(status, reason)

@@ -89,6 +89,16 @@ class ProxyExchange:
         self.attempts = 0
         self.tunnel_open = False
 
+    def describe(self) -> str:
+        """For the connection dump: where this exchange is waiting."""
+        conn = self.conn
+        if conn is None:
+            where = "connecting" if self.connecting is not None else "no-backend"
+        else:
+            where = conn.describe()
+        return (f"backend={self.key[0]}:{self.key[1]} {where} attempts={self.attempts} "
+                f"tunnel={self.tunnel_open} queued_out={len(self.out)}")
+
     # --- starting ----------------------------------------------------------------------
     def start(self, key: PoolKey) -> None:
         """Send on a pooled connection now, or open one in the background."""
@@ -115,8 +125,14 @@ class ProxyExchange:
         self._attach(conn)
 
     def _attach(self, conn: UpstreamConnection) -> None:
-        self.conn = conn
         self.connecting = None
+        if conn.closed:
+            # Lost between connecting and now (the backend died): its connection_lost found
+            # no owner to tell, and nothing else will ever report on it.
+            self.conn = conn
+            self._upstream_failed("backend closed the connection before the request")
+            return
+        self.conn = conn
         ex = self.ex
         client = self.client
         conn.begin(self, ex.method == b"HEAD")

@@ -168,6 +168,18 @@ class Server:
             elif command == "stop":
                 await self.shutdown()
                 return 0
+            elif command == "dump":
+                self._dump_connections()
+
+    def _dump_connections(self) -> None:
+        """SIGUSR1: one log line per open client connection, for "what is stuck?"."""
+        assert self.state is not None
+        now = self.state.loop.time()
+        connections = list(self.state.connections)
+        log.warning("connection dump: %d open, %d idle backend connections, %d tasks",
+                    len(connections), self.state.pool.idle_count(), len(self.state.tasks))
+        for conn in connections:
+            log.warning("connection %s", conn.describe(now))
 
     def request(self, command: str) -> None:
         """Enqueue a command for the lifecycle loop (safe from signal handlers)."""
@@ -176,7 +188,7 @@ class Server:
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig, command in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
-                             (signal.SIGHUP, "reload")):
+                             (signal.SIGHUP, "reload"), (signal.SIGUSR1, "dump")):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request, command)
 

@@ -104,6 +104,15 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_done = False
         self._body_left = self._raw_left = 0
 
+    def describe(self) -> str:
+        """For the connection dump."""
+        transport = self.transport
+        reading = transport.is_reading() if transport is not None and not self.closed else False
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return (f"upstream(closed={self.closed} reused={self.reused} head_done={self._head_done}"
+                f" body_left={self._body_left} raw_left={self._raw_left} reading={reading}"
+                f" write_buffer={buffered})")
+
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)

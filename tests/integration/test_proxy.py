@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import signal
 import socket
 import sys
 import threading
@@ -305,3 +306,18 @@ def test_graceful_shutdown_leaves_no_process(tmp_path: Path) -> None:
             wait_until(lambda pid=pid: not psutil.pid_exists(pid)  # type: ignore[misc]
                        or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 10,
                        message=f"tenant {pid} to be gone")
+
+
+def test_sigusr1_dumps_what_each_connection_waits_for(nav: Navigator) -> None:
+    with connect(nav.port) as idle_sock, connect(nav.port) as waiting:
+        idle_sock.sendall(get(idle_sock, "/a/pid"))
+        assert Reader(idle_sock).response().status == 200  # now idle, kept alive
+        waiting.sendall(get(waiting, "/slow/pid"))  # its tenant takes ~2 s to start
+        nav.wait_for_output(r"slow", timeout=10)
+        nav.process.send_signal(signal.SIGUSR1)
+        dump = nav.wait_for_output(r"connection dump: (\d+) open", timeout=10)
+        assert int(dump.group(1)) >= 2
+        nav.wait_for_output(r"request=GET /slow/pid .*waiting for its tenant to start",
+                            timeout=10)
+        nav.wait_for_output(r"connection peer=127\.0\.0\.1 .* idle", timeout=10)
+        assert Reader(waiting).response().status == 200

@@ -76,12 +76,15 @@ class GatedPool(UpstreamPool):
         self.gate: asyncio.Future[None] = loop.create_future()
         self.backend = Transport()
         self.opened: list[UpstreamConnection] = []
+        self.lose_before_handing_over = False
 
     async def connect(self, key: PoolKey, deadline: float) -> UpstreamConnection:
         await self.gate
         conn = UpstreamConnection(self, key)
         conn.connection_made(self.backend)  # type: ignore[arg-type]
         self.opened.append(conn)
+        if self.lose_before_handing_over:  # the backend died before our task resumed
+            conn.connection_lost(ConnectionResetError())
         return conn
 
 
@@ -170,3 +173,21 @@ def test_raw_body_split_anywhere_then_a_pipelined_request_in_the_same_packet(
             loop.run_until_complete(scenario(pool, client, transport, cuts))
         finally:
             loop.close()
+
+
+def test_backend_lost_before_the_connect_task_resumes_is_a_502_not_a_hang(
+        tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        pool, client, transport = rig(tmp_path, loop)
+        pool.lose_before_handing_over = True
+        pool.gate.set_result(None)
+
+        async def scenario() -> None:
+            client.data_received(b"GET /up/x HTTP/1.1\r\nHost: t\r\n\r\n")
+            await settle()
+            assert bytes(transport.data).startswith(b"HTTP/1.1 502 "), bytes(transport.data)
+
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
