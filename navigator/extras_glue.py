@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from navigator import wire
-from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, BaseHandler
+from navigator.flow import PAUSE_BUFFER, BaseHandler, HoldingHandler
 
 if TYPE_CHECKING:
     from navigator.decision import ProxyExternal, RunCgi
@@ -262,28 +262,6 @@ def _header(ex: Exchange, name: bytes) -> bytes:
 
 
 # --- another machine (deployment stamps) ------
-class _Holding(BaseHandler):
-    """Keeps the request body (bounded by pausing reads) while the machine is reached."""
-
-    __slots__ = ("client", "ex")
-
-    def __init__(self, client: HttpProtocol, ex: Exchange) -> None:
-        self.client = client
-        self.ex = ex
-
-    def request_body(self, data: bytes) -> None:
-        ex = self.ex
-        if ex.body_buffer is None:
-            ex.body_buffer = []
-        ex.body_buffer.append(bytes(data))
-        ex.body_buffered += len(data)
-        if ex.body_buffered > BODY_BUFFER_LIMIT:
-            self.client.pause_reading(PAUSE_BUFFER)
-
-    def client_lost(self) -> None:
-        self.ex.handler = None
-
-
 def resolver_of(state: ServerState, servers: tuple[str, ...]) -> InternalResolver:
     """The server's `.internal` resolver, made again when a reload changes the DNS servers."""
     from navigator.resolver import InternalResolver
@@ -315,13 +293,13 @@ def start_machine_proxy(client: HttpProtocol, ex: Exchange, decision: ProxyExter
             state.pool.release(conn)
             proxy.start(key)
             return
-    holder = _Holding(client, ex)
+    holder = HoldingHandler(client, ex)
     ex.handler = holder
     state.spawn(_reach_then_proxy(client, ex, decision, proxy, holder, resolver))
 
 
 async def _reach_then_proxy(client: HttpProtocol, ex: Exchange, decision: ProxyExternal,
-                            proxy: ProxyExchange, holder: _Holding,
+                            proxy: ProxyExchange, holder: HoldingHandler,
                             resolver: InternalResolver) -> None:
     from navigator.resolver import Unreachable, reach
 

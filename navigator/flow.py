@@ -1,15 +1,18 @@
 """Flow-control vocabulary shared by the client protocol and its handlers.
 
-Room: constants and the one write helper both sides use. Reading a client socket can be
-paused for several independent reasons; each is one bit, and reading resumes only when no
-bit is left set.
+Room: constants, the one write helper both sides use, and the body-holding handler.
+Reading a client socket can be paused for several independent reasons; each is one bit,
+and reading resumes only when no bit is left set.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from navigator.protocol import Exchange, HttpProtocol
 
 PAUSE_PIPELINE: Final = 1  # a pipelined request waits for its turn
 PAUSE_UPSTREAM: Final = 2  # the backend's write buffer is full
@@ -62,3 +65,31 @@ class BaseHandler:
 
     def client_lost(self) -> None:
         """The client went away or the exchange was abandoned."""
+
+
+def hold_body(client: HttpProtocol, ex: Exchange, data: bytes) -> None:
+    """Keep request body bytes that no one can take yet; past BODY_BUFFER_LIMIT, stop
+    reading the client until `take_buffered_body` hands them on (and resumes)."""
+    if ex.body_buffer is None:
+        ex.body_buffer = []
+    ex.body_buffer.append(bytes(data))
+    ex.body_buffered += len(data)
+    if ex.body_buffered > BODY_BUFFER_LIMIT:
+        client.pause_reading(PAUSE_BUFFER)
+
+
+class HoldingHandler(BaseHandler):
+    """The handler while the real one is not ready yet (a tenant starting, another machine
+    being reached): holds the body, bounded."""
+
+    __slots__ = ("client", "ex")
+
+    def __init__(self, client: HttpProtocol, ex: Exchange) -> None:
+        self.client = client
+        self.ex = ex
+
+    def request_body(self, data: bytes) -> None:
+        hold_body(self.client, self.ex, data)
+
+    def client_lost(self) -> None:
+        self.ex.handler = None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from navigator import wire
 from navigator.filecache import MAX_FILE_BYTES
-from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, BaseHandler
+from navigator.flow import BaseHandler, HoldingHandler
 from navigator.proxy import ProxyExchange, build_request_head
 from navigator.static import prepare_file
 
@@ -95,26 +95,10 @@ async def _start_tenant_then_proxy(client: HttpProtocol, ex: Exchange, tenant: T
     proxy.start((LOOPBACK, port, False))
 
 
-class _Waiting(BaseHandler):
-    """Handler while a tenant starts: buffer the body (bounded by pausing reads)."""
+class _Waiting(HoldingHandler):
+    """Handler while a tenant starts: holds the body (bounded by pausing reads)."""
 
-    __slots__ = ("client", "ex")
-
-    def __init__(self, client: HttpProtocol, ex: Exchange) -> None:
-        self.client = client
-        self.ex = ex
-
-    def request_body(self, data: bytes) -> None:
-        ex = self.ex
-        if ex.body_buffer is None:
-            ex.body_buffer = []
-        ex.body_buffer.append(bytes(data))
-        ex.body_buffered += len(data)
-        if ex.body_buffered > BODY_BUFFER_LIMIT:
-            self.client.pause_reading(PAUSE_BUFFER)
-
-    def client_lost(self) -> None:
-        self.ex.handler = None
+    __slots__ = ()
 
     def describe(self) -> str:
         """For the connection dump."""

@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from navigator import wire
-from navigator.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER, PAUSE_TUNNEL, PAUSE_UPSTREAM
+from navigator.flow import PAUSE_TUNNEL, PAUSE_UPSTREAM, hold_body
 from navigator.upstream import PoolKey, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -152,15 +152,8 @@ class ProxyExchange:
     # --- client -> upstream (Handler) ------------------------------------------------------
     def request_body(self, data: bytes) -> None:
         conn = self.conn
-        if conn is None:  # still connecting: keep it for _attach, bounded
-            ex = self.ex
-            buf = ex.body_buffer
-            if buf is None:
-                buf = ex.body_buffer = []
-            buf.append(bytes(data))
-            ex.body_buffered += len(data)
-            if ex.body_buffered > BODY_BUFFER_LIMIT:
-                self.client.pause_reading(PAUSE_BUFFER)  # _attach resumes it
+        if conn is None:  # still connecting: keep it for _attach (which resumes reading)
+            hold_body(self.client, self.ex, data)
             return
         conn.write(wire.encode_chunk(data) if self.ex.chunked else bytes(data))
 
