@@ -279,8 +279,8 @@ def start_machine_proxy(client: HttpProtocol, ex: Exchange, decision: ProxyExter
     """Proxy to another machine by name; unresolvable or unreachable → maintenance page.
 
     With the name cached and an idle connection pooled this runs without a task. A new
-    connection is opened here rather than by `ProxyExchange`, whose connect failure is a 502:
-    it is handed over through the pool (released, then taken by `proxy.start` at once).
+    connection is opened here rather than by `ProxyExchange`, whose connect failure is a 502,
+    and handed to it with `start_on`.
     """
     state = client.state
     target = decision.target
@@ -290,8 +290,7 @@ def start_machine_proxy(client: HttpProtocol, ex: Exchange, decision: ProxyExter
         key = (addresses[0], target.port, False)
         conn = state.pool.acquire(key)
         if conn is not None:
-            state.pool.release(conn)
-            proxy.start(key)
+            proxy.start_on(key, conn)
             return
     holder = HoldingHandler(client, ex)
     ex.handler = holder
@@ -322,5 +321,4 @@ async def _reach_then_proxy(client: HttpProtocol, ex: Exchange, decision: ProxyE
     if client.closed or ex.handler is not holder:
         conn.close()
         return
-    state.pool.release(conn)
-    proxy.start(key)
+    proxy.start_on(key, conn)

@@ -110,6 +110,12 @@ class ProxyExchange:
         else:
             self.connecting = self.client.state.spawn(self._connect())
 
+    def start_on(self, key: PoolKey, conn: UpstreamConnection) -> None:
+        """Send on a connection the caller opened (another machine, reached by name)."""
+        self.key = key
+        self.ex.handler = self
+        self._attach(conn)
+
     async def _connect(self) -> None:
         state = self.client.state
         try:

@@ -117,7 +117,7 @@ def test_body_arriving_while_connecting_pauses_reading_then_flows(tmp_path: Path
         async def scenario() -> None:
             client.data_received(b"POST /up/sink HTTP/1.1\r\nHost: t\r\n"
                                  b"Content-Length: %d\r\n\r\n" % size)
-            await asyncio.sleep(0)  # the connect task starts and waits at the gate
+            await settle()  # the connect task starts and waits at the gate
             sent = 0
             while sent < size and not transport.paused:
                 client.data_received(piece)  # the kernel would stop delivering once paused
@@ -125,8 +125,7 @@ def test_body_arriving_while_connecting_pauses_reading_then_flows(tmp_path: Path
             assert transport.paused, "reading must pause while the body waits for a backend"
             assert sent <= BODY_BUFFER_LIMIT + len(piece)
             pool.gate.set_result(None)
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await settle()
             assert not transport.paused, "reading resumes once the buffered body is sent"
             while sent < size:
                 client.data_received(piece)
