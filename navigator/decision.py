@@ -43,6 +43,7 @@ class RequestInfo:
     if_none_match: str = ""
     range: str = ""
     remote_user: str = ""  # set by routing after a successful Basic auth
+    rewritten_path: str = ""  # set by routing when a rewrite changed the path (access log)
 
 
 @dataclass(frozen=True, slots=True)

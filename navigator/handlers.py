@@ -66,8 +66,9 @@ async def _start_tenant_then_proxy(client: HttpProtocol, ex: Exchange, tenant: T
 
     state = client.state
     try:
-        port = await asyncio.wait_for(asyncio.shield(state.tenants.ensure_ready(tenant)),
-                                      tenant.startup_timeout)
+        ready = asyncio.ensure_future(state.tenants.ensure_ready(tenant))
+        ready.add_done_callback(_retrieve)  # outlives a timeout; its failure is handled here
+        port = await asyncio.wait_for(asyncio.shield(ready), tenant.startup_timeout)
     except TimeoutError:
         log.info("tenant %s not ready within %.1fs: maintenance page", tenant.name,
                  tenant.startup_timeout)
@@ -93,6 +94,12 @@ async def _start_tenant_then_proxy(client: HttpProtocol, ex: Exchange, tenant: T
     if client.closed or ex.handler is None:
         return
     proxy.start((LOOPBACK, port, False))
+
+
+def _retrieve(task: asyncio.Future[int]) -> None:
+    """Mark a start's outcome as seen: after a startup timeout nobody awaits it any more."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Waiting(HoldingHandler):
@@ -126,6 +133,7 @@ def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
     info = ex.info
     assert info is not None
     ex.response_type = decision.response_type
+    ex.file_path = decision.file_text or str(decision.file)
     cache = client.state.files
     plain = (cache is not None and info.method == "GET" and not info.range
              and not info.if_none_match and not info.if_modified_since)

@@ -53,7 +53,7 @@ class RequestRecorder:
         info = ex.info
         x = ex.x
         if info is not None:
-            path = info.path
+            path = info.rewritten_path or info.path
             uri = f"{path}?{info.query}" if info.query else path
             client_ip = info.forwarded_for or info.peer_ip
             remote_user = info.remote_user or x.get(b"x-remote-user", b"").decode("latin-1")
@@ -69,5 +69,5 @@ class RequestRecorder:
             _PROTOCOLS.get(ex.http_minor, "HTTP/1.1"), ex.status, ex.bytes_sent,
             request_id.decode("latin-1"), duration, x.get(b"referer", b"").decode("latin-1"),
             user_agent, x.get(b"fly-request-id", b"").decode("latin-1"), tenant,
-            ex.response_type, ex.destination, f"tenant:{tenant}" if tenant else "", "",
-            ex.error)
+            ex.response_type, ex.destination, f"tenant:{tenant}" if tenant else "",
+            ex.file_path, ex.error)

@@ -103,6 +103,7 @@ class Exchange:
         "destination",
         "error",
         "expect_continue",
+        "file_path",
         "handler",
         "head_sent",
         "headers",
@@ -147,6 +148,7 @@ class Exchange:
         self.response_type = ""
         self.tenant: Tenant | None = None
         self.destination = ""
+        self.file_path = ""  # a static file served (access log)
         self.error = ""
         self.request_id = b""
         self.x: dict[bytes, bytes] = {}  # raw values of headers the log/proxy reuse
@@ -606,7 +608,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def _respond_error(self, ex: Exchange, status: int, message: str | None = None) -> None:
         ex.keep_alive = False
-        self.respond_bytes(ex, status, wire.error_response(status, message), 0, "error")
+        data = wire.error_response(status, message)
+        head_end = data.index(b"\r\n\r\n") + 4
+        if ex.method == b"HEAD":  # no content in an answer to HEAD (RFC 9110 §9.3.2)
+            data = data[:head_end]
+        self.respond_bytes(ex, status, data, len(data) - head_end, "error")
 
     def fail(self, ex: Exchange, status: int, reason: str = "") -> None:
         """An error after dispatch: an error page if nothing was sent yet, else a close."""
@@ -836,8 +842,27 @@ class HttpProtocol(asyncio.Protocol):
             return
         if cur is not None and cur.handler is not None:
             cur.handler.client_lost()
-        self.write(wire.error_response(status))
+        data = wire.error_response(status)
+        self.write(data)
+        answered = cur if cur is not None else self._parsing
+        if answered is not None:  # this error is its answer: say so in its access line
+            answered.status = status
+            answered.response_type = answered.response_type or "error"
+            answered.head_sent = True
+            answered.bytes_sent = len(data) - data.index(b"\r\n\r\n") - 4
+            if cur is None:  # never dispatched: log it now (connection_lost logs `cur`)
+                self._parsing = None
+                self._log_refused(answered)
         self.close()
+
+    def _log_refused(self, ex: Exchange) -> None:
+        """The access line of a request refused while its head was parsed."""
+        path, _, query = ex.target.decode("latin-1").partition("?")
+        host = ex.x.get(b"host", b"")
+        ex.info = RequestInfo(ex.method.decode("latin-1"), path, query,
+                              host.decode("latin-1"), self.peer_ip)
+        ex.request_id = ex.x.get(b"x-request-id") or self.state.new_request_id()
+        self._log(ex)
 
 
 def _origin_form(target: bytes, method: bytes) -> bytes:

@@ -371,6 +371,7 @@ def route(snapshot: Snapshot, req: RequestInfo) -> Decision:
             if resolved is None:
                 return BAD_REQUEST
             path, raw = resolved, None
+            req.rewritten_path = encode_path(path)
         if terminal is not None:
             if isinstance(terminal, Respond):
                 return terminal
