@@ -259,10 +259,10 @@ class HttpProtocol(asyncio.Protocol):
         if cur is not None and cur.upgrade and cur.request_complete:
             self._hold_tunnel_bytes(data)  # for the tunnel, if the backend says 101
             return
-        if self._raw_left:
-            self._relay_body(data)
-            return
         try:
+            if self._raw_left:
+                self._relay_body(data)
+                return
             self._parser.feed_data(data)
             if self._body_left and self._parsing is not None:
                 # A Content-Length body goes on past this packet: take the rest raw, as the
