@@ -84,6 +84,22 @@ def write_config(tmp_path: Path, text: str, name: str = "navigator.yml") -> Path
 
 
 @contextmanager
+def run_backend_app() -> Iterator[int]:
+    """backend_app on its own ephemeral port (a reverse-proxy target); yields the port."""
+    process = subprocess.Popen([sys.executable, str(BACKEND_APP)], stdout=subprocess.PIPE,
+                               text=True, env={"PORT": "0", "PATH": "/usr/bin:/bin"})
+    assert process.stdout is not None
+    try:
+        line = process.stdout.readline()  # "ready <port>"
+        assert line.startswith("ready"), line
+        yield int(line.split()[1])
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()
+
+
+@contextmanager
 def run_navigator(config_path: Path, *, env: dict[str, str] | None = None,
                   cwd: Path | None = None, expect_exit: bool = False) -> Iterator[Navigator]:
     """Start the server, wait for its listening line, stop it (SIGTERM) afterwards."""

@@ -15,7 +15,6 @@ import random
 import re
 import socket
 import struct
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from tests.helpers import (
     pattern_bytes,
     raw_exchange,
     request,
+    run_backend_app,
     run_navigator,
     wait_until,
     write_config,
@@ -143,15 +143,8 @@ class Site:
 @pytest.fixture(scope="module")
 def backend() -> Iterator[int]:
     """backend_app on its own port, the target of the reverse-proxy route."""
-    process = subprocess.Popen([sys.executable, str(BACKEND_APP)], stdout=subprocess.PIPE,
-                               text=True, env={"PORT": "0", "PATH": "/usr/bin:/bin"})
-    assert process.stdout is not None
-    line = process.stdout.readline()  # "ready <port>"
-    assert line.startswith("ready"), line
-    yield int(line.split()[1])
-    process.terminate()
-    process.wait(10)
-    process.stdout.close()
+    with run_backend_app() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

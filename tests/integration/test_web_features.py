@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import json
 import random
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ from tests.helpers import (
     Reader,
     connect,
     request,
+    run_backend_app,
     run_navigator,
     wait_until,
 )
@@ -29,17 +29,10 @@ CREDENTIALS = "Basic " + base64.b64encode(b"sam:secret").decode()
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def backend() -> Iterator[int]:
     """backend_app on its own port, the target of the reverse-proxy route."""
-    process = subprocess.Popen([sys.executable, str(BACKEND_APP)], stdout=subprocess.PIPE,
-                               text=True, env={"PORT": "0", "PATH": "/usr/bin:/bin"})
-    assert process.stdout is not None
-    line = process.stdout.readline()  # "ready <port>"
-    assert line.startswith("ready"), line
-    yield int(line.split()[1])
-    process.terminate()
-    process.wait(10)
-    process.stdout.close()
+    with run_backend_app() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
