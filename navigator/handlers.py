@@ -133,14 +133,13 @@ def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
     info = ex.info
     assert info is not None
     ex.response_type = decision.response_type
-    ex.file_path = decision.file_text or str(decision.file)
+    path_text = ex.file_path = decision.file_text or str(decision.file)
     cache = client.state.files
     plain = (cache is not None and info.method == "GET" and not info.range
              and not info.if_none_match and not info.if_modified_since)
     if plain:
         assert cache is not None
-        key = decision.file_text or str(decision.file)
-        hit = cache.get(key, info.accept_encoding, decision.headers, decision.stat)
+        hit = cache.get(path_text, info.accept_encoding, decision.headers, decision.stat)
         if hit is not None:
             ex.keep_alive = ex.keep_alive and ex.request_complete
             data = (hit.keep_alive_response if ex.keep_alive
@@ -164,7 +163,7 @@ def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
         lines.append(b"Connection: close\r\n")
     if plain and fd >= 0 and prepared.length <= MAX_FILE_BYTES:
         assert cache is not None
-        cache.put(decision.file_text or str(decision.file), info.accept_encoding,
+        cache.put(path_text, info.accept_encoding,
                   decision.headers, prepared,
                   b"".join(lines[:-1] if not ex.keep_alive else lines))
     lines.append(b"\r\n")
