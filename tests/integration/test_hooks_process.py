@@ -20,7 +20,9 @@ def test_timeout_kills_hook_and_its_grandchildren(tmp_path: Path, loop: str) -> 
     async def body() -> None:
         pidfile = tmp_path / "grandchild.pid"
         after = tmp_path / "after"
-        hooks = [Hook(PY, (str(TREE), str(pidfile)), timeout=1.0),
+        # The timeout is the subject, so it can't wait on a signal: 3 s leaves two Python
+        # start-ups (hook and grandchild) ample time to record the pid on a loaded machine.
+        hooks = [Hook(PY, (str(TREE), str(pidfile)), timeout=3.0),
                  Hook(PY, ("-c", f"open({str(after)!r}, 'w')"))]
         result = await run_hooks(hooks, {"PATH": "/usr/bin:/bin"})
         assert not result.ok
