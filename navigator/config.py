@@ -46,6 +46,7 @@ __all__ = ["ConfigError", "dotted", "expand_environ", "load_config", "parse_list
            "summarize", "tenant_argv", "tenant_env", "tenant_name"]
 
 DEFAULT_PORT = 3000
+DEFAULT_READY_TIMEOUT = 300.0  # a slow boot (Rails, several tenants on a small shared CPU)
 LEGACY_ARGV = ("ruby", "bin/rails", "server", "-b", "0.0.0.0", "-p", rt.PORT_PLACEHOLDER)
 _PORT_FORMS = re.compile(r"\{\{\s*port\s*\}\}|\$\{port\}")
 _VAR_REF = re.compile(r"\$\{([^}]*)\}")
@@ -268,8 +269,8 @@ def _hooks(specs: Sequence[sc.HookSpec], key: KeyPath, ctx: _Context) -> tuple[r
 
 
 def _tenant_hooks(spec: sc.TenantHooksSpec, key: KeyPath, ctx: _Context) -> rt.TenantHooks:
-    return rt.TenantHooks(_hooks(spec.start, (*key, "start"), ctx),
-                          _hooks(spec.stop, (*key, "stop"), ctx))
+    return rt.TenantHooks(start=_hooks(spec.start, (*key, "start"), ctx),
+                          stop=_hooks(spec.stop, (*key, "stop"), ctx))
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -468,6 +469,8 @@ def _tenants(apps: sc.ApplicationsSpec, root_path: str,
     workdir = ctx.path(fw.app_directory) if fw.app_directory else ctx.cwd
     start_delay = ctx.seconds(fw.start_delay, (*fkey, "start_delay"), 0.0)
     startup = ctx.seconds(apps.startup_timeout, ("applications", "startup_timeout"), 5.0)
+    ready = ctx.seconds(apps.ready_timeout, ("applications", "ready_timeout"),
+                        DEFAULT_READY_TIMEOUT)
     pool_limit = ctx.size(pools.default_memory_limit,
                           ("applications", "pools", "default_memory_limit"))
     seen: dict[str, int] = {}
@@ -489,12 +492,14 @@ def _tenants(apps: sc.ApplicationsSpec, root_path: str,
             if value and not valid_stamp_name(value):
                 raise ConfigError(f"{value!r} is not a valid Fly {which} name (letters, "
                                   "digits and '-')", (*key, which))
+        wait = ctx.seconds(spec.startup_timeout, (*key, "startup_timeout"), startup)
         tenants.append(rt.Tenant(
             name=name, path=path, root=root, argv=tenant_argv(apps, spec),
             env=tenant_env(apps.env, spec.var, spec.env, ctx.environ),
             port_env_var=fw.port_env_var or "PORT",
             health_path=spec.health_check or apps.health_check or "/",
-            startup_timeout=ctx.seconds(spec.startup_timeout, (*key, "startup_timeout"), startup),
+            startup_timeout=wait,
+            ready_timeout=_ready_timeout(spec, key, ready, wait, ctx),
             start_delay=start_delay,
             track_websockets=(apps.track_websockets if spec.track_websockets is None
                               else spec.track_websockets),
@@ -506,6 +511,14 @@ def _tenants(apps: sc.ApplicationsSpec, root_path: str,
             else _bots(spec.bot_detection, (*key, "bot_detection"), ctx),
             region=spec.region, machine=spec.machine))
     return tuple(tenants)
+
+
+def _ready_timeout(spec: sc.TenantSpec, key: KeyPath, default: float, wait: float,
+                   ctx: _Context) -> float:
+    """How long the process may boot: never shorter than a request may wait for it, or a
+    request could be answered 500 by the kill of a tenant still inside its startup_timeout."""
+    ready = ctx.seconds(spec.ready_timeout, (*key, "ready_timeout"), default)
+    return max(ready, wait)
 
 
 def _managed(specs: Sequence[sc.ManagedProcessSpec],

@@ -204,7 +204,11 @@ FIELDS: Mapping[str, str] = {
     "ApplicationsSpec.health_check": "Readiness probe path; any HTTP answer means ready. "
     "Empty: `/`.",
     "ApplicationsSpec.startup_timeout": "How long a request waits for a starting tenant before "
-    "getting the maintenance page (duration). Empty: 5s.",
+    "getting the maintenance page (duration); the start goes on and a later request is "
+    "served once the tenant is ready. Empty: 5s.",
+    "ApplicationsSpec.ready_timeout": "Extension: how long a tenant process may boot before "
+    "it counts as failed and is stopped (duration; never shorter than `startup_timeout`). "
+    "Empty: 5m.",
     "ApplicationsSpec.track_websockets": "Open WebSockets keep a tenant from idling out.",
     "ApplicationsSpec.framework": "The default start command.",
     "ApplicationsSpec.tenants": "The tenants; a request goes to the longest matching prefix.",
@@ -237,6 +241,8 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.public_dir": "Accepted for compatibility; not used (static files come from "
     "`server.static.public_dir`).",
     "TenantSpec.startup_timeout": "Override of `applications.startup_timeout` (duration).",
+    "TenantSpec.ready_timeout": "Extension: override of `applications.ready_timeout` "
+    "(duration).",
     "TenantSpec.memory_limit": "Memory limit (size; cgroup v2, root only).",
     "TenantSpec.user": "Run as this user (needs root).",
     "TenantSpec.group": "Run with this group (needs root).",

@@ -130,7 +130,8 @@ class Tenant:
     env: Pairs  # tenant env only (template-expanded); server env + PORT added at spawn
     port_env_var: str = "PORT"
     health_path: str = "/"
-    startup_timeout: float = 5.0
+    startup_timeout: float = 5.0  # how long a request waits, then the maintenance page
+    ready_timeout: float = 300.0  # how long the process may boot before it is stopped
     start_delay: float = 0.0
     track_websockets: bool = True
     hooks: TenantHooks = field(default_factory=TenantHooks)

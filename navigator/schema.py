@@ -252,6 +252,7 @@ class TenantSpec(Spec):
     hooks: TenantHooksSpec = msgspec.field(default_factory=TenantHooksSpec)
     public_dir: str = ""
     startup_timeout: str = ""
+    ready_timeout: str = ""  # extension
     memory_limit: str = ""
     user: str = ""
     group: str = ""
@@ -268,6 +269,7 @@ class ApplicationsSpec(Spec):
     args: dict[str, list[str]] = {}
     health_check: str = ""
     startup_timeout: str = ""
+    ready_timeout: str = ""  # extension; duration, "" = 5m
     track_websockets: bool = True
     framework: FrameworkSpec = msgspec.field(default_factory=FrameworkSpec)
     tenants: list[TenantSpec] = []

@@ -16,7 +16,8 @@ Invariants:
   last request), never a periodic scan of all tenants;
 - readiness = any HTTP status line from `GET <health_path>` on 127.0.0.1:<port>, polled
   every 5 ms for the first 0.5 s, then backing off to 100 ms, so cold-start overhead stays
-  close to the app's own boot time;
+  close to the app's own boot time; a boot may take the tenant's `ready_timeout` (how long a
+  request waits, `startup_timeout`, is the handler's business), then it is stopped;
 - nothing is left running after `shutdown`: tenants first (in parallel), then managed
   processes, each SIGTERM → grace → SIGKILL of the whole group.
 
@@ -304,14 +305,14 @@ class Supervisor:
         log.info("tenant %s starting: pid %d, port %d", tenant.name, child.pid, port)
         self.events.tenant_started(tenant.name)
         self._spawn(self._run_tenant_hooks(record, "start"))
-        ready = await self._wait_ready(port, tenant.health_path, child)
+        ready = await self._wait_ready(port, tenant.health_path, child, tenant.ready_timeout)
         if record.child is not child or child.returncode is not None:
             if record.watch_task is not None:
                 await asyncio.shield(record.watch_task)
             raise TenantLaunchError(f"tenant {tenant.name} exited during startup")
         if not ready:
-            log.error("tenant %s not ready after %.0fs: stopping it", tenant.name,
-                      self.policy.ready_timeout)
+            log.error("tenant %s not ready after %gs (ready_timeout): stopping it",
+                      tenant.name, tenant.ready_timeout)
             await self._terminate(record, "not ready")
             raise TenantLaunchError(f"tenant {tenant.name} did not become ready")
         if record.state is not S.STARTING:
@@ -352,10 +353,13 @@ class Supervisor:
                                exc)
             return None
 
-    async def _wait_ready(self, port: int, path: str, child: ChildProcess) -> bool:
-        """Poll until any HTTP status line answers; False after ready_timeout."""
+    async def _wait_ready(self, port: int, path: str, child: ChildProcess,
+                          limit: float) -> bool:
+        """Poll until any HTTP status line answers; False after `limit` seconds (the tenant's
+        ready_timeout, independent of how long a request waits: a slow boot goes on after
+        the request got the maintenance page, and serves the next one)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.policy.ready_timeout
+        deadline = loop.time() + limit
         interval = self.policy.probe_first
         head = (f"GET {path or '/'} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
                 "User-Agent: navigator-readiness\r\nConnection: close\r\n\r\n").encode("latin-1")

@@ -67,7 +67,6 @@ class SupervisorPolicy:
     """Tuning knobs (defaults follow the reference and common practice)."""
 
     stop_grace: float = 5.0
-    ready_timeout: float = 30.0
     probe_first: float = 0.005
     probe_max: float = 0.1
     probe_fast_phase: float = 0.5  # keep polling at probe_first this long, then back off

@@ -250,9 +250,9 @@ def test_shutdown_kills_whole_tree_even_when_term_is_ignored(tmp_path: Path) -> 
 
 def test_not_ready_in_time_is_a_launch_failure(tmp_path: Path) -> None:
     async def body() -> None:
-        tenant = make_tenant("never", tmp_path, env={"BOOT_DELAY": "30"})
+        tenant = make_tenant("never", tmp_path, env={"BOOT_DELAY": "30"}, ready_timeout=0.3)
         sup = Supervisor(make_config(tmp_path, (tenant,)),
-                         policy=replace(FAST, ready_timeout=0.3, stop_grace=0.5))
+                         policy=replace(FAST, stop_grace=0.5))
         with pytest.raises(TenantLaunchError):
             await sup.ensure_ready(tenant)
         assert sup._records[tenant.path].state is TenantState.STOPPED

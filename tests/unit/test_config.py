@@ -329,6 +329,28 @@ def test_tenant_settings_inherit(tmp_path: Path) -> None:
     assert config.pools.idle_timeout == 60.0
 
 
+@pytest.mark.parametrize(("applications", "tenant_keys", "wait", "ready"), [
+    ("", "", 5.0, 300.0),  # a slow boot is not a failure: 5 min by default
+    ("startup_timeout: 90s", "", 90.0, 300.0),
+    ("ready_timeout: 20s", "", 5.0, 20.0),
+    ("ready_timeout: 20s", "ready_timeout: 2m", 5.0, 120.0),
+    # never shorter than a request waits: the kill would turn the wait into a 500
+    ("startup_timeout: 90s\n  ready_timeout: 30s", "", 90.0, 90.0),
+    ("ready_timeout: 1m", "startup_timeout: 10m", 600.0, 600.0),
+])
+def test_ready_timeout_is_separate_from_startup_timeout(
+        tmp_path: Path, applications: str, tenant_keys: str, wait: float, ready: float) -> None:
+    config = load(tmp_path, f"""\
+applications:
+  {applications}
+  tenants:
+    - path: /a/
+      {tenant_keys}
+""")
+    assert (tenant(config).startup_timeout, tenant(config).ready_timeout) == (wait, ready)
+    assert config.warnings == ()
+
+
 @pytest.mark.parametrize(("root_path", "path", "name", "expected"), [
     ("", "/showcase/2025/boston/", "", "2025/boston"),
     ("", "/shop/", "", "shop"),

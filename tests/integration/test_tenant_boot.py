@@ -1,0 +1,88 @@
+"""Tenant boots through the real server: slow boots, the readiness limit, start hooks.
+
+Real `python -m navigator` with real tenant processes (tests/fixtures/apps/tenant_app.py) on
+loopback; timing comes from the fixture's BOOT_DELAY and small configured limits, never from
+sleeps in the test.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.fixtures.apps.support import TENANT_APP
+from tests.helpers import Navigator, request, run_navigator, wait_until, write_config
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def site_config(tmp_path: Path, tenants: str, extra: str = "") -> Path:
+    """A server with tenant_app tenants; `tenants` is the YAML list under `tenants:`."""
+    text = f"""\
+server:
+  listen: "127.0.0.1:0"
+  pid_file: {tmp_path}/nav.pid
+{extra}applications:
+  framework:
+    command: {sys.executable}
+    args: [{TENANT_APP}, "{{{{port}}}}"]
+  health_check: /up
+  pools:
+    start_port: {random.randrange(20000, 40000, 101)}
+  tenants:
+{tenants}"""
+    return write_config(tmp_path, text)
+
+
+def tenant_processes(nav: Navigator) -> list[psutil.Process]:
+    """The server's live tenant_app children."""
+    found = []
+    for child in psutil.Process(nav.process.pid).children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and str(TENANT_APP) in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+# --- item 2: readiness follows the configuration, not a fixed 30 s --------------------------------
+def test_slow_boot_gets_the_maintenance_page_then_serves(tmp_path: Path) -> None:
+    """The first request waits startup_timeout and gets 503; the boot goes on and a later
+    request is proxied once the tenant answers."""
+    config = site_config(tmp_path, """\
+    - path: /slow/
+      startup_timeout: 200ms
+      ready_timeout: 20s
+      env: {BOOT_DELAY: "1.5", APP_NAME: slow}
+""")
+    with run_navigator(config) as nav:
+        first = request(nav.port, "GET", "/slow/x", timeout=20)
+        assert first.status == 503
+        assert b"refresh" in first.body  # the maintenance page, not an error page
+
+        def served() -> bool:
+            return request(nav.port, "GET", "/slow/x", timeout=20).status == 200
+
+        wait_until(served, 20, interval=0.1, message="the slow tenant to serve")
+        assert "not ready after" not in nav.output()
+        assert len(tenant_processes(nav)) == 1  # the same boot, not a restart per request
+
+
+def test_tenant_over_its_ready_timeout_is_stopped_and_reported(tmp_path: Path) -> None:
+    config = site_config(tmp_path, """\
+    - path: /never/
+      startup_timeout: 200ms
+      ready_timeout: 1s
+      env: {BOOT_DELAY: "60", APP_NAME: never}
+""")
+    with run_navigator(config) as nav:
+        assert request(nav.port, "GET", "/never/", timeout=20).status == 503
+        nav.wait_for_output(r"tenant never not ready after 1s \(ready_timeout\): stopping it",
+                            timeout=20)
+        wait_until(lambda: not tenant_processes(nav), 20, message="the tenant to be stopped")
+        nav.wait_for_output(r"tenant never stopped")
