@@ -269,7 +269,8 @@ def _hooks(specs: Sequence[sc.HookSpec], key: KeyPath, ctx: _Context) -> tuple[r
 
 
 def _tenant_hooks(spec: sc.TenantHooksSpec, key: KeyPath, ctx: _Context) -> rt.TenantHooks:
-    return rt.TenantHooks(start=_hooks(spec.start, (*key, "start"), ctx),
+    return rt.TenantHooks(before_start=_hooks(spec.before_start, (*key, "before_start"), ctx),
+                          start=_hooks(spec.start, (*key, "start"), ctx),
                           stop=_hooks(spec.stop, (*key, "stop"), ctx))
 
 

@@ -6,6 +6,8 @@ list succeeded; deciding what a `reload_config` means belongs to the server (sec
 Invariants:
 - no shell: `command` is executed directly with `args`; `${name}` in args is replaced from
   `variables` (unknown names are left as written, as in tenant env templates);
+- a hook runs in `cwd` when given (a tenant's hooks: the tenant's root), else in navigator's
+  working directory;
 - output is streamed line by line on `navigator.output` with source `hook:<basename>`;
 - a timeout kills the whole process tree (group + descendants), then the hook counts as failed;
 - a list stops at its first failure (non-zero exit, timeout or launch error);
@@ -22,6 +24,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 from navigator.procs import SpawnSpec, spawn, spawn_failure_reason
@@ -47,12 +50,13 @@ def substitute(arg: str, variables: Mapping[str, str]) -> str:
 
 
 async def run_hook(hook: Hook, env: Mapping[str, str], *,
-                   variables: Mapping[str, str] = _NO_VARIABLES) -> bool:
-    """Run one hook; True on exit status 0 within its timeout."""
+                   variables: Mapping[str, str] = _NO_VARIABLES,
+                   cwd: Path | None = None) -> bool:
+    """Run one hook (in `cwd` if given); True on exit status 0 within its timeout."""
     argv = (hook.command, *(substitute(arg, variables) for arg in hook.args))
     name = "hook:" + os.path.basename(hook.command)
     try:
-        child = await spawn(SpawnSpec(name=name, argv=argv, env=env))
+        child = await spawn(SpawnSpec(name=name, argv=argv, env=env, cwd=cwd))
     except (OSError, ValueError) as exc:
         log.error("hook %s could not be started: %s", hook.command, spawn_failure_reason(exc))
         return False
@@ -73,10 +77,11 @@ async def run_hook(hook: Hook, env: Mapping[str, str], *,
 
 
 async def run_hooks(hooks: Sequence[Hook], env: Mapping[str, str], *,
-                    variables: Mapping[str, str] = _NO_VARIABLES) -> HookResult:
+                    variables: Mapping[str, str] = _NO_VARIABLES,
+                    cwd: Path | None = None) -> HookResult:
     """Run hooks in order, stopping at the first failure."""
     for hook in hooks:
-        if not await run_hook(hook, env, variables=variables):
+        if not await run_hook(hook, env, variables=variables, cwd=cwd):
             return HookResult(False)
     reload_config = next((hook.reload_config for hook in hooks if hook.reload_config), "")
     return HookResult(True, reload_config)

@@ -49,7 +49,10 @@ SECTIONS: Mapping[str, str] = {
     "FrameworkSpec": "The command that starts a tenant when no `runtime`/`server` map entry "
     "applies.",
     "TenantSpec": "One tenant: a URL prefix served by its own process.",
-    "TenantHooksSpec": "Commands run when a tenant starts or stops.",
+    "TenantHooksSpec": "Commands run when a tenant starts or stops, in the tenant's `root`, "
+    "with the server's environment plus the tenant's `env`. In `args`, `${name}`, "
+    "`${path}`, `${root}` and `${port}` are replaced by the tenant's name, URL prefix, "
+    "working directory and port.",
     "HookSpec": "One hook command, run without a shell.",
     "ManagedProcessSpec": "A helper process (redis, a worker) started with navigator, "
     "restarted with back-off when `auto_restart` is set, stopped after the tenants.",
@@ -237,7 +240,7 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.health_check": "Readiness probe path override.",
     "TenantSpec.track_websockets": "Override of `applications.track_websockets`; unset: "
     "inherit.",
-    "TenantSpec.hooks": "This tenant's own start/stop hooks (after the defaults).",
+    "TenantSpec.hooks": "This tenant's own hooks (each list runs after the defaults).",
     "TenantSpec.public_dir": "Accepted for compatibility; not used (static files come from "
     "`server.static.public_dir`).",
     "TenantSpec.startup_timeout": "Override of `applications.startup_timeout` (duration).",
@@ -250,7 +253,11 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.region": "Extension: the Fly region this tenant lives in; elsewhere its "
     "requests are replayed there.",
     "TenantSpec.machine": "Extension: the Fly machine it lives on (wins over region).",
-    "TenantHooksSpec.start": "Run after the tenant's process is spawned.",
+    "TenantHooksSpec.before_start": "Extension: run before the tenant's process is spawned; "
+    "the start waits for them (migrations). A failure means no spawn: the request gets "
+    "503.",
+    "TenantHooksSpec.start": "Run after the tenant's process is spawned, alongside its boot "
+    "(the first request may arrive before they finish).",
     "TenantHooksSpec.stop": "Run before the tenant's process is stopped.",
     "HookSpec.command": "Executable.",
     "HookSpec.args": "Arguments.",

@@ -109,6 +109,7 @@ class ServerHooks:
 
 @dataclass(frozen=True, slots=True)
 class TenantHooks:
+    before_start: tuple[Hook, ...] = ()  # awaited before the process is spawned
     start: tuple[Hook, ...] = ()
     stop: tuple[Hook, ...] = ()
 

@@ -233,6 +233,7 @@ class HookSpec(Spec):
 
 
 class TenantHooksSpec(Spec):
+    before_start: list[HookSpec] = []  # extension: before the process is spawned, awaited
     start: list[HookSpec] = []
     stop: list[HookSpec] = []
 

@@ -10,6 +10,8 @@ Invariants:
   stopped; a process that dies unexpectedly goes to stopped, or to backoff when it keeps
   dying within `crash_window` of its start (1 s, 2 s, 4 s … capped, answered with 503);
 - single flight: concurrent `ensure_ready` calls for one tenant share one start task;
+- a start runs the `before_start` hooks (defaults, then the tenant's) and spawns only if
+  they succeed; `start` hooks run alongside the boot; every tenant hook runs in its root;
 - every child is watched: on exit its port is freed, exit listeners run, its cgroup is
   removed; the next request starts a fresh process;
 - idle stop uses one timer per tenant (re-armed lazily from `last_active`, the end of the
@@ -60,6 +62,7 @@ from navigator.tenantstate import (
     NoEvents,
     SupervisorPolicy,
     TenantEvents,
+    TenantHookFailed,
     TenantLaunchError,
     TenantRecord,
     TenantState,
@@ -77,8 +80,8 @@ log = logging.getLogger("navigator.supervisor")
 ExitListener = Callable[[Tenant, int], None]
 S = TenantState
 __all__ = ["RUNNING", "SERVING", "TRANSITIONS", "ExitListener", "Supervisor",
-           "SupervisorPolicy", "TenantLaunchError", "TenantRecord", "TenantState",
-           "TenantUnavailable", "advance", "crash_outcome", "pidfile_path"]
+           "SupervisorPolicy", "TenantHookFailed", "TenantLaunchError", "TenantRecord",
+           "TenantState", "TenantUnavailable", "advance", "crash_outcome", "pidfile_path"]
 
 
 class Supervisor:
@@ -285,6 +288,9 @@ class Supervisor:
         try:
             if tenant.start_delay > 0:
                 await asyncio.sleep(tenant.start_delay)
+            if not await self._run_tenant_hooks(record, "before_start"):
+                log.error("tenant %s not started: its before_start hooks failed", tenant.name)
+                raise TenantHookFailed(f"tenant {tenant.name}: before_start hooks failed")
             pidfile = pidfile_path(tenant)
             if pidfile is not None:
                 await kill_pidfile(pidfile)
@@ -520,20 +526,23 @@ class Supervisor:
             return
         await self._terminate(record, reason)
 
-    async def _run_tenant_hooks(self, record: TenantRecord, which: str) -> None:
+    async def _run_tenant_hooks(self, record: TenantRecord, which: str) -> bool:
+        """Defaults, then the tenant's own list, in the tenant's root (where a migration or
+        a relative path in args means what the tenant's own process would take it to)."""
         tenant = record.tenant
         defaults = getattr(self.config.tenant_hooks, which)
         own = getattr(tenant.hooks, which)
         if not defaults and not own:
-            return
+            return True
         env = {**self._environ, **dict(tenant.env)}
         variables = {"name": tenant.name, "path": tenant.path, "root": str(tenant.root),
                      "port": str(record.port or "")}
-        result = await run_hooks(defaults, env, variables=variables)
+        result = await run_hooks(defaults, env, variables=variables, cwd=tenant.root)
         if result.ok:
-            result = await run_hooks(own, env, variables=variables)
+            result = await run_hooks(own, env, variables=variables, cwd=tenant.root)
         if not result.ok:
             log.warning("tenant %s %s hooks failed", tenant.name, which)
+        return result.ok
 
     def _retire(self, record: TenantRecord) -> None:
         record.retired = True

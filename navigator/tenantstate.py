@@ -40,6 +40,11 @@ class TenantUnavailable(Exception):
     reason = "Service Unavailable"
 
 
+class TenantHookFailed(TenantUnavailable):
+    """A before_start hook failed, so the process was not spawned (→ 503; the next request
+    runs the hooks again)."""
+
+
 class TenantState(enum.Enum):
     STOPPED = "stopped"
     STARTING = "starting"

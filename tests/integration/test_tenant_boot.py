@@ -7,6 +7,7 @@ sleeps in the test.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from pathlib import Path
@@ -86,3 +87,78 @@ def test_tenant_over_its_ready_timeout_is_stopped_and_reported(tmp_path: Path) -
                             timeout=20)
         wait_until(lambda: not tenant_processes(nav), 20, message="the tenant to be stopped")
         nav.wait_for_output(r"tenant never stopped")
+
+
+# --- item 4: tenant hooks run in the tenant's root; before_start is awaited ----------------------
+WRITE_ARGS = "import sys; open(sys.argv[1], 'w').write(' '.join(sys.argv[2:]))"
+
+
+def hook(*args: str) -> str:
+    """One hook entry (YAML flow mapping) running python with `args`."""
+    return json.dumps({"command": sys.executable, "args": ["-c", *args]})
+
+
+def test_before_start_hook_runs_in_root_before_the_spawn(tmp_path: Path) -> None:
+    """A migration hook must finish before the tenant boots (the tenant refuses to start
+    without its file); start hooks run in the tenant's root too, with the documented
+    variables."""
+    root = tmp_path / "site"
+    root.mkdir()
+    config = site_config(tmp_path, f"""\
+    - path: /app/
+      root: {root}
+      startup_timeout: 20s
+      env: {{REQUIRE_FILE: migrated, APP_NAME: app}}
+      hooks:
+        before_start: [{hook(WRITE_ARGS, "migrated", "${name}", "${path}", "${root}",
+                             "${port}")}]
+        start: [{hook(WRITE_ARGS, "started", "${name}", "${path}", "${root}", "${port}")}]
+""")
+    with run_navigator(config) as nav:
+        response = request(nav.port, "GET", "/app/x", timeout=20)
+        assert response.status == 200, nav.output()
+        name, path, where, port = (root / "migrated").read_text().split()
+        assert (name, path, where) == ("app", "/app/", str(root))
+        assert int(port) > 0
+        wait_until((root / "started").exists, 10, message="the start hook")
+        assert (root / "started").read_text() == f"app /app/ {root} {port}"
+        assert not (tmp_path / "migrated").exists()
+        assert not (tmp_path / "started").exists()
+
+
+def test_start_and_stop_hooks_run_in_the_tenant_root(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    config = site_config(tmp_path, f"""\
+    - path: /app/
+      root: {root}
+      env: {{APP_NAME: app}}
+""", extra=f"""\
+hooks:
+  tenant:
+    start: [{hook(WRITE_ARGS, "started", "${name}")}]
+    stop: [{hook(WRITE_ARGS, "stopped", "${name}")}]
+""")
+    with run_navigator(config) as nav:
+        assert request(nav.port, "GET", "/app/x", timeout=20).status == 200
+        wait_until((root / "started").exists, 10, message="the start hook")
+    assert (root / "stopped").read_text() == "app"  # ran at shutdown, before the SIGTERM
+    assert not (tmp_path / "started").exists()
+
+
+def test_failing_before_start_hook_means_no_spawn(tmp_path: Path) -> None:
+    config = site_config(tmp_path, """\
+    - path: /app/
+      startup_timeout: 20s
+      env: {APP_NAME: app}
+""", extra=f"""\
+hooks:
+  tenant:
+    before_start: [{hook("import sys; sys.exit(3)")}]
+""")
+    with run_navigator(config) as nav:
+        response = request(nav.port, "GET", "/app/x", timeout=20)
+        assert response.status == 503
+        nav.wait_for_output(r"tenant app not started: its before_start hooks failed")
+        assert "tenant app starting" not in nav.output()
+        assert tenant_processes(nav) == []

@@ -351,6 +351,21 @@ applications:
     assert config.warnings == ()
 
 
+def test_before_start_hooks_default_and_per_tenant(tmp_path: Path) -> None:
+    config = load(tmp_path, """\
+        hooks:
+          tenant:
+            before_start: [{command: bin/rails, args: [db:prepare], timeout: 2m}]
+        applications:
+          tenants:
+            - path: /a/
+              hooks: {before_start: [{command: seed, args: ["${name}"]}]}
+        """)
+    assert config.tenant_hooks.before_start == (rt.Hook("bin/rails", ("db:prepare",), 120.0),)
+    assert tenant(config).hooks.before_start == (rt.Hook("seed", ("${name}",), None),)
+    assert config.warnings == ()
+
+
 @pytest.mark.parametrize(("root_path", "path", "name", "expected"), [
     ("", "/showcase/2025/boston/", "", "2025/boston"),
     ("", "/shop/", "", "shop"),
