@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from navigator.procs import ChildProcess, SpawnSpec, spawn, spawn_failure_reason
 from navigator.runtime import Config, ManagedProcess
+from navigator.tenantstate import describe_stop
 
 if TYPE_CHECKING:
     from navigator.supervisor import SupervisorPolicy
@@ -163,8 +164,8 @@ class ManagedProcesses:
         if child is not None:
             log.info("stopping managed process %s (pid %d)", record.definition.name, child.pid)
             status = await child.stop(grace)
-            log.info("managed process %s stopped: %s", record.definition.name,
-                     child.describe_exit(status))
+            log.info("managed process %s %s", record.definition.name,
+                     describe_stop(status, child.describe_exit(status)))
         task = record.task
         if task is not None and not task.done():
             if previous is not ManagedState.RUNNING or child is None:

@@ -69,6 +69,7 @@ from navigator.tenantstate import (
     TenantUnavailable,
     advance,
     crash_outcome,
+    describe_stop,
     pidfile_path,
     probe,
     state_of,
@@ -440,7 +441,7 @@ class Supervisor:
         delay: float | None = None
         if expected:
             record.quick_crashes = 0
-            log.info("tenant %s stopped (%s)", tenant.name, how)
+            log.info("tenant %s %s", tenant.name, describe_stop(status, how))
             self.events.tenant_stopped(tenant.name, record.stop_reason)
         else:
             self.events.tenant_crashed(tenant.name)

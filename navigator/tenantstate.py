@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,16 @@ class TenantRecord:
     @property
     def busy(self) -> bool:
         return self.in_flight > 0 or (self.tenant.track_websockets and self.websockets > 0)
+
+
+def describe_stop(status: int, how: str) -> str:
+    """An exit navigator asked for, in words. Exit status 0, or death by the SIGTERM we sent,
+    is a clean stop: Puma and uvicorn drain and then re-raise SIGTERM, and a process without a
+    handler simply ends on it. Anything else (SIGKILL after the grace period, a non-zero
+    status) is reported as `how` (the child's own description of its exit)."""
+    if status == 0 or status == -signal.SIGTERM:
+        return "stopped cleanly"
+    return f"stopped ({how})"
 
 
 def state_of(record: TenantRecord) -> TenantState:

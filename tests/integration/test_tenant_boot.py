@@ -51,7 +51,7 @@ def tenant_processes(nav: Navigator) -> list[psutil.Process]:
     return found
 
 
-# --- item 2: readiness follows the configuration, not a fixed 30 s --------------------------------
+# --- item 2: readiness follows the configuration, not a fixed 30 s ----------------------------
 def test_slow_boot_gets_the_maintenance_page_then_serves(tmp_path: Path) -> None:
     """The first request waits startup_timeout and gets 503; the boot goes on and a later
     request is proxied once the tenant answers."""
@@ -89,7 +89,7 @@ def test_tenant_over_its_ready_timeout_is_stopped_and_reported(tmp_path: Path) -
         nav.wait_for_output(r"tenant never stopped")
 
 
-# --- item 4: tenant hooks run in the tenant's root; before_start is awaited ----------------------
+# --- item 4: tenant hooks run in the tenant's root; before_start is awaited ------------------
 WRITE_ARGS = "import sys; open(sys.argv[1], 'w').write(' '.join(sys.argv[2:]))"
 
 
@@ -162,3 +162,18 @@ hooks:
         nav.wait_for_output(r"tenant app not started: its before_start hooks failed")
         assert "tenant app starting" not in nav.output()
         assert tenant_processes(nav) == []
+
+
+# --- item 4: a tenant that ends on our SIGTERM stopped cleanly -----------------------------
+def test_tenant_ending_on_sigterm_is_logged_as_a_clean_stop(tmp_path: Path) -> None:
+    """tenant_app has no SIGTERM handler, so it dies of the signal, as Puma and uvicorn do
+    after draining (they re-raise it): that is the stop navigator asked for, not a kill."""
+    config = site_config(tmp_path, """\
+    - path: /app/
+      env: {APP_NAME: app}
+""")
+    with run_navigator(config) as nav:
+        assert request(nav.port, "GET", "/app/x", timeout=20).status == 200
+        assert nav.stop() == 0
+        nav.wait_for_output(r"tenant app stopped cleanly")
+        assert "killed by SIGTERM" not in nav.output()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from navigator.supervisor import (
     crash_outcome,
     pidfile_path,
 )
+from navigator.tenantstate import describe_stop
 
 S = TenantState
 POLICY = SupervisorPolicy(crash_window=10.0, backoff_first=1.0, backoff_cap=30.0)
@@ -79,6 +81,17 @@ def test_transition_paths(path: list[TenantState], allowed: bool) -> None:
 def test_crash_outcome(run_time: float, quick: int,
                        expected: tuple[int, float | None]) -> None:
     assert crash_outcome(run_time, quick, POLICY) == expected
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (0, "stopped cleanly"),
+    (-15, "stopped cleanly"),  # Puma/uvicorn re-raise SIGTERM after draining
+    (-9, "stopped (killed by SIGKILL)"),  # did not go within the grace period
+    (1, "stopped (exit status 1)"),
+])
+def test_describe_stop(status: int, expected: str) -> None:
+    how = f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit status {status}"
+    assert describe_stop(status, how) == expected
 
 
 @pytest.mark.parametrize(("previous", "run_time", "expected"), [
