@@ -255,7 +255,8 @@ class Metrics:
         self.config_reloads = registry.register(Counter(
             "navigator_config_reloads_total", "Configuration reloads, by result.", ("result",)))
         self.tenant_info = registry.register(Gauge(
-            "navigator_tenant_info", "1 per running tenant process, with its pid and port.",
+            "navigator_tenant_info", "1 per tenant, with its path and the pid and port of its "
+            "process (empty while none runs).",
             ("tenant", "path", "pid", "port")))
         self.tenant_started_at = registry.register(Gauge(
             "navigator_tenant_started_timestamp_seconds",
@@ -286,10 +287,11 @@ class Metrics:
             return rows
 
         def info() -> Iterable[tuple[LabelValues, float]]:
+            # every tenant, stopped ones too: `navigator status` shows their path from here
             for row in current():
-                if row.get("pid") is not None:
-                    yield (str(row["name"]), str(row.get("path", "")), str(row["pid"]),
-                           str(row.get("port") or "")), 1.0
+                pid = row.get("pid")
+                yield (str(row["name"]), str(row.get("path", "")),
+                       "" if pid is None else str(pid), str(row.get("port") or "")), 1.0
 
         self.set_tenant_states(lambda: {str(row["name"]): str(row["state"])
                                         for row in current()})

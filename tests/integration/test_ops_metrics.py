@@ -169,7 +169,9 @@ def test_stop_reasons_reload_and_idle(tmp_path: Path) -> None:
     assert series(samples, "navigator_tenant_stops_total", tenant="a") == []
     assert series(samples, "navigator_tenant_crashes_total") == []
     assert at(samples, "navigator_tenant_state", tenant="c", state="stopped") == 1
-    assert series(samples, "navigator_tenant_info", tenant="c") == []
+    info = series(samples, "navigator_tenant_info", tenant="c")  # stopped: path, no process
+    assert [(labels["path"], labels["pid"], labels["port"]) for labels, _ in info] == \
+        [("/c/", "", "")]
     for tenant in ("a", "b", "c"):
         assert at(samples, "navigator_tenant_starts_total", tenant=tenant) == 1
         assert at(samples, "navigator_cold_start_seconds_count", tenant=tenant) == 1

@@ -73,6 +73,18 @@ def test_status_lists_tenants_from_the_metrics_endpoint(tmp_path: Path) -> None:
         assert row["LAST REQUEST"].endswith(" ago")
 
 
+def test_status_shows_the_path_of_a_stopped_tenant(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("  pools:\n", "  pools:\n    timeout: 1s\n"))
+    with run_navigator(config) as nav:
+        assert request(nav.port, "GET", "/a/x").status == 200
+        nav.wait_for_output(r"tenant a stopped", timeout=15)  # idle stop
+        _, rows = run_status(config)
+
+    assert [(row["TENANT"], row["PATH"], row["STATE"], row["PID"]) for row in rows] == \
+        [("a", "/a/", "stopped", "-")]
+
+
 def test_status_without_the_endpoint_lists_child_processes(tmp_path: Path) -> None:
     config = write_config(tmp_path, "  metrics:\n    enabled: false")
     with run_navigator(config) as nav:

@@ -292,11 +292,12 @@ def test_status_rows_from_tenant_rows() -> None:
     assert rows == [
         {"tenant": "a", "state": "ready", "path": "/a/", "pid": 42, "port": "4001",
          "uptime": 100.0, "last_request": 10.0},
-        {"tenant": "b", "state": "stopped", "last_request": 50.0},
+        {"tenant": "b", "state": "stopped", "path": "/b/", "pid": None, "port": None,
+         "last_request": 50.0},
     ]
     table = format_status_table(rows).splitlines()
     assert table[1].split() == ["a", "/a/", "ready", "42", "4001", "1m40s", "-", "10s", "ago"]
-    assert table[2].split() == ["b", "-", "stopped", "-", "-", "-", "-", "50s", "ago"]
+    assert table[2].split() == ["b", "/b/", "stopped", "-", "-", "-", "-", "50s", "ago"]
 
 
 @pytest.mark.parametrize(("reason", "label"), [
