@@ -14,7 +14,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,41 @@ from navigator import __version__
 DEFAULT_CONFIG = "config/navigator.yml"
 DEFAULT_PID_FILE = "/tmp/navigator.pid"
 COMMANDS = ("check", "schema", "docs", "status", "serve")
+NO_CONFIG = frozenset({"schema", "docs"})
+USAGE_ERROR = 2  # argparse's status for a bad command line
+
+
+class UsageError(ValueError):
+    """A command line that must not run anything (exit 2 with the usage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    command: str
+    config: str
+
+
+def parse_words(words: Sequence[str], config: str | None,
+                exists: Callable[[str], bool] = os.path.exists) -> Invocation:
+    """PURE apart from `exists`. `[command] [CONFIG]` → what to run. A first word that is
+    neither a command nor something that can be a config file (an existing file, or a word
+    with `/` or `.` in it) is an unknown command: serving it as a config path would start a
+    second server (`navigator restart x`)."""
+    rest = list(words)
+    if rest and rest[0] in COMMANDS:
+        command = rest.pop(0)
+    else:
+        command = "serve"
+        first = rest[0] if rest else ""
+        if first and not (exists(first) or "/" in first or "." in first):
+            raise UsageError(f"unknown command {first!r} (commands: {', '.join(COMMANDS)}; "
+                             "or a config file path)")
+    if command in NO_CONFIG and rest:
+        raise UsageError(f"{command} takes no arguments, got {' '.join(rest)!r}")
+    if len(rest) > 1 or (rest and config):
+        extra = rest[1:] if len(rest) > 1 else rest
+        raise UsageError(f"unexpected argument {' '.join(extra)!r} (one config file at most)")
+    return Invocation(command, config or (rest[0] if rest else DEFAULT_CONFIG))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,10 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
-    words = list(options.args)
-    command = words.pop(0) if words and words[0] in COMMANDS else "serve"
-    config_path = options.config or (words[0] if words else DEFAULT_CONFIG)
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    try:
+        invocation = parse_words(options.args, options.config)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"navigator: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    command, config_path = invocation.command, invocation.config
     if options.signal:
         return signal_running(options.signal, options.pid_file, config_path)
     if command == "check":
