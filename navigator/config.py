@@ -522,6 +522,22 @@ def _ready_timeout(spec: sc.TenantSpec, key: KeyPath, default: float, wait: floa
     return max(ready, wait)
 
 
+def _warn_cable_shadows(cable: rt.CableSettings, specs: Sequence[sc.TenantSpec],
+                        ctx: _Context) -> None:
+    """The built-in pub/sub answers WebSocket upgrades on `cable.path` before any tenant, so a
+    tenant mounted over that path (a Rails app at `/` with Action Cable on `/cable`) never
+    sees its own socket. The reference's default stays; the operator is told."""
+    if not cable.enabled:
+        return
+    for index, spec in enumerate(specs):
+        if spec.path.strip() and cable.path.startswith(_slashed(spec.path)):
+            ctx.warn(("applications", "tenants", index, "path"),
+                     f"tenant {_slashed(spec.path)!r} covers the cable path {cable.path}: "
+                     "navigator's built-in pub/sub answers WebSocket upgrades there and the "
+                     "tenant never sees them; if the app serves its own (Rails Action "
+                     "Cable), set cable.enabled: false or move cable.path")
+
+
 def _managed(specs: Sequence[sc.ManagedProcessSpec],
              ctx: _Context) -> tuple[rt.ManagedProcess, ...]:
     names: set[str] = set()
@@ -559,7 +575,9 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
     pools = apps.pools
     metrics = server.metrics
     environ = ctx.environ
-    cable = raw.cable
+    cable = rt.CableSettings(raw.cable.enabled, raw.cable.path or "/cable",
+                             raw.cable.broadcast_path or "/_broadcast")
+    _warn_cable_shadows(cable, apps.tenants, ctx)
     hooks = raw.hooks.server
     hkey: KeyPath = ("hooks", "server")
     return rt.Config(
@@ -575,8 +593,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
         limits=_limits(server.limits, ctx),
         bot_detection=_bots(server.bot_detection, ("server", "bot_detection"), ctx),
         cgi_scripts=_cgi(server.cgi_scripts, ctx),
-        cable=rt.CableSettings(cable.enabled, cable.path or "/cable",
-                               cable.broadcast_path or "/_broadcast"),
+        cable=cable,
         auth=_auth(raw.auth, ctx),
         maintenance=_maintenance(raw.maintenance, _public_dir(server.static, ctx), ctx),
         rules=_rules(raw.routes, slash_paths, ctx, placement_rules(tenants)),

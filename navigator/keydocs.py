@@ -32,7 +32,10 @@ SECTIONS: Mapping[str, str] = {
     "`30s`; empty keeps the default shown in each key's text.",
     "MetricsSpec": "Extension: Prometheus metrics (text format 0.0.4), answered to loopback "
     "clients only.",
-    "CableSpec": "Built-in WebSocket pub/sub (the Rails TurboCable client protocol).",
+    "CableSpec": "Built-in WebSocket pub/sub (the Rails TurboCable client protocol). It "
+    "answers WebSocket upgrades on `path` before any tenant: a tenant mounted over that path "
+    "(a Rails app at `/` with its own Action Cable) never sees them, and `navigator check` "
+    "warns. Then set `enabled: false`, or move `path`.",
     "AuthSpec": "HTTP Basic authentication for the whole site, with public exceptions.",
     "AuthPatternSpec": "A regex over the request path; `action: off` makes matching paths "
     "public.",

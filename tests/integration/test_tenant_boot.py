@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -177,3 +179,26 @@ def test_tenant_ending_on_sigterm_is_logged_as_a_clean_stop(tmp_path: Path) -> N
         assert nav.stop() == 0
         nav.wait_for_output(r"tenant app stopped cleanly")
         assert "killed by SIGTERM" not in nav.output()
+
+
+# --- item 4: a root-mounted tenant under the built-in cable is pointed out ------------------------
+def test_check_and_boot_log_name_a_tenant_shadowed_by_cable(tmp_path: Path) -> None:
+    config = site_config(tmp_path, """\
+    - path: /
+      env: {APP_NAME: root}
+""")
+    done = subprocess.run([sys.executable, "-m", "navigator", "check", str(config)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    expected = "tenant '/' covers the cable path /cable"
+    assert expected in done.stdout
+    with run_navigator(config) as nav:
+        nav.wait_for_output(r"config: .*tenants\[0\]\.path: " + re.escape(expected))
+    quiet = site_config(tmp_path, """\
+    - path: /
+      env: {APP_NAME: root}
+""", extra="cable:\n  enabled: false\n")
+    done = subprocess.run([sys.executable, "-m", "navigator", "check", str(quiet)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "cable path" not in done.stdout

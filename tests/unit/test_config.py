@@ -366,6 +366,26 @@ def test_before_start_hooks_default_and_per_tenant(tmp_path: Path) -> None:
     assert config.warnings == ()
 
 
+@pytest.mark.parametrize(("cable", "paths", "shadowed"), [
+    ("", ["/"], [0]),  # a root-mounted Rails app: its Action Cable never sees /cable
+    ("", ["/a/", ""], []),
+    ("", ["/a/", "/"], [1]),
+    ("cable: {enabled: false}", ["/"], []),
+    ("cable: {path: /a/cable}", ["/a/", "/"], [0, 1]),
+    ("cable: {path: /a/cable}", ["/b/"], []),
+])
+def test_a_tenant_over_the_cable_path_is_a_warning(tmp_path: Path, cable: str,
+                                                   paths: list[str],
+                                                   shadowed: list[int]) -> None:
+    tenants = "".join(f"\n    - path: '{path}'" for path in paths)
+    config = load(tmp_path, f"{cable}\napplications:\n  tenants:{tenants}\n")
+    found = [w for w in warnings_of(config, tmp_path) if "covers the cable path" in w]
+    assert [int(w.split("tenants[")[1].split("]")[0]) for w in found] == shadowed
+    for warning in found:
+        assert "set cable.enabled: false or move cable.path" in warning
+        assert warning.startswith("cfg.yml:")  # placed on the tenant's line
+
+
 @pytest.mark.parametrize(("root_path", "path", "name", "expected"), [
     ("", "/showcase/2025/boston/", "", "2025/boston"),
     ("", "/shop/", "", "shop"),
