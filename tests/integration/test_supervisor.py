@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from navigator.runtime import Hook, Pools, TenantHooks
-from navigator.supervisor import Supervisor, TenantLaunchError, TenantState, TenantUnavailable
+from navigator.supervisor import (
+    Supervisor,
+    TenantHookFailed,
+    TenantLaunchError,
+    TenantState,
+    TenantUnavailable,
+)
 from tests.fixtures.apps.support import (
     FAST,
     LOOPS,
@@ -84,6 +90,29 @@ def test_launch_failure_frees_port_and_reports(tmp_path: Path,
         await sup.shutdown(1.0)
     run(body)
     assert "command not found" in caplog.text
+
+
+def test_failed_before_start_hook_spawns_nothing_and_frees_the_port(tmp_path: Path) -> None:
+    """The hook passes once a flag file exists: the first start fails without a process,
+    the next one runs the hook again and spawns."""
+    flag = tmp_path / "migrations-fixed"
+    gate = Hook(PY, ("-c", "import os, sys; sys.exit(0 if os.path.exists(sys.argv[1]) else 5)",
+                     str(flag)))
+
+    async def body() -> None:
+        tenant = make_tenant("gated", tmp_path, hooks=TenantHooks(before_start=(gate,)))
+        sup = Supervisor(make_config(tmp_path, (tenant,)), policy=FAST)
+        with pytest.raises(TenantHookFailed) as info:
+            await sup.ensure_ready(tenant)
+        assert info.value.status == 503
+        assert sup._ports.held == {}
+        assert state_of(sup, "gated") == "stopped"
+        assert our_descendants() == []
+        flag.touch()
+        port = await sup.ensure_ready(tenant)
+        assert (await http_get(port, "/gated/"))[0] == 200
+        await sup.shutdown(1.0)
+    run(body)
 
 
 def test_crash_detected_port_freed_listener_told_and_restarted(tmp_path: Path) -> None:
