@@ -161,7 +161,9 @@ FIELDS: Mapping[str, str] = {
     "AuthSpec.enabled": "Require a login (also needs `htpasswd`).",
     "AuthSpec.realm": "Realm in `WWW-Authenticate`; `off` disables auth. Empty: `Restricted`.",
     "AuthSpec.htpasswd": "htpasswd file (bcrypt, apr1, MD5-crypt, SHA-crypt, `{SHA}`, "
-    "`{SSHA}`); re-read when it changes. Auth is off while empty.",
+    "`{SSHA}`); checked once a second and re-read when it changes, so added or removed users "
+    "and changed passwords apply within about a second, no reload needed (a missing or "
+    "unparseable file keeps the last good users, with a warning). Auth is off while empty.",
     "AuthSpec.public_paths": "Paths that need no login: prefixes (`/assets/`), globs "
     "(`*.css`) or exact paths.",
     "AuthSpec.auth_patterns": "Regex exceptions.",

@@ -273,7 +273,8 @@ class Server:
         self._sweep_handle = self.state.loop.call_later(SWEEP_INTERVAL, self._sweep)
 
     def _sweep(self) -> None:
-        """Expire connection deadlines (header, keep-alive, body, upstream, websocket)."""
+        """Expire connection deadlines (header, keep-alive, body, upstream, websocket) and
+        pick up a changed htpasswd file: one `stat` a second, off the request path."""
         assert self.state is not None
         now = self.state.loop.time()
         for conn in list(self.state.connections):
@@ -282,6 +283,12 @@ class Server:
                     conn.expire(now)
                 except Exception:
                     log.exception("error expiring a connection")
+        users = self.state.snapshot.auth
+        if users is not None:
+            try:
+                users.refresh()
+            except Exception:
+                log.exception("error re-reading the htpasswd file")
         self._arm_sweep()
 
     # --- shutdown ------------------------------------------------------------------------------
