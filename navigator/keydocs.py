@@ -147,7 +147,13 @@ FIELDS: Mapping[str, str] = {
     "300s.",
     "LimitsSpec.websocket_idle_timeout": "Close silent WebSocket tunnels after this. "
     "Default: never.",
-    "LimitsSpec.shutdown_timeout": "Budget for in-flight requests at shutdown. Default 30s.",
+    "LimitsSpec.shutdown_timeout": "The whole graceful shutdown, from SIGTERM to exit: "
+    "in-flight requests get what remains after reserving the stop hooks' timeouts, 5s "
+    "SIGTERM grace for tenants and 5s for managed processes (each only when there are any) "
+    "and 1s margin; `navigator check` warns when the reserve exceeds it. Keep it below the "
+    "platform's kill timeout (Fly: `kill_timeout`). Default 30s.",
+    "LimitsSpec.stop_hook_timeout": "Timeout for a `hooks.server.stop` or tenant `stop` hook "
+    "that sets none, so a hanging stop hook cannot outlast the shutdown budget. Default 10s.",
     "MetricsSpec.enabled": "Serve the endpoint.",
     "MetricsSpec.path": "Endpoint path. Empty: `/_navigator/metrics`.",
     "MetricsSpec.listen": "A separate internal listener (same forms as `server.listen`) that "
@@ -250,7 +256,8 @@ FIELDS: Mapping[str, str] = {
     "TenantHooksSpec.stop": "Run before the tenant's process is stopped.",
     "HookSpec.command": "Executable.",
     "HookSpec.args": "Arguments.",
-    "HookSpec.timeout": "Kill the hook after this long (duration). Empty: no limit.",
+    "HookSpec.timeout": "Kill the hook (its whole process tree) after this long (duration). "
+    "Empty: no limit, except stop hooks, which default to `server.limits.stop_hook_timeout`.",
     "HookSpec.reload_config": "After success, reload this config (server `ready`/`resume` "
     "hooks).",
     "ManagedProcessSpec.name": "Identity across reloads.",

@@ -135,15 +135,19 @@ class Supervisor:
             self._retire(record)
         await self.managed.apply(config)
 
-    async def shutdown(self, grace: float) -> None:
-        """Stop every tenant (stop hooks, then SIGTERM → grace → SIGKILL), then managed ones."""
+    async def shutdown(self, grace: float, *, hooks_within: float | None = None) -> None:
+        """Stop every tenant (stop hooks, then SIGTERM → grace → SIGKILL), then managed ones.
+
+        `hooks_within` cuts the tenants' stop hooks off (their trees killed) so the whole
+        stop fits the shutdown budget (shutdownplan).
+        """
         self._closing = True
         self._reaper.stop()
         records = [*self._records.values(), *self._retired]
         for record in records:
             self._cancel_idle(record)
-        await asyncio.gather(*(self._stop_for_shutdown(r, grace) for r in records),
-                             return_exceptions=True)
+        await asyncio.gather(*(self._stop_for_shutdown(r, grace, hooks_within)
+                               for r in records), return_exceptions=True)
         for record in records:
             if record.start_task is not None:
                 record.start_task.cancel()
@@ -151,11 +155,16 @@ class Supervisor:
             task.cancel()
         await self.managed.stop_all(grace)
 
-    async def _stop_for_shutdown(self, record: TenantRecord, grace: float) -> None:
+    async def _stop_for_shutdown(self, record: TenantRecord, grace: float,
+                                 hooks_within: float | None) -> None:
         if record.child is None:
             return
         if record.state in SERVING:
-            await self._run_tenant_hooks(record, "stop")
+            try:
+                await asyncio.wait_for(self._run_tenant_hooks(record, "stop"), hooks_within)
+            except TimeoutError:
+                log.warning("tenant %s stop hooks cut off by the shutdown budget",
+                            record.tenant.name)
         await self._terminate(record, "shutdown", grace)
 
     # --- request path --------------------------------------------------------------------------
@@ -525,9 +534,10 @@ class Supervisor:
         env = {**self._environ, **dict(tenant.env)}
         variables = {"name": tenant.name, "path": tenant.path, "root": str(tenant.root),
                      "port": str(record.port or "")}
-        result = await run_hooks(defaults, env, variables=variables)
+        timeout = self.config.limits.stop_hook_timeout if which == "stop" else None
+        result = await run_hooks(defaults, env, variables=variables, default_timeout=timeout)
         if result.ok:
-            result = await run_hooks(own, env, variables=variables)
+            result = await run_hooks(own, env, variables=variables, default_timeout=timeout)
         if not result.ok:
             log.warning("tenant %s %s hooks failed", tenant.name, which)
 

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from navigator.procs import ChildProcess
 from navigator.runtime import Tenant
+from navigator.shutdownplan import DEFAULT_STOP_GRACE
 
 LOOPBACK = "127.0.0.1"
 
@@ -66,7 +67,7 @@ SERVING = frozenset({S.READY, S.DRAINING})
 class SupervisorPolicy:
     """Tuning knobs (defaults follow the reference and common practice)."""
 
-    stop_grace: float = 5.0
+    stop_grace: float = DEFAULT_STOP_GRACE
     ready_timeout: float = 30.0
     probe_first: float = 0.005
     probe_max: float = 0.1
