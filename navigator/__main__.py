@@ -17,9 +17,12 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from navigator import __version__
+
+if TYPE_CHECKING:
+    from navigator.shutdownplan import ShutdownPlan
 
 DEFAULT_CONFIG = "config/navigator.yml"
 DEFAULT_PID_FILE = "/tmp/navigator.pid"
@@ -111,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check(config_path: str) -> int:
     from navigator.config import ConfigError, load_config, summarize
+    from navigator.shutdownplan import DEFAULT_STOP_GRACE, plan_shutdown
     from navigator.snapshot import build_snapshot
 
     try:
@@ -120,7 +124,33 @@ def check(config_path: str) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(summarize(config))
+    plan = plan_shutdown(config, DEFAULT_STOP_GRACE)
+    print(plan.describe())
+    for warning in _kill_timeout_warnings(plan, Path(config_path)):
+        print(f"warning: {warning}")
     return 0
+
+
+def _kill_timeout_warnings(plan: ShutdownPlan, config_path: Path) -> list[str]:
+    """Compare the shutdown budget with the kill_timeout of the fly.toml that deploys this
+    config (looked for in the working directory, beside the config and one level up)."""
+    import tomllib
+
+    from navigator.shutdownplan import fly_kill_timeout, kill_timeout_warnings
+
+    here = config_path.resolve().parent
+    for candidate in dict.fromkeys((Path.cwd() / "fly.toml", here / "fly.toml",
+                                    here.parent / "fly.toml")):
+        if not candidate.is_file():
+            continue
+        try:
+            kill_timeout = fly_kill_timeout(tomllib.loads(candidate.read_text()))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            return [f"{candidate}: unreadable ({exc}); kill_timeout not checked"]
+        if kill_timeout is None:
+            return [f"{candidate}: kill_timeout is not a number of seconds; not checked"]
+        return kill_timeout_warnings(plan, kill_timeout, str(candidate))
+    return []
 
 
 def serve(config_path: str) -> int:

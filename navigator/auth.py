@@ -1,9 +1,11 @@
 """Basic authentication: htpasswd loading/verification and public-path exclusions.
 
 Room: auth (PURE after load). `Htpasswd.load` reads the file once; `check_header` verifies an
-Authorization header value. The only request-time I/O is `_reload_if_changed`: after a FAILED
-login it stats the file and re-reads it when it changed (reference section 5.2), so password
-changes need no reload.
+Authorization header value with no file access at all. `Htpasswd.refresh` is the only I/O after
+load: one `stat`, and a re-read when the file changed. The server calls it from its
+once-a-second sweep (never per request), so a removed user or a changed password takes effect
+within about a second without a reload (the reference re-read only after some login failed,
+so a cached user kept access until then).
 
 Invariants:
 - supported formats: `$apr1$`, `$1$` (md5-crypt, own code), `{SHA}`, `{SSHA}`, bcrypt
@@ -11,7 +13,12 @@ Invariants:
   (SHA-crypt, own code per the published spec), anything else compared verbatim as plain text;
 - all secret comparisons use `hmac.compare_digest`;
 - successful verifications are cached by a SHA-256 of the header value (never the password
-  itself), bounded, and dropped whenever the file is re-read;
+  itself) together with the stored hash they matched, bounded; a re-read keeps only entries
+  the new file still backs with the same hash (removed user or changed password: dropped);
+- a changed file that cannot be read (missing, unreadable, mid-replacement) or has no
+  `user:hash` line among its content keeps the last good users, with one warning per change;
+  lines that are not `user:hash` are skipped with a warning naming their numbers (never their
+  text, which could be a password);
 - usernames from the request are stripped of surrounding whitespace before lookup;
 - nothing here logs a password, a hash or an Authorization value.
 
@@ -180,17 +187,29 @@ def verify_hash(stored: str, password: str) -> bool:
     return hmac.compare_digest(pw, stored.encode("utf-8"))
 
 
-# --- the file -------------------------------------------------------------------------------
-def parse_htpasswd(text: str) -> dict[str, str]:
-    """`user:hash` lines; blank lines and `#` comments skipped; first entry for a user wins."""
+# --- the file ---------------------------------------------------------------------------
+def read_entries(text: str) -> tuple[dict[str, str], tuple[int, ...]]:
+    """(`user:hash` entries, numbers of content lines that are not `user:hash`).
+
+    Blank lines and `#` comments are skipped; the first entry for a user wins.
+    """
     entries: dict[str, str] = {}
-    for line in text.splitlines():
+    malformed: list[int] = []
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#") or ":" not in stripped:
+        if not stripped or stripped.startswith("#"):
             continue
-        user, _, hashed = stripped.partition(":")
+        user, colon, hashed = stripped.partition(":")
+        if not colon or not user.strip():
+            malformed.append(number)
+            continue
         entries.setdefault(user.strip(), hashed.strip())
-    return entries
+    return entries, tuple(malformed)
+
+
+def parse_htpasswd(text: str) -> dict[str, str]:
+    """`user:hash` lines; blank lines, `#` comments and malformed lines skipped."""
+    return read_entries(text)[0]
 
 
 def parse_basic(authorization: str) -> tuple[str, str] | None:
@@ -212,21 +231,34 @@ def parse_basic(authorization: str) -> tuple[str, str] | None:
     return user.strip(), password
 
 
-def _file_stamp(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+FileStamp = tuple[int, int, int, int, int]
+
+
+def _file_stamp(st: os.stat_result) -> FileStamp:
+    """What tells a changed file apart: an in-place write moves mtime/ctime/size, a rename
+    over it changes the inode."""
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
+def _warn_malformed(path: Path, malformed: tuple[int, ...]) -> None:
+    if malformed:
+        shown = ", ".join(map(str, malformed[:10])) + (", ..." if len(malformed) > 10 else "")
+        log.warning("htpasswd file %s: line %s not user:hash, skipped", path, shown)
 
 
 class Htpasswd:
     """The users of one htpasswd file plus a cache of successful header verifications."""
 
-    __slots__ = ("_cache", "_entries", "_stamp", "path")
+    __slots__ = ("_cache", "_entries", "_problem", "_stamp", "path")
 
     def __init__(self, entries: dict[str, str], path: Path | None = None,
-                 stamp: tuple[int, int, int] | None = None) -> None:
+                 stamp: FileStamp | None = None) -> None:
         self.path = path
         self._entries = entries
         self._stamp = stamp
-        self._cache: dict[bytes, str] = {}
+        self._problem = ""  # why the file on disk is not in use ("" = it is)
+        # header digest -> (user, the stored hash the password matched)
+        self._cache: dict[bytes, tuple[str, str]] = {}
 
     @classmethod
     def load(cls, path: Path | str) -> Htpasswd:
@@ -235,7 +267,9 @@ class Htpasswd:
         with open(file, encoding="utf-8", errors="replace") as handle:
             st = os.fstat(handle.fileno())
             text = handle.read()
-        return cls(parse_htpasswd(text), file, _file_stamp(st))
+        entries, malformed = read_entries(text)
+        _warn_malformed(file, malformed)
+        return cls(entries, file, _file_stamp(st))
 
     @property
     def users(self) -> frozenset[str]:
@@ -253,37 +287,58 @@ class Htpasswd:
         key = hashlib.sha256(authorization.encode("utf-8", "surrogateescape")).digest()
         cached = self._cache.get(key)
         if cached is not None:
-            return cached
+            return cached[0]
         credentials = parse_basic(authorization)
         if credentials is None:
             return None
         user, password = credentials
-        if not self.verify(user, password) and not (self._reload_if_changed()
-                                                    and self.verify(user, password)):
+        stored = self._entries.get(user)
+        if stored is None or not verify_hash(stored, password):
             return None
         if len(self._cache) >= CACHE_LIMIT:
             del self._cache[next(iter(self._cache))]
-        self._cache[key] = user
+        self._cache[key] = (user, stored)
         return user
 
-    def _reload_if_changed(self) -> bool:
-        """Re-read the file when its stat changed since it was read; True if re-read."""
+    def refresh(self) -> bool:
+        """Re-read the file if its `stat` changed; True when a new user table was adopted.
+
+        Called about once a second by the server's sweep, never per request.
+        """
         if self.path is None:
             return False
         try:
+            stamp = _file_stamp(os.stat(self.path))
+            if stamp == self._stamp:
+                return False
             with open(self.path, encoding="utf-8", errors="replace") as handle:
                 stamp = _file_stamp(os.fstat(handle.fileno()))
-                if stamp == self._stamp:
-                    return False
                 text = handle.read()
         except OSError as exc:
-            log.warning("cannot re-read htpasswd file %s: %s", self.path, exc.strerror)
+            self._keep_previous(f"cannot be read ({exc.strerror or exc})")
             return False
-        self._entries = parse_htpasswd(text)
-        self._stamp = stamp
-        self._cache.clear()
-        log.info("htpasswd file %s changed: re-read (%d users)", self.path, len(self._entries))
+        self._stamp = stamp  # a rejected version is not re-parsed until the file changes again
+        entries, malformed = read_entries(text)
+        if not entries and malformed:
+            self._keep_previous("has no user:hash line")
+            return False
+        _warn_malformed(self.path, malformed)
+        self._adopt(entries)
         return True
+
+    def _adopt(self, entries: dict[str, str]) -> None:
+        """New users; cached logins survive only while the file still has the same hash."""
+        self._entries = entries
+        self._cache = {key: (user, stored) for key, (user, stored) in self._cache.items()
+                       if entries.get(user) == stored}
+        self._problem = ""
+        log.info("htpasswd file %s changed: re-read (%d users)", self.path, len(entries))
+
+    def _keep_previous(self, problem: str) -> None:
+        if problem != self._problem:
+            log.warning("htpasswd file %s %s: keeping the previous %d users", self.path,
+                        problem, len(self._entries))
+        self._problem = problem
 
 
 # --- public paths ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from navigator import runtime as rt
 from navigator import schema as sc
 from navigator.gore import RegexSyntaxError, compile_go_regex, translate_replacement
 from navigator.schema import ConfigError, KeyPath, dotted, located
+from navigator.shutdownplan import DEFAULT_STOP_GRACE, budget_warnings, plan_shutdown
 from navigator.stamps import placement_rules, valid_stamp_name
 from navigator.units import format_duration, format_size, parse_duration, parse_size
 
@@ -205,7 +206,8 @@ def _limits(spec: sc.LimitsSpec, ctx: _Context) -> rt.Limits:
     times = {name: ctx.duration(getattr(spec, name), (*key, name), getattr(base, name))
              for name in ("header_timeout", "keepalive_timeout", "body_timeout",
                           "upstream_connect_timeout", "upstream_response_timeout",
-                          "websocket_idle_timeout", "shutdown_timeout")}
+                          "websocket_idle_timeout", "shutdown_timeout",
+                          "stop_hook_timeout")}
     values: dict[str, object] = {k: v for k, v in {**sizes, **times}.items() if v is not None}
     for name in ("max_header_count", "max_connections"):
         if getattr(spec, name) is not None:
@@ -580,7 +582,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
     _warn_cable_shadows(cable, apps.tenants, ctx)
     hooks = raw.hooks.server
     hkey: KeyPath = ("hooks", "server")
-    return rt.Config(
+    config = rt.Config(
         source=ctx.path(str(source)),
         listen=parse_listen(server.listen, ("server", "listen")),
         root_path=root_path,
@@ -616,6 +618,9 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
                                environ.get("FLY_MACHINE_ID", ""),
                                _dns_servers(raw.stamps.dns_servers)),
     )
+    for reason in budget_warnings(plan_shutdown(config, DEFAULT_STOP_GRACE)):
+        ctx.warn(("server", "limits", "shutdown_timeout"), reason)
+    return config
 
 
 def resolve(raw: sc.NavigatorFile, source_path: str | Path, environ: Mapping[str, str], *,

@@ -10,6 +10,9 @@ Invariants:
   working directory;
 - output is streamed line by line on `navigator.output` with source `hook:<basename>`;
 - a timeout kills the whole process tree (group + descendants), then the hook counts as failed;
+  a hook without its own timeout gets the caller's `default_timeout` (stop hooks: so one
+  that hangs cannot outlast the shutdown budget), else none;
+- cancelling a running list kills the running hook's tree too;
 - a list stops at its first failure (non-zero exit, timeout or launch error);
 - `HookResult.reload_config` is the first non-empty `reload_config` of a successful list.
 
@@ -51,8 +54,10 @@ def substitute(arg: str, variables: Mapping[str, str]) -> str:
 
 async def run_hook(hook: Hook, env: Mapping[str, str], *,
                    variables: Mapping[str, str] = _NO_VARIABLES,
-                   cwd: Path | None = None) -> bool:
+                   cwd: Path | None = None,
+                   default_timeout: float | None = None) -> bool:
     """Run one hook (in `cwd` if given); True on exit status 0 within its timeout."""
+    timeout = default_timeout if hook.timeout is None else hook.timeout
     argv = (hook.command, *(substitute(arg, variables) for arg in hook.args))
     name = "hook:" + os.path.basename(hook.command)
     try:
@@ -61,11 +66,10 @@ async def run_hook(hook: Hook, env: Mapping[str, str], *,
         log.error("hook %s could not be started: %s", hook.command, spawn_failure_reason(exc))
         return False
     try:
-        status = await asyncio.wait_for(asyncio.shield(child.wait()), hook.timeout)
+        status = await asyncio.wait_for(asyncio.shield(child.wait()), timeout)
     except TimeoutError:
         await child.stop(0.0)
-        log.error("hook %s timed out after %gs: process tree killed", hook.command,
-                  hook.timeout)
+        log.error("hook %s timed out after %gs: process tree killed", hook.command, timeout)
         return False
     except asyncio.CancelledError:  # server shutting down: leave nothing behind
         await asyncio.shield(child.stop(0.0))
@@ -78,10 +82,12 @@ async def run_hook(hook: Hook, env: Mapping[str, str], *,
 
 async def run_hooks(hooks: Sequence[Hook], env: Mapping[str, str], *,
                     variables: Mapping[str, str] = _NO_VARIABLES,
-                    cwd: Path | None = None) -> HookResult:
+                    cwd: Path | None = None,
+                    default_timeout: float | None = None) -> HookResult:
     """Run hooks in order, stopping at the first failure."""
     for hook in hooks:
-        if not await run_hook(hook, env, variables=variables, cwd=cwd):
+        if not await run_hook(hook, env, variables=variables, cwd=cwd,
+                              default_timeout=default_timeout):
             return HookResult(False)
     reload_config = next((hook.reload_config for hook in hooks if hook.reload_config), "")
     return HookResult(True, reload_config)

@@ -153,7 +153,13 @@ FIELDS: Mapping[str, str] = {
     "300s.",
     "LimitsSpec.websocket_idle_timeout": "Close silent WebSocket tunnels after this. "
     "Default: never.",
-    "LimitsSpec.shutdown_timeout": "Budget for in-flight requests at shutdown. Default 30s.",
+    "LimitsSpec.shutdown_timeout": "The whole graceful shutdown, from SIGTERM to exit: "
+    "in-flight requests get what remains after reserving the stop hooks' timeouts, 5s "
+    "SIGTERM grace for tenants and 5s for managed processes (each only when there are any) "
+    "and 1s margin; `navigator check` warns when the reserve exceeds it. Keep it below the "
+    "platform's kill timeout (Fly: `kill_timeout`). Default 30s.",
+    "LimitsSpec.stop_hook_timeout": "Timeout for a `hooks.server.stop` or tenant `stop` hook "
+    "that sets none, so a hanging stop hook cannot outlast the shutdown budget. Default 10s.",
     "MetricsSpec.enabled": "Serve the endpoint.",
     "MetricsSpec.path": "Endpoint path. Empty: `/_navigator/metrics`.",
     "MetricsSpec.listen": "A separate internal listener (same forms as `server.listen`) that "
@@ -167,7 +173,9 @@ FIELDS: Mapping[str, str] = {
     "AuthSpec.enabled": "Require a login (also needs `htpasswd`).",
     "AuthSpec.realm": "Realm in `WWW-Authenticate`; `off` disables auth. Empty: `Restricted`.",
     "AuthSpec.htpasswd": "htpasswd file (bcrypt, apr1, MD5-crypt, SHA-crypt, `{SHA}`, "
-    "`{SSHA}`); re-read when it changes. Auth is off while empty.",
+    "`{SSHA}`); checked once a second and re-read when it changes, so added or removed users "
+    "and changed passwords apply within about a second, no reload needed (a missing or "
+    "unparseable file keeps the last good users, with a warning). Auth is off while empty.",
     "AuthSpec.public_paths": "Paths that need no login: prefixes (`/assets/`), globs "
     "(`*.css`) or exact paths.",
     "AuthSpec.auth_patterns": "Regex exceptions.",
@@ -258,13 +266,14 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.machine": "Extension: the Fly machine it lives on (wins over region).",
     "TenantHooksSpec.before_start": "Extension: run before the tenant's process is spawned; "
     "the start waits for them (migrations). A failure means no spawn: the request gets "
-    "503.",
+    "503. A hook without its own timeout is killed after the tenant's `ready_timeout`.",
     "TenantHooksSpec.start": "Run after the tenant's process is spawned, alongside its boot "
     "(the first request may arrive before they finish).",
     "TenantHooksSpec.stop": "Run before the tenant's process is stopped.",
     "HookSpec.command": "Executable.",
     "HookSpec.args": "Arguments.",
-    "HookSpec.timeout": "Kill the hook after this long (duration). Empty: no limit.",
+    "HookSpec.timeout": "Kill the hook (its whole process tree) after this long (duration). "
+    "Empty: no limit, except stop hooks, which default to `server.limits.stop_hook_timeout`.",
     "HookSpec.reload_config": "After success, reload this config (server `ready`/`resume` "
     "hooks).",
     "ManagedProcessSpec.name": "Identity across reloads.",

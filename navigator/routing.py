@@ -16,7 +16,8 @@ Path handling (the security-relevant part):
   normalised path re-encoded. Either way the upstream, decoding once, sees the path we decided
   on.
 - Static files and try_files answer only GET/HEAD (a POST to a prerendered page must reach
-  the app).
+  the app); try_files serves a verified user or a public path, never an unauthenticated
+  request for a protected one (auth has answered 401 before any file is looked at).
 - `remote_user` is set only after a verified Basic login (never from an unverified header).
 
 Must not touch: sockets, asyncio, clocks, os.environ, module-level mutable state.
@@ -419,8 +420,11 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
             return redirect_response(path[:-len("index.html")], req.query, 301)
         return ServeFile(Path(found[0]), table.cache_headers(path), stat=found[1],
                          file_text=found[0])
-    # 9.2 try_files: extensionless paths that are public (everything is, with auth off)
-    if not settings.try_files or not table.public.matches(path):
+    # 9.2 try_files: extensionless paths, for a verified user or a public path (everything
+    # is public with auth off). The reference serves public paths only, so a logged-in `/`
+    # woke a tenant. The auth stage already answered 401 for anyone else; the public check
+    # here covers a rewrite that moved a public request onto a protected path.
+    if not settings.try_files or (not req.remote_user and not table.public.matches(path)):
         return None
     rel = table.strip_root(path)
     if (settings.normalize_trailing_slashes and not path.endswith("/")

@@ -87,7 +87,8 @@ class Limits:
     upstream_connect_timeout: float = 5.0
     upstream_response_timeout: float = 300.0
     websocket_idle_timeout: float | None = None
-    shutdown_timeout: float = 30.0
+    shutdown_timeout: float = 30.0  # the whole shutdown, SIGTERM to exit (shutdownplan)
+    stop_hook_timeout: float = 10.0  # a server/tenant stop hook without its own timeout
 
 
 @dataclass(frozen=True, slots=True)

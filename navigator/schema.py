@@ -116,6 +116,7 @@ class LimitsSpec(Spec):
     upstream_response_timeout: str = ""
     websocket_idle_timeout: str = ""
     shutdown_timeout: str = ""
+    stop_hook_timeout: str = ""
 
 
 class MetricsSpec(Spec):

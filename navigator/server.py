@@ -7,8 +7,10 @@ owns the lifecycle; signal handlers only enqueue commands for it.
 Startup order (reference section 1): config → logging → pid file → idle timer → managed
 processes → server.start hooks (fatal) → listen → server.ready hooks in the background.
 Shutdown order (section 15.2): stop idle timer → stop listening → let in-flight requests
-finish within the budget → close tunnels → server.stop hooks → stop tenants (SIGTERM, grace,
-SIGKILL) → stop managed processes → remove the pid file.
+finish within the drain time → close tunnels → server.stop hooks → tenant stop hooks → stop
+tenants (SIGTERM, grace, SIGKILL) → stop managed processes → remove the pid file. All of it
+fits `server.limits.shutdown_timeout` (shutdownplan): the drain gets what the stop hooks'
+timeouts and the graces leave.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from navigator.metricsserver import start_metrics_listener
 from navigator.observer import RequestRecorder, feed_server_gauges
 from navigator.protocol import HttpProtocol
 from navigator.runtime import Config
+from navigator.shutdownplan import phase_window, plan_shutdown
 from navigator.snapshot import build_snapshot
 from navigator.state import ServerState
 from navigator.supervisor import Supervisor
@@ -273,7 +276,8 @@ class Server:
         self._sweep_handle = self.state.loop.call_later(SWEEP_INTERVAL, self._sweep)
 
     def _sweep(self) -> None:
-        """Expire connection deadlines (header, keep-alive, body, upstream, websocket)."""
+        """Expire connection deadlines (header, keep-alive, body, upstream, websocket) and
+        pick up a changed htpasswd file: one `stat` a second, off the request path."""
         assert self.state is not None
         now = self.state.loop.time()
         for conn in list(self.state.connections):
@@ -282,16 +286,27 @@ class Server:
                     conn.expire(now)
                 except Exception:
                     log.exception("error expiring a connection")
+        users = self.state.snapshot.auth
+        if users is not None:
+            try:
+                users.refresh()
+            except Exception:
+                log.exception("error re-reading the htpasswd file")
         self._arm_sweep()
 
     # --- shutdown ------------------------------------------------------------------------------
     async def shutdown(self) -> None:
+        """Graceful stop within `server.limits.shutdown_timeout`, by construction: the drain
+        gets what remains after reserving the stop hooks' timeouts and the process graces
+        (shutdownplan), and each later phase is clipped to the budget's end."""
         assert self.state is not None
         assert self.supervisor is not None
         state = self.state
-        budget = self.config.limits.shutdown_timeout
-        deadline = state.loop.time() + budget
-        log.info("shutting down")
+        loop = state.loop
+        plan = plan_shutdown(self.config, self.supervisor.policy.stop_grace)
+        end = loop.time() + plan.budget
+        deadline = loop.time() + plan.drain
+        log.info("shutting down: %s", plan.describe())
         state.shutting_down = True
         if self.idle is not None:
             self.idle.stop()
@@ -316,11 +331,20 @@ class Server:
             conn.abort()
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
-        result = await run_hooks(self.config.server_hooks.stop, self.environ)
+        limits = self.config.limits
+        try:
+            result = await asyncio.wait_for(
+                run_hooks(self.config.server_hooks.stop, self.environ,
+                          default_timeout=limits.stop_hook_timeout),
+                phase_window(plan.server_hooks, end - loop.time(), plan.after_server_hooks))
+        except TimeoutError:
+            log.warning("server stop hooks cut off by the shutdown budget")
+            result = HookResult(False)
         if not result.ok:
             log.warning("server stop hooks failed")
-        remaining = max(1.0, deadline - state.loop.time())
-        await self.supervisor.shutdown(min(remaining, 10.0))
+        tenant_hooks = phase_window(plan.tenant_hooks, end - loop.time(), plan.after_tenant_hooks)
+        await self.supervisor.shutdown(self.supervisor.policy.stop_grace,
+                                       hooks_within=tenant_hooks)
         state.pool.close_all()
         if self.access is not None:
             self.access.close()

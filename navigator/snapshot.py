@@ -6,7 +6,8 @@ a request that read the snapshot keeps a consistent view even if a reload happen
 
 Invariants:
 - a Snapshot is frozen; its `auth` object only refreshes its own user table when the file
-  changed (section 5.2), which is the same users a reload would read;
+  changed (the server's once-a-second sweep asks it), which is the same users a reload
+  would read;
 - a failure names the config key: `SnapshotError("auth.htpasswd: cannot read /x: No such file
   or directory")`; SnapshotError is a ValueError so callers catching ValueError reject the
   config as a whole;

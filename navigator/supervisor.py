@@ -140,15 +140,19 @@ class Supervisor:
             self._retire(record)
         await self.managed.apply(config)
 
-    async def shutdown(self, grace: float) -> None:
-        """Stop every tenant (stop hooks, then SIGTERM → grace → SIGKILL), then managed ones."""
+    async def shutdown(self, grace: float, *, hooks_within: float | None = None) -> None:
+        """Stop every tenant (stop hooks, then SIGTERM → grace → SIGKILL), then managed ones.
+
+        `hooks_within` cuts the tenants' stop hooks off (their trees killed) so the whole
+        stop fits the shutdown budget (shutdownplan).
+        """
         self._closing = True
         self._reaper.stop()
         records = [*self._records.values(), *self._retired]
         for record in records:
             self._cancel_idle(record)
-        await asyncio.gather(*(self._stop_for_shutdown(r, grace) for r in records),
-                             return_exceptions=True)
+        await asyncio.gather(*(self._stop_for_shutdown(r, grace, hooks_within)
+                               for r in records), return_exceptions=True)
         for record in records:
             if record.start_task is not None:
                 record.start_task.cancel()
@@ -156,11 +160,16 @@ class Supervisor:
             task.cancel()
         await self.managed.stop_all(grace)
 
-    async def _stop_for_shutdown(self, record: TenantRecord, grace: float) -> None:
+    async def _stop_for_shutdown(self, record: TenantRecord, grace: float,
+                                 hooks_within: float | None) -> None:
         if record.child is None:
             return
         if record.state in SERVING:
-            await self._run_tenant_hooks(record, "stop")
+            try:
+                await asyncio.wait_for(self._run_tenant_hooks(record, "stop"), hooks_within)
+            except TimeoutError:
+                log.warning("tenant %s stop hooks cut off by the shutdown budget",
+                            record.tenant.name)
         await self._terminate(record, "shutdown", grace)
 
     # --- request path --------------------------------------------------------------------------
@@ -538,9 +547,15 @@ class Supervisor:
         env = {**self._environ, **dict(tenant.env)}
         variables = {"name": tenant.name, "path": tenant.path, "root": str(tenant.root),
                      "port": str(record.port or "")}
-        result = await run_hooks(defaults, env, variables=variables, cwd=tenant.root)
+        # A stop hook must fit the shutdown budget; a before_start hook holds the start, so
+        # it gets as long as the boot itself may take. A start hook runs beside the boot.
+        timeout = {"stop": self.config.limits.stop_hook_timeout,
+                   "before_start": tenant.ready_timeout}.get(which)
+        result = await run_hooks(defaults, env, variables=variables, cwd=tenant.root,
+                                 default_timeout=timeout)
         if result.ok:
-            result = await run_hooks(own, env, variables=variables, cwd=tenant.root)
+            result = await run_hooks(own, env, variables=variables, cwd=tenant.root,
+                                     default_timeout=timeout)
         if not result.ok:
             log.warning("tenant %s %s hooks failed", tenant.name, which)
         return result.ok

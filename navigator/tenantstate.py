@@ -23,6 +23,7 @@ from typing import Protocol
 
 from navigator.procs import ChildProcess
 from navigator.runtime import Tenant
+from navigator.shutdownplan import DEFAULT_STOP_GRACE
 
 LOOPBACK = "127.0.0.1"
 
@@ -72,7 +73,7 @@ SERVING = frozenset({S.READY, S.DRAINING})
 class SupervisorPolicy:
     """Tuning knobs (defaults follow the reference and common practice)."""
 
-    stop_grace: float = 5.0
+    stop_grace: float = DEFAULT_STOP_GRACE
     probe_first: float = 0.005
     probe_max: float = 0.1
     probe_fast_phase: float = 0.5  # keep polling at probe_first this long, then back off

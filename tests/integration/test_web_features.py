@@ -47,6 +47,9 @@ def nav(tmp_path_factory: pytest.TempPathFactory, backend: int) -> Iterator[Navi
     (public / "pub" / "sub").mkdir(parents=True)
     (public / "pub" / "sub" / "index.html").write_text("<p>sub</p>")
     (public / "pub" / "page.html").write_text("<p>prerendered</p>")
+    (public / "index.html").write_text("<h1>home</h1>")
+    (public / "b").mkdir()
+    (public / "b" / "about.html").write_text("<p>b prerendered</p>")
     sha = base64.b64encode(hashlib.sha1(b"secret").digest()).decode()
     (root / "htpasswd").write_text(f"sam:{{SHA}}{sha}\n")
     port = random.randrange(20000, 40000, 101)
@@ -101,6 +104,7 @@ applications:
     start_port: {port}
   tenants:
     - path: /a/
+    - path: /b/
 """
     config = root / "navigator.yml"
     config.write_text(text)
@@ -167,6 +171,23 @@ def test_try_files_and_trailing_slash(nav: Navigator) -> None:
     slash = request(nav.port, "GET", "/pub/sub")
     assert (slash.status, slash.header("location")) == (301, "/pub/sub/")
     assert request(nav.port, "GET", "/pub/sub/").body == b"<p>sub</p>"
+
+
+def test_try_files_for_authenticated_requests(nav: Navigator) -> None:
+    """Issue 22 item 4: a logged-in user gets prerendered pages too, without waking a tenant;
+    without credentials the same paths are 401 before any file is looked at."""
+    assert request(nav.port, "GET", "/", headers=AUTH).body == b"<h1>home</h1>"
+    assert request(nav.port, "GET", "/docs/", headers=AUTH).body == b"<h1>docs</h1>"
+    slash = request(nav.port, "GET", "/docs", headers=AUTH)
+    assert (slash.status, slash.header("location")) == (301, "/docs/")
+    page = request(nav.port, "GET", "/b/about", headers=AUTH)
+    assert (page.status, page.body) == (200, b"<p>b prerendered</p>")
+    assert "tenant b starting" not in nav.output()
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"sam:nope").decode()}
+    for path in ("/", "/docs/", "/docs", "/b/about", "/index"):
+        for headers in ({}, wrong):
+            denied = request(nav.port, "GET", path, headers=headers)
+            assert (denied.status, denied.body) == (401, b"Unauthorized"), (path, headers)
 
 
 def test_traversal_is_refused(nav: Navigator) -> None:

@@ -167,28 +167,82 @@ def test_cache_is_bounded(htfile: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert len(users._cache) == 2
 
 
-def test_changed_file_reread_after_failed_login(htfile: Path) -> None:
+def _touch_later(file: Path) -> None:
+    """Move the mtime on, so a same-size rewrite within one clock tick is still a change."""
+    stat = file.stat()
+    os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def test_failed_login_does_not_touch_the_file(htfile: Path) -> None:
+    """The request path never stats or reads: only `refresh` (the server's sweep) does."""
     users = Htpasswd.load(htfile)
-    assert users.check_header(basic("bob", "builder")) == "bob"
     htfile.write_text("carol:newpass\n")
-    stat = htfile.stat()
-    os.utime(htfile, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert users.check_header(basic("carol", "newpass")) is None
+    assert users.refresh()
     assert users.check_header(basic("carol", "newpass")) == "carol"
-    assert users.check_header(basic("bob", "builder")) is None  # cache dropped on re-read
+
+
+def test_refresh_drops_cached_logins_the_file_no_longer_backs(htfile: Path) -> None:
+    users = Htpasswd.load(htfile)
+    alice, bob = basic("alice", "wonder"), basic("bob", "builder")
+    assert users.check_header(alice) == "alice"
+    assert users.check_header(bob) == "bob"
+    htfile.write_text(htfile.read_text().replace("bob:builder", "bob:rebuilt"))
+    _touch_later(htfile)
+    assert users.refresh()
+    assert users.check_header(bob) is None  # changed password: cached login dropped
+    assert users.check_header(basic("bob", "rebuilt")) == "bob"
+    users._entries.clear()  # alice's hash did not change: her cached login survived
+    assert users.check_header(alice) == "alice"
+
+
+def test_refresh_removed_user(htfile: Path) -> None:
+    users = Htpasswd.load(htfile)
+    assert users.check_header(basic("alice", "wonder")) == "alice"
+    htfile.write_text("bob:builder\n")
+    assert users.refresh()
+    assert users.check_header(basic("alice", "wonder")) is None
 
 
 def test_unchanged_file_not_reparsed(htfile: Path) -> None:
     users = Htpasswd.load(htfile)
     entries = users._entries
-    assert users.check_header(basic("alice", "nope")) is None
+    assert not users.refresh()
     assert users._entries is entries
 
 
-def test_vanished_file_keeps_users(htfile: Path) -> None:
+def test_vanished_file_keeps_users(htfile: Path, caplog: pytest.LogCaptureFixture) -> None:
     users = Htpasswd.load(htfile)
     htfile.unlink()
-    assert users.check_header(basic("alice", "nope")) is None
+    assert not users.refresh()
+    assert not users.refresh()
     assert users.check_header(basic("alice", "wonder")) == "alice"
+    warnings = [r for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage, not once a second
+    htfile.write_text("bob:builder\n")
+    assert users.refresh()
+    assert users.users == frozenset({"bob"})
+
+
+def test_unparseable_file_keeps_users(htfile: Path, caplog: pytest.LogCaptureFixture) -> None:
+    users = Htpasswd.load(htfile)
+    htfile.write_text("this is not\nan htpasswd file\n")
+    assert not users.refresh()
+    assert users.users == frozenset({"alice", "bob"})
+    assert "has no user:hash line" in caplog.text
+    htfile.write_text("# everyone out\n")
+    assert users.refresh()  # an empty file is a deliberate lock-out, not a broken one
+    assert users.users == frozenset()
+
+
+def test_malformed_lines_skipped_by_number(tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    file = tmp_path / "htpasswd"
+    file.write_text("alice:x\nhunter2\n:nouser\nbob:y\n")
+    users = Htpasswd.load(file)
+    assert users.users == frozenset({"alice", "bob"})
+    assert "line 2, 3 not user:hash" in caplog.text
+    assert "hunter2" not in caplog.text
 
 
 def test_load_missing_file_raises(tmp_path: Path) -> None:

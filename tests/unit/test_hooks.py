@@ -51,3 +51,13 @@ def test_output_streamed_with_hook_source_and_variables(
     assert ("hello world", "stdout") in lines
     assert ("err", "stderr") in lines
     assert {getattr(r, "source", "") for r in records} == {"hook:" + PY.rsplit("/", 1)[-1]}
+
+
+def test_default_timeout_applies_only_to_hooks_without_their_own(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 22 item 6: a stop hook that sets no timeout must not hang shutdown."""
+    hang = Hook(PY, ("-c", "import time; time.sleep(600)"))
+    assert not asyncio.run(run_hooks([hang], {}, default_timeout=0.2)).ok
+    assert "timed out after 0.2s" in caplog.text
+    own = Hook(PY, ("-c", "import time; time.sleep(0.3)"), timeout=30.0)
+    assert asyncio.run(run_hooks([own], {}, default_timeout=0.01)).ok

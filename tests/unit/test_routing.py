@@ -649,13 +649,29 @@ def test_try_files_skipped_for_post(public_dir: Path) -> None:
     assert isinstance(decision, ProxyTenant)
 
 
-def test_try_files_only_public_when_auth_on(public_dir: Path, htpasswd: Path) -> None:
+def test_try_files_for_public_paths_and_verified_users(public_dir: Path, htpasswd: Path) -> None:
+    """Issue 22 item 4: the reference served public paths only; a logged-in user gets
+    try_files too, and an unauthenticated request for a protected path is a 401 first."""
     settings = static_settings(public_dir, try_files=(".html",))
     auth = AuthSettings(True, "R", htpasswd, public_paths=("/about",))
     snapshot = static_snapshot(public_dir, static=settings, auth=auth)
     assert isinstance(route(snapshot, req("/about")), ServeFile)
-    protected = route(snapshot, req("/alpha/page", authorization=GOOD))
-    assert isinstance(protected, ProxyTenant)
+    served = route(snapshot, req("/alpha/page", authorization=GOOD))
+    assert served == ServeFile(public_dir / "alpha" / "page.html", ())
+    for headers in ({}, {"authorization": BAD}):
+        denied = route(snapshot, req("/alpha/page", **headers))
+        assert isinstance(denied, Respond)
+        assert denied.status == 401
+
+
+def test_try_files_not_reached_by_rewriting_a_public_path(public_dir: Path,
+                                                          htpasswd: Path) -> None:
+    settings = static_settings(public_dir, try_files=(".html",))
+    auth = AuthSettings(True, "R", htpasswd, public_paths=("/open/",))
+    rules = (Rule("rewrite", re.compile(r"^/open/"), "/alpha/"),)
+    snapshot = static_snapshot(public_dir, static=settings, auth=auth, rules=rules)
+    assert isinstance(route(snapshot, req("/open/page")), ProxyTenant)
+    assert isinstance(route(snapshot, req("/open/page", authorization=GOOD)), ServeFile)
 
 
 def test_normalize_trailing_slashes(public_dir: Path) -> None:
