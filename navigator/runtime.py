@@ -264,6 +264,7 @@ class LoggingSettings:
     file: str = ""
     access_log: bool = True
     vector: VectorSettings = field(default_factory=VectorSettings)
+    access_log_file: Path | None = None  # access lines go here instead of stdout
 
 
 @dataclass(frozen=True, slots=True)
