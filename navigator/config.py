@@ -294,7 +294,8 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context,
                 continue
             pattern = ctx.regex(item.from_, (*key, "from"))
             rules.append(rt.Rule(cast(Literal["redirect", "rewrite"], kind), pattern,
-                                 translate_replacement(item.to, pattern)))
+                                 translate_replacement(item.to, pattern),
+                                 written=(item.from_, item.to)))
     for index, replay in enumerate(spec.fly.replay):
         key = ("routes", "fly", "replay", index)
         if not (replay.app or replay.region or replay.machine):
@@ -307,7 +308,8 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context,
             region="" if replay.app or replay.machine else replay.region,  # app wins
             app=replay.app, machine=replay.machine, status=replay.status,
             methods=frozenset(m.upper() for m in replay.methods))
-        rules.append(rt.Rule("replay", ctx.regex(replay.path, (*key, "path")), replay=target))
+        rules.append(rt.Rule("replay", ctx.regex(replay.path, (*key, "path")), replay=target,
+                             written=(replay.path, "")))
     for path in slash_paths:
         bare = path.rstrip("/")
         if bare:
@@ -693,8 +695,8 @@ def summarize(config: rt.Config) -> str:
                "redirects)")
     for rule in user_rules:
         goal = (rule.replay.app or rule.replay.machine or rule.replay.region
-                or "(lives everywhere)" if rule.replay else rule.replacement)
-        out.append(f"  {rule.kind:<8} {rule.pattern.pattern} -> {goal}")
+                or "(lives everywhere)" if rule.replay else rule.written[1] or rule.replacement)
+        out.append(f"  {rule.kind:<8} {rule.written[0] or rule.pattern.pattern} -> {goal}")
     out.append(f"reverse proxies {len(config.reverse_proxies)}")
     for proxy in config.reverse_proxies:
         match = proxy.pattern.pattern if proxy.pattern else proxy.prefix

@@ -208,6 +208,8 @@ class Rule:
     pattern: re.Pattern[str]
     replacement: str = ""  # Go `$1`/`${name}` syntax translated to a Python template
     replay: ReplayTarget | None = None
+    written: tuple[str, str] = ("", "")  # regex and replacement as the file wrote them
+    # (Go syntax: `\w`, `$1`), for `navigator check`; empty for rules navigator made up
 
 
 @dataclass(frozen=True, slots=True)

@@ -752,6 +752,21 @@ def test_showcase_like_config(tmp_path: Path) -> None:
     assert "replay" in text
 
 
+def test_check_prints_replacements_as_written(tmp_path: Path) -> None:
+    """`navigator check` shows `$1`, not Python's `\\g<1>`, and the regex as written."""
+    config = load(tmp_path, r"""
+        routes:
+          redirects: [{from: '^/(\w+)/(?P<rest>.*)$', to: '/new/$1/${rest}?a=$$b'}]
+          rewrites: [{from: '^/old/(.*)', to: '/b/${1}'}]
+          fly: {replay: [{path: '^/x/\d+', region: ams}]}
+        """)
+    rules = [line.split() for line in summarize(config).splitlines()
+             if line.startswith(("  redirect", "  rewrite", "  replay"))]
+    assert rules == [["redirect", r"^/(\w+)/(?P<rest>.*)$", "->", "/new/$1/${rest}?a=$$b"],
+                     ["rewrite", "^/old/(.*)", "->", "/b/${1}"],
+                     ["replay", r"^/x/\d+", "->", "ams"]]
+
+
 @pytest.mark.parametrize(
     ("key", "text"),
     [
