@@ -165,7 +165,9 @@ FIELDS: Mapping[str, str] = {
     "AuthSpec.htpasswd": "htpasswd file (bcrypt, apr1, MD5-crypt, SHA-crypt, `{SHA}`, "
     "`{SSHA}`); re-read when it changes. Auth is off while empty.",
     "AuthSpec.public_paths": "Paths that need no login: prefixes (`/assets/`), globs "
-    "(`*.css`) or exact paths.",
+    "(`*.css`) or exact paths. An entry ending in `/` is a prefix, so `/` makes every path "
+    "public (`navigator check` warns); for the root page alone use an `auth_patterns` entry "
+    "`^/$` with action `off`.",
     "AuthSpec.auth_patterns": "Regex exceptions. A bad regex refuses the file only while auth "
     "is on; with auth off it is a warning.",
     "AuthPatternSpec.pattern": "Regex over the path.",

@@ -34,7 +34,7 @@ from navigator.metricsserver import start_metrics_listener
 from navigator.observer import RequestRecorder, feed_server_gauges
 from navigator.protocol import HttpProtocol
 from navigator.runtime import Config
-from navigator.snapshot import build_snapshot
+from navigator.snapshot import build_snapshot, snapshot_warnings
 from navigator.state import ServerState
 from navigator.supervisor import Supervisor
 from navigator.upstream import UpstreamPool
@@ -74,6 +74,8 @@ class Server:
         self._commands = asyncio.Queue()
         config = self.config
         snapshot = build_snapshot(config)
+        for warning in snapshot_warnings(snapshot):
+            log.warning("config: %s", warning)
         access_file = self._open_access_log(config)
         self._write_pid_file(config.pid_file)
         metrics = self.metrics
@@ -219,7 +221,7 @@ class Server:
         except (ConfigError, ValueError, OSError) as exc:
             log.error("reload of %s rejected, keeping the running config: %s", path, exc)
             return False
-        for warning in config.warnings:
+        for warning in (*config.warnings, *snapshot_warnings(snapshot)):
             log.warning("config: %s", warning)
         if config.listen != self.config.listen:
             try:  # open the new socket before closing the old, so nothing is refused
