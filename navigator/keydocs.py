@@ -75,7 +75,8 @@ FIELDS: Mapping[str, str] = {
     "NavigatorFile.stamps": "Extension: deployment-stamp networking.",
     # --- server
     "ServerSpec.listen": "Port or address: `3000`, `:3000`, `127.0.0.1:3000`. Empty: 3000 on "
-    "all interfaces.",
+    "all interfaces. A reload that changes it binds the new address, then closes the old "
+    "listener (open connections stay); if the new one cannot be bound the reload is rejected.",
     "ServerSpec.hostname": "Accepted for compatibility; not used.",
     "ServerSpec.root_path": "URL prefix of the whole site (`/showcase`); a trailing `/` is "
     "added, and the slash-less form redirects to it.",
