@@ -601,6 +601,41 @@ def test_one_document_with_markers_warns_nothing(tmp_path: Path, text: str) -> N
     assert (config.listen.port, config.warnings) == (4000, ())
 
 
+def test_keys_the_reference_documents_but_does_not_read(tmp_path: Path) -> None:
+    """What docs/migration.md says about them: the file loads, each is a warning, none has
+    an effect (the old rule format leaves a rule with no `from`, which is skipped)."""
+    config = load(tmp_path, """\
+        suspend: {enabled: true, idle_timeout: 10m}
+        defaults: {x: 1}
+        frameworks: {rails: {command: x}}
+        rewrite_rules: [{pattern: "^/a", replacement: "/b"}]
+        routes:
+          rewrites:
+            - {pattern: "^/old/(.*)", replacement: "/new/$1", redirect: true, status: 301}
+        applications:
+          global_env: {RAILS_ENV: production}
+          tenants:
+            - {path: /a/, working_dir: /srv/a}
+        """)
+    assert warnings_of(config, tmp_path) == (
+        "cfg.yml:1: suspend: unknown key (ignored)",
+        "cfg.yml:2: defaults: unknown key (ignored)",
+        "cfg.yml:3: frameworks: unknown key (ignored)",
+        "cfg.yml:4: rewrite_rules: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0].pattern: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0].replacement: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0].redirect: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0].status: unknown key (ignored)",
+        "cfg.yml:9: applications.global_env: unknown key (ignored)",
+        "cfg.yml:11: applications.tenants[0].working_dir: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0]: rule without 'from'; skipped",
+    )
+    (only,) = config.tenants
+    assert (only.root, only.env, only.argv[0]) == (tmp_path, (), "ruby")
+    assert [rule.kind for rule in config.rules] == ["redirect"]  # only the slash redirect
+    assert config.idle.action == ""
+
+
 def test_hooks_managed_processes_logging_cgi(tmp_path: Path) -> None:
     script = tmp_path / "reload.sh"
     script.write_text("#!/bin/sh\n")
