@@ -20,6 +20,9 @@ Invariants:
   also happens;
 - `off`, `1:30` and `10` stay strings in string fields; bool fields take true/false plus
   y/yes/on and n/no/off in any case; int fields take YAML 1.2 integers (`~`/empty = default);
+  a `bool | str` field (`access_log`: on/off or a file) reads those words as the boolean
+  and any other scalar as text;
+- only the first YAML document of a file is read (as the reference does);
 - a wrong shape raises `ConfigError` with the key path; `lines_of` finds the line numbers
   (composing the text again only when there is something to report);
 - no semantics here (no defaults applied, no paths resolved), no I/O.
