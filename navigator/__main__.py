@@ -113,17 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check(config_path: str) -> int:
+    import dataclasses
+
     from navigator.config import ConfigError, load_config, summarize
     from navigator.shutdownplan import DEFAULT_STOP_GRACE, plan_shutdown
-    from navigator.snapshot import build_snapshot
+    from navigator.snapshot import build_snapshot, snapshot_warnings
 
     try:
         config = load_config(config_path)
-        build_snapshot(config)
+        snapshot = build_snapshot(config)
     except (ConfigError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(summarize(config))
+    extra = snapshot_warnings(snapshot)
+    print(summarize(dataclasses.replace(config, warnings=(*config.warnings, *extra))))
     plan = plan_shutdown(config, DEFAULT_STOP_GRACE)
     print(plan.describe())
     for warning in _kill_timeout_warnings(plan, Path(config_path)):

@@ -2,7 +2,8 @@
 
 Room: ops, on the protocol's hot path (about 2 µs a line). Keys and order follow the
 reference (section 16); optional keys appear only when non-empty. Writes go to the stream's
-fd once per batch (a short timer or 64 KiB), so a request never waits for stdout.
+fd once per batch (a short timer or 64 KiB), so a request never waits for stdout. The stream
+is stdout, or the file `access_log: <path>` names (`open_access_log`).
 
 Must not touch: routing, processes, `os.environ`.
 """
@@ -21,6 +22,7 @@ from typing import IO, Any, Protocol
 import msgspec
 
 from navigator.logs import IsoClock, VectorSink
+from navigator.runtime import LoggingSettings
 
 ACCESS_FLUSH_DELAY = 0.05  # seconds a buffered access line may wait
 ACCESS_FLUSH_BYTES = 64 * 1024  # flush at once beyond this
@@ -87,6 +89,16 @@ def bare_ip(value: str) -> str:
     if value.count(":") == 1:
         return value.partition(":")[0]
     return value
+
+
+def open_access_log(settings: LoggingSettings) -> IO[bytes] | None:
+    """The file named by `access_log: <path>` (appended to, directories created), or None
+    for stdout. The caller closes it after the logger's last flush."""
+    path = settings.access_log_file
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "ab")  # the server closes it after the last flush
 
 
 class Cancellable(Protocol):

@@ -34,6 +34,7 @@ import hmac
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -446,6 +447,42 @@ class PublicPaths:
         if self.globs is not None and self.globs.fullmatch(path) is not None:
             return True
         return any(p.search(path) is not None for p in self.off_patterns)
+
+
+_PROBE = "/navigator-check-probe"
+_PROBES = ("/", _PROBE, f"{_PROBE}/a/b", f"{_PROBE}/a.json", f"{_PROBE}/a.css")
+
+
+def everything_public(settings: AuthSettings, public: PublicPaths,
+                      tenant_paths: Sequence[str] = ()) -> tuple[str, ...]:
+    """Warnings (for `navigator check` and the start-up log) when auth is on but
+    `public_paths` / `auth_patterns` leave no path protected.
+
+    "Every path" is judged on probe paths nobody makes public on purpose: `/`, made-up
+    paths of several depths and extensions, and a made-up path inside each tenant. A
+    `public_paths` entry covers them all only as the prefix `/` (an entry ending in `/` is
+    a prefix, so `/` is every path, not the landing page) or the suffix `*`; globs never
+    cross `/`, exact entries are one path. A regex is judged by searching the probes."""
+    if not settings.enabled:
+        return ()
+    probes = (*_PROBES, *tenant_paths, *(f"{path}{_PROBE[1:]}/a" for path in tenant_paths))
+    found = []
+    for index, entry in enumerate(settings.public_paths):
+        if entry == "/":
+            found.append(f"auth.public_paths[{index}]: '/' is a prefix of every path, so auth "
+                         "protects nothing; to make only the landing page public use "
+                         "auth_patterns: [{pattern: '^/$', action: 'off'}]")
+        elif entry == "*":
+            found.append(f"auth.public_paths[{index}]: '*' matches every path, so auth "
+                         "protects nothing")
+    for index, item in enumerate(settings.auth_patterns):
+        if item.action == "off" and all(item.pattern.search(path) for path in probes):
+            found.append(f"auth.auth_patterns[{index}]: {item.pattern.pattern!r} with action "
+                         "'off' matches every path, so auth protects nothing")
+    if not found and all(public.matches(path) for path in probes):
+        found.append("auth: public_paths and auth_patterns together make every path public, "
+                     "so auth protects nothing")
+    return tuple(found)
 
 
 def is_public(path: str, settings: AuthSettings) -> bool:

@@ -30,7 +30,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import urlsplit
@@ -244,15 +244,23 @@ def _cgi(specs: Sequence[sc.CgiScriptSpec], ctx: _Context) -> tuple[rt.CgiScript
 
 
 def _auth(spec: sc.AuthSpec, ctx: _Context) -> rt.AuthSettings:
+    """A bad `auth_patterns` regex refuses the file only while auth is on: with auth off
+    the patterns decide nothing, and the reference does not even read them then."""
     realm = spec.realm or "Restricted"
-    patterns = tuple(
-        rt.AuthPattern(ctx.regex(item.pattern, ("auth", "auth_patterns", i, "pattern")),
-                       item.action)
-        for i, item in enumerate(spec.auth_patterns))
+    enabled = spec.enabled and bool(spec.htpasswd) and realm != "off"
+    patterns = []
+    for index, item in enumerate(spec.auth_patterns):
+        key: KeyPath = ("auth", "auth_patterns", index, "pattern")
+        try:
+            patterns.append(rt.AuthPattern(ctx.regex(item.pattern, key), item.action))
+        except ConfigError as exc:
+            if enabled:
+                raise
+            ctx.warn(key, f"{exc.reason}; ignored while auth is off")
     return rt.AuthSettings(
-        enabled=spec.enabled and bool(spec.htpasswd) and realm != "off", realm=realm,
+        enabled=enabled, realm=realm,
         htpasswd=ctx.path(spec.htpasswd) if spec.htpasswd else None,
-        public_paths=tuple(spec.public_paths), auth_patterns=patterns)
+        public_paths=tuple(spec.public_paths), auth_patterns=tuple(patterns))
 
 
 def _maintenance(spec: sc.MaintenanceSpec, public_dir: Path, ctx: _Context) -> rt.Maintenance:
@@ -290,7 +298,8 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context,
                 continue
             pattern = ctx.regex(item.from_, (*key, "from"))
             rules.append(rt.Rule(cast(Literal["redirect", "rewrite"], kind), pattern,
-                                 translate_replacement(item.to, pattern)))
+                                 translate_replacement(item.to, pattern),
+                                 written=(item.from_, item.to)))
     for index, replay in enumerate(spec.fly.replay):
         key = ("routes", "fly", "replay", index)
         if not (replay.app or replay.region or replay.machine):
@@ -303,7 +312,8 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context,
             region="" if replay.app or replay.machine else replay.region,  # app wins
             app=replay.app, machine=replay.machine, status=replay.status,
             methods=frozenset(m.upper() for m in replay.methods))
-        rules.append(rt.Rule("replay", ctx.regex(replay.path, (*key, "path")), replay=target))
+        rules.append(rt.Rule("replay", ctx.regex(replay.path, (*key, "path")), replay=target,
+                             written=(replay.path, "")))
     for path in slash_paths:
         bare = path.rstrip("/")
         if bare:
@@ -464,6 +474,17 @@ def tenant_name(spec: sc.TenantSpec, path: str, root_path: str) -> str:
     return path.strip("/")
 
 
+def unique_name(name: str, taken: Collection[str]) -> str:
+    """`name-2`, `name-3`, ...: the first not in `taken` (the reference never refuses two
+    tenants with one name, but logs, metrics and cgroups need them apart)."""
+    base = name or "tenant"
+    for number in range(2, len(taken) + 3):
+        candidate = f"{base}-{number}"
+        if candidate not in taken:
+            return candidate
+    raise AssertionError("unreachable: more candidates than taken names")  # pragma: no cover
+
+
 def _tenants(apps: sc.ApplicationsSpec, root_path: str,
              ctx: _Context) -> tuple[rt.Tenant, ...]:
     pools = apps.pools
@@ -476,7 +497,10 @@ def _tenants(apps: sc.ApplicationsSpec, root_path: str,
                         DEFAULT_READY_TIMEOUT)
     pool_limit = ctx.size(pools.default_memory_limit,
                           ("applications", "pools", "default_memory_limit"))
-    seen: dict[str, int] = {}
+    wanted = {tenant_name(spec, _slashed(spec.path), root_path)
+              for spec in apps.tenants if spec.path.strip()}
+    paths: dict[str, int] = {}
+    names: dict[str, int] = {}
     tenants = []
     for index, spec in enumerate(apps.tenants):
         key: KeyPath = ("applications", "tenants", index)
@@ -484,11 +508,18 @@ def _tenants(apps: sc.ApplicationsSpec, root_path: str,
             ctx.warn(key, "tenant without a path never matches; skipped")
             continue
         path = _slashed(spec.path)
+        if path in paths:
+            raise ConfigError(f"duplicate tenant path {path!r} (also tenants[{paths[path]}]); "
+                              "the second tenant could never be reached", (*key, "path"))
+        paths[path] = index
         name = tenant_name(spec, path, root_path)
-        if name in seen:
-            raise ConfigError(f"duplicate tenant name {name!r} (also tenants[{seen[name]}]); "
-                              "give each tenant a unique path or name", (*key, "path"))
-        seen[name] = index
+        if name in names:
+            unique = unique_name(name, names.keys() | wanted)
+            ctx.warn((*key, "name") if spec.name else (*key, "path"),
+                     f"tenant name {name!r} is also tenants[{names[name]}]'s; "
+                     f"this tenant is named {unique!r} (logs, metrics, cgroups)")
+            name = unique
+        names[name] = index
         root = ctx.path(spec.root) if spec.root else workdir
         for which in ("region", "machine"):
             value = getattr(spec, which)
@@ -557,15 +588,22 @@ def _managed(specs: Sequence[sc.ManagedProcessSpec],
 
 
 # --- the whole file --------------------------------------------------------------------------
-def _logging(spec: sc.LoggingSpec, access_log: bool, ctx: _Context) -> rt.LoggingSettings:
+def _logging(spec: sc.LoggingSpec, server_access_log: bool | str,
+             ctx: _Context) -> rt.LoggingSettings:
+    """`access_log` is on/off or (as in older reference versions) a file that gets the
+    access lines instead of stdout; `logging.access_log` wins over `server.access_log`."""
     fmt = spec.format or "text"
     if fmt not in ("text", "json"):
         ctx.warn(("logging", "format"), f"unknown format {fmt!r}; using 'text'")
         fmt = "text"
     vector = rt.VectorSettings(spec.vector.enabled, spec.vector.socket, spec.vector.config)
-    if spec.access_log is not None:
-        access_log = spec.access_log
-    return rt.LoggingSettings(cast(Literal["text", "json"], fmt), spec.file, access_log, vector)
+    access_log = server_access_log if spec.access_log is None else spec.access_log
+    access_file = None
+    if isinstance(access_log, str):
+        access_file = ctx.path(access_log) if access_log.strip() else None
+        access_log = True
+    return rt.LoggingSettings(cast(Literal["text", "json"], fmt), spec.file, access_log, vector,
+                              access_file)
 
 
 def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
@@ -653,11 +691,13 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         raise exc.at(name, document.lines([exc.key]).get(exc.key) if exc.key else None) \
             from None
     notes = [(key, "unknown key (ignored)") for key in unknown] + ctx.issues
-    if not notes:
-        return config
     lines = document.lines(key for key, _ in notes)
-    return dataclasses.replace(config, warnings=tuple(
-        located(name, lines.get(key), key, reason) for key, reason in notes))
+    warnings = [located(name, lines.get(key), key, reason) for key, reason in notes]
+    if document.ignored_from is not None:
+        warnings.insert(0, located(name, document.ignored_from, (),
+                                   "a second YAML document starts here; it is ignored "
+                                   "(only the first document of a file is read)"))
+    return dataclasses.replace(config, warnings=tuple(warnings)) if warnings else config
 
 
 # --- navigator check -------------------------------------------------------------------------
@@ -691,8 +731,8 @@ def summarize(config: rt.Config) -> str:
                "redirects)")
     for rule in user_rules:
         goal = (rule.replay.app or rule.replay.machine or rule.replay.region
-                or "(lives everywhere)" if rule.replay else rule.replacement)
-        out.append(f"  {rule.kind:<8} {rule.pattern.pattern} -> {goal}")
+                or "(lives everywhere)" if rule.replay else rule.written[1] or rule.replacement)
+        out.append(f"  {rule.kind:<8} {rule.written[0] or rule.pattern.pattern} -> {goal}")
     out.append(f"reverse proxies {len(config.reverse_proxies)}")
     for proxy in config.reverse_proxies:
         match = proxy.pattern.pattern if proxy.pattern else proxy.prefix

@@ -167,7 +167,7 @@ def sections() -> list[Section]:
 def _type_text(kind: mi.Type, links: dict[type[msgspec.Struct], Section]) -> str:
     if isinstance(kind, mi.UnionType):
         found = [t for t in kind.types if not isinstance(t, mi.NoneType)]
-        return _type_text(found[0], links) if len(found) == 1 else "any"
+        return " or ".join(_type_text(t, links) for t in found)
     if isinstance(kind, mi.StructType):
         section = links[kind.cls]
         return f"[section](#{section.anchor})"

@@ -81,7 +81,8 @@ FIELDS: Mapping[str, str] = {
     "NavigatorFile.stamps": "Extension: deployment-stamp networking.",
     # --- server
     "ServerSpec.listen": "Port or address: `3000`, `:3000`, `127.0.0.1:3000`. Empty: 3000 on "
-    "all interfaces.",
+    "all interfaces. A reload that changes it binds the new address, then closes the old "
+    "listener (open connections stay); if the new one cannot be bound the reload is rejected.",
     "ServerSpec.hostname": "Accepted for compatibility; not used.",
     "ServerSpec.root_path": "URL prefix of the whole site (`/showcase`); a trailing `/` is "
     "added, and the slash-less form redirects to it.",
@@ -98,7 +99,9 @@ FIELDS: Mapping[str, str] = {
     "ServerSpec.pid_file": "Extension: where the server writes its pid (used by `-s reload`, "
     "`-s stop`, `status`). Empty: `/tmp/navigator.pid`.",
     "ServerSpec.metrics": "Extension: the Prometheus endpoint.",
-    "ServerSpec.access_log": "Extension: write one access-log line per request.",
+    "ServerSpec.access_log": "One JSON access-log line per request: `true`/`false`, or a "
+                             "file path (as older reference versions took) to write them "
+                             "there instead of stdout.",
     "BotDetectionSpec.enabled": "Detect bots by User-Agent.",
     "BotDetectionSpec.action": "`reject` (403), `ignore` (serve normally) or `static-only` "
     "(static files yes, tenants no).",
@@ -177,8 +180,11 @@ FIELDS: Mapping[str, str] = {
     "and changed passwords apply within about a second, no reload needed (a missing or "
     "unparseable file keeps the last good users, with a warning). Auth is off while empty.",
     "AuthSpec.public_paths": "Paths that need no login: prefixes (`/assets/`), globs "
-    "(`*.css`) or exact paths.",
-    "AuthSpec.auth_patterns": "Regex exceptions.",
+    "(`*.css`) or exact paths. An entry ending in `/` is a prefix, so `/` makes every path "
+    "public (`navigator check` warns); for the root page alone use an `auth_patterns` entry "
+    "`^/$` with action `off`.",
+    "AuthSpec.auth_patterns": "Regex exceptions. A bad regex refuses the file only while auth "
+    "is on; with auth off it is a warning.",
     "AuthPatternSpec.pattern": "Regex over the path.",
     "AuthPatternSpec.action": "`off`: public. Other actions are accepted and ignored.",
     "MaintenanceSpec.enabled": "Answer 503 with the maintenance page.",
@@ -240,7 +246,8 @@ FIELDS: Mapping[str, str] = {
     "FrameworkSpec.port_env_var": "Variable that carries the port. Empty: `PORT`.",
     "FrameworkSpec.start_delay": "Wait before spawning (duration).",
     "TenantSpec.path": "URL prefix (a trailing `/` is added); the tenant sees full paths.",
-    "TenantSpec.name": "Name in logs and metrics. Empty: derived from the path.",
+    "TenantSpec.name": "Name in logs and metrics. Empty: derived from the path. A name "
+                       "another tenant already has gets `-2`, `-3`... (with a warning).",
     "TenantSpec.root": "Working directory. Empty: navigator's.",
     "TenantSpec.env": "Environment added as is (after the template).",
     "TenantSpec.var": "Values for `${name}` in `applications.env`.",
@@ -295,7 +302,8 @@ FIELDS: Mapping[str, str] = {
     "LoggingSpec.file": "Also append logs to this file; `{{app}}` is replaced by the process "
     "name.",
     "LoggingSpec.vector": "Vector socket.",
-    "LoggingSpec.access_log": "Extension: overrides `server.access_log` when set.",
+    "LoggingSpec.access_log": "Same as `server.access_log` (on/off or a file path); wins "
+                              "over it when set.",
     "VectorSpec.enabled": "Send to Vector.",
     "VectorSpec.socket": "Unix socket path.",
     "VectorSpec.config": "Vector config file.",

@@ -211,6 +211,8 @@ class Rule:
     pattern: re.Pattern[str]
     replacement: str = ""  # Go `$1`/`${name}` syntax translated to a Python template
     replay: ReplayTarget | None = None
+    written: tuple[str, str] = ("", "")  # regex and replacement as the file wrote them
+    # (Go syntax: `\w`, `$1`), for `navigator check`; empty for rules navigator made up
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +269,7 @@ class LoggingSettings:
     file: str = ""
     access_log: bool = True
     vector: VectorSettings = field(default_factory=VectorSettings)
+    access_log_file: Path | None = None  # access lines go here instead of stdout
 
 
 @dataclass(frozen=True, slots=True)

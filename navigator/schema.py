@@ -20,6 +20,9 @@ Invariants:
   also happens;
 - `off`, `1:30` and `10` stay strings in string fields; bool fields take true/false plus
   y/yes/on and n/no/off in any case; int fields take YAML 1.2 integers (`~`/empty = default);
+  a `bool | str` field (`access_log`: on/off or a file) reads those words as the boolean
+  and any other scalar as text;
+- only the first YAML document of a file is read (as the reference does);
 - a wrong shape raises `ConfigError` with the key path; `lines_of` finds the line numbers
   (composing the text again only when there is something to report);
 - no semantics here (no defaults applied, no paths resolved), no I/O.
@@ -141,7 +144,7 @@ class ServerSpec(Spec):
     limits: LimitsSpec = msgspec.field(default_factory=LimitsSpec)
     pid_file: str = ""  # extension; "" = /tmp/navigator.pid
     metrics: MetricsSpec = msgspec.field(default_factory=MetricsSpec)
-    access_log: bool = True  # extension
+    access_log: bool | str = True  # on/off, or a file to write the access log to
 
 
 # --- top-level sections ----------------------------------------------------------------------
@@ -310,7 +313,7 @@ class LoggingSpec(Spec):
     format: str = ""  # text | json; "" = text
     file: str = ""
     vector: VectorSpec = msgspec.field(default_factory=VectorSpec)
-    access_log: bool | None = None  # extension; overrides server.access_log when set
+    access_log: bool | str | None = None  # overrides server.access_log when set
 
 
 class StampsSpec(Spec):
@@ -410,7 +413,7 @@ _RADIX_INT = re.compile(r"0x[0-9a-fA-F]+|0o[0-7]+")
 class _Shape:
     """What the schema expects at one place of the tree (built once from the Structs)."""
 
-    kind: str  # struct | list | dict | str | bool | int | any
+    kind: str  # struct | list | dict | str | bool | int | flag_or_text | any
     item: _Shape | None = None  # list item / dict value
     fields: Mapping[str, _Shape] = field(default_factory=lambda: MappingProxyType({}))
     required: tuple[str, ...] = ()
@@ -419,8 +422,11 @@ class _Shape:
 def _shape_of(info: msgspec.inspect.Type) -> _Shape:
     inspect = msgspec.inspect
     if isinstance(info, inspect.UnionType):
-        (inner,) = [t for t in info.types if not isinstance(t, inspect.NoneType)]
-        return _shape_of(inner)
+        inner = [t for t in info.types if not isinstance(t, inspect.NoneType)]
+        if {type(t) for t in inner} == {inspect.BoolType, inspect.StrType}:
+            return _Shape("flag_or_text")
+        (only,) = inner
+        return _shape_of(only)
     if isinstance(info, inspect.StructType):
         return _Shape("struct", fields=MappingProxyType(
             {f.encode_name: _shape_of(f.type) for f in info.fields}),
@@ -435,7 +441,8 @@ def _shape_of(info: msgspec.inspect.Type) -> _Shape:
 
 _ROOT = _shape_of(msgspec.inspect.type_info(NavigatorFile))
 _WHAT = {"str": "a string", "bool": "a boolean (true/false, yes/no, on/off)",
-         "int": "an integer", "list": "a list", "dict": "a mapping", "struct": "a mapping"}
+         "int": "an integer", "flag_or_text": "a boolean or a string", "list": "a list",
+         "dict": "a mapping", "struct": "a mapping"}
 
 
 def _describe(value: object) -> str:
@@ -492,6 +499,14 @@ def _check(value: object, shape: _Shape, key: KeyPath, unknown: list[KeyPath]) -
             word = value.lower()
             if word in _TRUE or word in _FALSE:
                 return word in _TRUE
+    elif kind == "flag_or_text":  # a boolean word is the flag, any other scalar is text
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            word = value.lower()
+            return word in _TRUE if word in _TRUE or word in _FALSE else value
+        if isinstance(value, int | float):
+            return str(value)
     elif kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -544,10 +559,14 @@ def _data(node: yaml.Node, key: KeyPath) -> object:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A parsed file: the data to decode and the node tree that knows line numbers."""
+    """A parsed file: the data to decode and the node tree that knows line numbers.
+
+    `ignored_from` is the 1-based line where a second YAML document starts: the reference
+    reads only the first document of a file, and so do we (the caller warns)."""
 
     root: yaml.Node | None
     data: object
+    ignored_from: int | None = None
 
     def lines(self, keys: Iterable[KeyPath]) -> dict[KeyPath, int]:
         """1-based line of the node at each key path (or of its deepest existing parent)."""
@@ -573,17 +592,26 @@ class Document:
 
 
 def parse_yaml(text: str) -> Document:
-    """Parse one YAML document; syntax errors are `ConfigError`s carrying the line."""
+    """Parse the first YAML document; syntax errors are `ConfigError`s carrying the line.
+
+    Later documents are not parsed (a syntax error there does not matter, as in the
+    reference); only the line where the second one starts is recorded."""
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = loader.get_node() if loader.check_node() else None
+        event = loader.peek_event() if loader.check_event(yaml.DocumentStartEvent) else None
+        mark = event.start_mark if event is not None else None
+        ignored_from = mark.line + 1 if mark is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     try:
-        return Document(root, None if root is None else _data(root, ()))
+        return Document(root, None if root is None else _data(root, ()), ignored_from)
     except RecursionError:
         raise ConfigError("YAML aliases nest too deeply (a recursive anchor?)") from None
 

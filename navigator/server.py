@@ -23,9 +23,9 @@ import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from navigator.accesslog import AccessLogger
+from navigator.accesslog import AccessLogger, open_access_log
 from navigator.config import ConfigError, load_config
 from navigator.filecache import FileCache
 from navigator.hooks import HookResult, run_hooks
@@ -37,7 +37,7 @@ from navigator.observer import RequestRecorder, feed_server_gauges
 from navigator.protocol import HttpProtocol
 from navigator.runtime import Config
 from navigator.shutdownplan import phase_window, plan_shutdown
-from navigator.snapshot import build_snapshot
+from navigator.snapshot import build_snapshot, snapshot_warnings
 from navigator.state import ServerState
 from navigator.supervisor import Supervisor
 from navigator.upstream import UpstreamPool
@@ -65,6 +65,7 @@ class Server:
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._ready_task: asyncio.Task[Any] | None = None
         self.access: AccessLogger | None = None
+        self._access_file: IO[bytes] | None = None
         self.idle: MachineIdle | None = None
         self._exit_event: asyncio.Event | None = None
         self.metrics = Metrics()
@@ -76,6 +77,9 @@ class Server:
         self._commands = asyncio.Queue()
         config = self.config
         snapshot = build_snapshot(config)
+        for warning in snapshot_warnings(snapshot):
+            log.warning("config: %s", warning)
+        access_file = self._open_access_log(config)
         self._write_pid_file(config.pid_file)
         metrics = self.metrics
         supervisor = Supervisor(config, environ=self.environ, events=metrics)
@@ -84,7 +88,7 @@ class Server:
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor,
                             files=FileCache())
         self.state = state
-        self.access = AccessLogger(None, config.logging.access_log,
+        self.access = AccessLogger(access_file, config.logging.access_log,
                                    open_vector(config.logging.vector), loop=loop)
         state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)
         state.extras["metrics"] = metrics
@@ -220,7 +224,7 @@ class Server:
         except (ConfigError, ValueError, OSError) as exc:
             log.error("reload of %s rejected, keeping the running config: %s", path, exc)
             return False
-        for warning in config.warnings:
+        for warning in (*config.warnings, *snapshot_warnings(snapshot)):
             log.warning("config: %s", warning)
         if config.listen != self.config.listen:
             try:  # open the new socket before closing the old, so nothing is refused
@@ -348,6 +352,8 @@ class Server:
         state.pool.close_all()
         if self.access is not None:
             self.access.close()
+        if self._access_file is not None:
+            self._access_file.close()
         for task in list(state.tasks):
             task.cancel()
         for server in self._servers:
@@ -355,7 +361,16 @@ class Server:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         log.info("stopped")
 
-    # --- pid file --------------------------------------------------------------------------------
+    # --- files ---------------------------------------------------------------------------------
+    def _open_access_log(self, config: Config) -> IO[bytes] | None:
+        """`access_log: <path>`: opened before anything starts, so a bad path exits at once."""
+        try:
+            self._access_file = open_access_log(config.logging)
+        except OSError as exc:
+            raise ConfigError(f"access_log: cannot open {config.logging.access_log_file}: "
+                              f"{exc.strerror or exc}") from exc
+        return self._access_file
+
     def _write_pid_file(self, path: Path) -> None:
         try:
             path.write_text(f"{os.getpid()}\n")

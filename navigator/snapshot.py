@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from navigator.auth import Htpasswd
+from navigator.auth import Htpasswd, everything_public
 from navigator.decision import Respond
 from navigator.routing import RouteTable
 from navigator.runtime import Config
@@ -105,6 +105,14 @@ def _load_auth(config: Config, previous: Snapshot | None) -> Htpasswd | None:
             return previous.auth
         raise SnapshotError(
             f"auth.htpasswd: cannot read {settings.htpasswd}: {exc.strerror or exc}") from exc
+
+
+def snapshot_warnings(snapshot: Snapshot) -> tuple[str, ...]:
+    """Problems only the built snapshot can see (`navigator check` and the start-up log
+    show them beside `Config.warnings`): auth that protects nothing."""
+    config = snapshot.config
+    return everything_public(config.auth, snapshot.routes.public,
+                             [tenant.path for tenant in config.tenants])
 
 
 def build_snapshot(config: Config, previous: Snapshot | None = None) -> Snapshot:

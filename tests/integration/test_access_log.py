@@ -530,6 +530,30 @@ def test_access_log_off_prints_no_access_lines(tmp_path: Path, fmt: str, where: 
         assert not any(line.startswith("{") for line in nav.lines)
 
 
+@pytest.mark.parametrize("where", ["logging", "server"])
+def test_access_log_to_a_file(tmp_path: Path, where: str) -> None:
+    """`access_log: <path>` (older reference versions): lines land in that file, appended,
+    directories created, and not on stdout."""
+    target = tmp_path / "logs" / "access.log"
+    more = (f"logging:\n  access_log: {target}" if where == "logging"
+            else "  access_log: logs/access.log")
+    config = small_config(tmp_path, more)
+    rid = new_id()
+    with run_navigator(config) as nav:
+        assert request(nav.port, "GET", "/b/x?q=1", headers={"X-Request-Id": rid},
+                       timeout=20).status == 200
+
+        def logged() -> list[dict[str, object]]:
+            lines = target.read_text().splitlines() if target.exists() else []
+            return [doc for doc in map(parse_access, lines) if doc is not None]
+
+        wait_until(logged, timeout=10, message="an access line in the file")
+        check(logged()[0], request_id=rid, uri="/b/x?q=1", status=200, **tenant_fields("b"))
+    assert nav.lines[-1].endswith(STOPPED["text"]), nav.lines[-1]
+    assert access_lines(nav) == []  # nothing on stdout
+    assert len(logged()) == 1
+
+
 # --- defects this file found, fixed -------------------------------------------------------------
 def test_uri_is_the_path_after_rewrites(site: Site) -> None:
     rid = new_id()

@@ -150,3 +150,40 @@ def test_changed_listen_address_rebinds(tmp_path: Path) -> None:
         assert label(new_port, "/a/") == b"a1"
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", old_port)) != 0, "old address still open"
+
+
+def test_listen_change_keeps_open_connections_and_refuses_a_busy_address(
+        tmp_path: Path) -> None:
+    """What docs/deploy-fly.md and the maintenance-boot README say about reload and
+    `listen`: a connection accepted on the old address keeps being served after the move;
+    a new address that cannot be bound rejects the reload and the old one keeps serving."""
+    cfg = tmp_path / "navigator.yml"
+    cfg.write_text(config(tmp_path, [("/a/", "a1")]))
+    with run_navigator(cfg) as nav, connect(nav.port) as kept, socket.socket() as busy:
+        old_port = nav.port
+        reader = Reader(kept)
+        kept.sendall(b"GET /a/env?name=TENANT_LABEL HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert reader.response().body == b"a1"
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        cfg.write_text(config(tmp_path, [("/a/", "a2")]).replace(
+            '"127.0.0.1:0"', f'"127.0.0.1:{busy.getsockname()[1]}"'))
+        nav.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: "rejected: cannot listen on" in nav.output(), 10,
+                   message="the refused reload")
+        assert label(old_port, "/a/") == b"a1"  # old config, old address
+        new_port = free_port()
+        cfg.write_text(config(tmp_path, [("/a/", "a2")]).replace(
+            '"127.0.0.1:0"', f'"127.0.0.1:{new_port}"'))
+        nav.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in nav.output(), 10, message="the reload")
+        assert label(new_port, "/a/") == b"a2"
+        kept.sendall(b"GET /a/env?name=TENANT_LABEL HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert reader.response().body == b"a2"  # same connection, new config
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -16,6 +16,7 @@ import pytest
 from navigator.auth import (
     Htpasswd,
     PublicPaths,
+    everything_public,
     glob_to_regex,
     is_public,
     md5_crypt,
@@ -297,6 +298,45 @@ def test_public_paths(path: str, public: bool) -> None:
 def test_auth_off_means_everything_public() -> None:
     settings = AuthSettings(False, public_paths=("/only/",))
     assert is_public("/anything", settings)
+
+
+def _open(public_paths: tuple[str, ...], patterns: tuple[tuple[str, str], ...] = (), *,
+          enabled: bool = True, tenants: tuple[str, ...] = ("/sam/list1/",)) -> tuple[str, ...]:
+    settings = AuthSettings(enabled, public_paths=public_paths, auth_patterns=tuple(
+        AuthPattern(re.compile(regex), action) for regex, action in patterns))
+    return everything_public(settings, PublicPaths.build(settings), tenants)
+
+
+@pytest.mark.parametrize(("public_paths", "patterns", "warned"), [
+    # The old config.example.yml: "/" meant the landing page but is a prefix of every path.
+    (("/", "/index.html", "*.css", "/503.html"), (), ["auth.public_paths[0]: '/' is a prefix"]),
+    (("/assets/", "*"), (), ["auth.public_paths[1]: '*' matches every path"]),
+    ((), ((".*", "off"),), ["auth.auth_patterns[0]: '.*' with action 'off' matches every"]),
+    ((), (("^/", "off"),), ["auth.auth_patterns[0]: '^/' with action 'off'"]),
+    # Together, not one by one: letters a-m, n-z and the root page.
+    ((), (("^/[a-m]", "off"), ("^/[n-z]", "off"), ("^/$", "off")),
+     ["auth: public_paths and auth_patterns together make every path public"]),
+    # What the shipped example does now: protects the tenants.
+    (("/index.html", "*.css", "/503.html", "/*.html"), (("^/$", "off"),), []),
+    (("/assets/", "/sam/"), (("^/api/", "off"), (".*", "require")), []),
+])
+def test_auth_that_protects_nothing_is_reported(public_paths: tuple[str, ...],
+                                                patterns: tuple[tuple[str, str], ...],
+                                                warned: list[str]) -> None:
+    warnings = _open(public_paths, patterns)
+    assert len(warnings) == len(warned), warnings
+    for warning, start in zip(warnings, warned, strict=True):
+        assert warning.startswith(start), warning
+
+
+def test_auth_off_is_not_reported_as_protecting_nothing() -> None:
+    assert _open(("/",), enabled=False) == ()
+
+
+def test_a_public_tenant_path_alone_is_not_everything() -> None:
+    """Making every tenant public is a choice the warning leaves alone: `/` itself and
+    made-up paths outside the tenants stay protected."""
+    assert _open(("/sam/",), tenants=("/sam/",)) == ()
 
 
 @pytest.mark.parametrize(("glob", "regex"), [

@@ -119,8 +119,10 @@ def test_bool_words(tmp_path: Path, word: str, value: bool) -> None:
     ("server:\n  listen: 70000\n", "cfg.yml:2: server.listen: expected a port"),
     ("applications:\n  pools:\n    default_memory_limit: lots\n",
      "cfg.yml:3: applications.pools.default_memory_limit: invalid size 'lots'"),
-    ("applications:\n  tenants:\n    - {path: /a/, name: x}\n    - {path: /b/, name: x}\n",
-     "cfg.yml:4: applications.tenants[1].path: duplicate tenant name 'x'"),
+    ("applications:\n  tenants:\n    - {path: /a/, name: x}\n    - {path: /a, name: y}\n",
+     "cfg.yml:4: applications.tenants[1].path: duplicate tenant path '/a/' (also tenants[0])"),
+    ("auth:\n  enabled: true\n  htpasswd: users\n  auth_patterns:\n    - {pattern: '(x'}\n",
+     "cfg.yml:5: auth.auth_patterns[0].pattern: missing closing )"),
     ("routes:\n  reverse_proxies:\n    - {prefix: /api/, target: 'ftp://x'}\n",
      "cfg.yml:3: routes.reverse_proxies[0].target: expected an http:// or https:// URL"),
     ("server:\n  listen: 3000\n  listen: 4000\n",
@@ -401,6 +403,36 @@ def test_tenant_names(tmp_path: Path, root_path: str, path: str, name: str,
     assert tenant(load(tmp_path, text)).name == expected
 
 
+@pytest.mark.parametrize(("root_path", "tenants", "names", "warnings"), [
+    # Explicit names that repeat: the reference never refuses these (it ignores `name`).
+    ("", "[{path: /a/, name: x}, {path: /b/, name: x}, {path: /c/, name: x}]",
+     ("x", "x-2", "x-3"),
+     ("cfg.yml:3: applications.tenants[1].name: tenant name 'x' is also tenants[0]'s; "
+      "this tenant is named 'x-2' (logs, metrics, cgroups)",
+      "cfg.yml:3: applications.tenants[2].name: tenant name 'x' is also tenants[0]'s; "
+      "this tenant is named 'x-3' (logs, metrics, cgroups)")),
+    # Derived names that repeat: /x/demo/ below the root path and /demo/ outside it.
+    ("/x", "[{path: /x/demo/}, {path: /demo/}]", ("demo", "demo-2"),
+     ("cfg.yml:3: applications.tenants[1].path: tenant name 'demo' is also tenants[0]'s; "
+      "this tenant is named 'demo-2' (logs, metrics, cgroups)",)),
+    # A made-up name never takes a name another tenant asked for.
+    ("", "[{path: /a/, name: x}, {path: /b/, name: x}, {path: /c/, name: x-2}]",
+     ("x", "x-3", "x-2"), None),
+    # Two empty derived names (the root path itself and /).
+    ("/x", "[{path: /x/}, {path: /}]", ("", "tenant-2"), None),
+])
+def test_repeated_tenant_names_are_made_unique(tmp_path: Path, root_path: str, tenants: str,
+                                               names: tuple[str, ...],
+                                               warnings: tuple[str, ...] | None) -> None:
+    config = load(tmp_path, f"server: {{root_path: '{root_path}'}}\napplications:\n"
+                            f"  tenants: {tenants}\n")
+    assert tuple(t.name for t in config.tenants) == names
+    if warnings is not None:
+        assert warnings_of(config, tmp_path) == warnings
+    else:  # one renaming (a tenant at / also draws the cable-shadowing warning)
+        assert sum("tenant name" in warning for warning in config.warnings) == 1
+
+
 # --- rules -----------------------------------------------------------------------------------
 def test_rule_order_and_slash_redirects(tmp_path: Path) -> None:
     config = load(tmp_path, """\
@@ -534,6 +566,23 @@ def test_auth_settings(tmp_path: Path) -> None:
     assert auth.auth_patterns[0].pattern.search("/public/12")
 
 
+@pytest.mark.parametrize("auth", [
+    "enabled: false, htpasswd: users", "enabled: true", "realm: Restricted",
+    "enabled: true, htpasswd: users, realm: 'off'"])
+def test_bad_auth_pattern_warns_while_auth_is_off(tmp_path: Path, auth: str) -> None:
+    """The reference does not read auth_patterns while auth is off, so a bad one loads."""
+    config = load(tmp_path, f"""\
+        auth: {{{auth},
+               auth_patterns: [{{pattern: '^/ok/', action: 'off'}},
+                               {{pattern: '(x', action: 'off'}}]}}
+        """)
+    assert config.auth.enabled is False
+    assert [p.pattern.pattern for p in config.auth.auth_patterns] == ["^/ok/"]
+    assert warnings_of(config, tmp_path) == (
+        "cfg.yml:3: auth.auth_patterns[1].pattern: missing closing ) at offset 2 in '(x'; "
+        "ignored while auth is off",)
+
+
 # --- extensions and the rest ---------------------------------------------------------------------
 def test_extensions_and_identity(tmp_path: Path) -> None:
     config = load(tmp_path, """\
@@ -558,6 +607,90 @@ def test_extensions_and_identity(tmp_path: Path) -> None:
     assert config.idle == rt.IdleSettings("command", 1800.0, ("sudo", "poweroff"), "/.fly/api",
                                           False)
     assert config.stamp == rt.StampSettings("app", "ord", "m1", ("127.0.0.1:5353",))
+
+
+@pytest.mark.parametrize(("text", "enabled", "file"), [
+    # Older reference versions wrote the access log to the file named here.
+    ("logging: {access_log: log/access.log}", True, "log/access.log"),
+    ("server: {access_log: /var/log/navigator/access.log}", True,
+     "/var/log/navigator/access.log"),
+    ("server: {access_log: off}\nlogging: {access_log: a.log}", True, "a.log"),
+    ("server: {access_log: a.log}\nlogging: {access_log: no}", False, None),
+    ("logging: {access_log: yes}", True, None),
+    ("logging: {access_log: ''}", True, None),
+    ("logging: {access_log: ~}", True, None),
+])
+def test_access_log_is_a_flag_or_a_file(tmp_path: Path, text: str, enabled: bool,
+                                        file: str | None) -> None:
+    config = load(tmp_path, text)
+    assert config.logging.access_log is enabled
+    assert config.logging.access_log_file == (None if file is None else tmp_path / file)
+    assert config.warnings == ()
+
+
+def test_access_log_of_another_shape_is_refused(tmp_path: Path) -> None:
+    assert error_of(tmp_path, "logging:\n  access_log: [a]\n").removeprefix(
+        f"{tmp_path}/") == "cfg.yml:2: logging.access_log: expected a boolean or a string, " \
+        "got a list"
+
+
+def test_only_the_first_yaml_document_is_read(tmp_path: Path) -> None:
+    """The reference reads the first document; what follows (even broken YAML) is ignored."""
+    config = load(tmp_path, """\
+        server:
+          listen: 4000
+          bogus: 1
+        ---
+        server:
+          listen: [5000
+        """)
+    assert config.listen.port == 4000
+    assert warnings_of(config, tmp_path) == (
+        "cfg.yml:4: a second YAML document starts here; it is ignored (only the first "
+        "document of a file is read)",
+        "cfg.yml:3: server.bogus: unknown key (ignored)")
+
+
+@pytest.mark.parametrize("text", ["server: {listen: 4000}\n...\n",
+                                  "--- \nserver: {listen: 4000}\n"])
+def test_one_document_with_markers_warns_nothing(tmp_path: Path, text: str) -> None:
+    config = load(tmp_path, text)
+    assert (config.listen.port, config.warnings) == (4000, ())
+
+
+def test_keys_the_reference_documents_but_does_not_read(tmp_path: Path) -> None:
+    """What docs/migration.md says about them: the file loads, each is a warning, none has
+    an effect (the old rule format leaves a rule with no `from`, which is skipped)."""
+    config = load(tmp_path, """\
+        suspend: {enabled: true, idle_timeout: 10m}
+        defaults: {x: 1}
+        frameworks: {rails: {command: x}}
+        rewrite_rules: [{pattern: "^/a", replacement: "/b"}]
+        routes:
+          rewrites:
+            - {pattern: "^/old/(.*)", replacement: "/new/$1", redirect: true, status: 301}
+        applications:
+          global_env: {RAILS_ENV: production}
+          tenants:
+            - {path: /a/, working_dir: /srv/a}
+        """)
+    assert warnings_of(config, tmp_path) == (
+        "cfg.yml:1: suspend: unknown key (ignored)",
+        "cfg.yml:2: defaults: unknown key (ignored)",
+        "cfg.yml:3: frameworks: unknown key (ignored)",
+        "cfg.yml:4: rewrite_rules: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0].pattern: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0].replacement: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0].redirect: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0].status: unknown key (ignored)",
+        "cfg.yml:9: applications.global_env: unknown key (ignored)",
+        "cfg.yml:11: applications.tenants[0].working_dir: unknown key (ignored)",
+        "cfg.yml:7: routes.rewrites[0]: rule without 'from'; skipped",
+    )
+    (only,) = config.tenants
+    assert (only.root, only.env, only.argv[0]) == (tmp_path, (), "ruby")
+    assert [rule.kind for rule in config.rules] == ["redirect"]  # only the slash redirect
+    assert config.idle.action == ""
 
 
 def test_hooks_managed_processes_logging_cgi(tmp_path: Path) -> None:
@@ -709,6 +842,21 @@ def test_showcase_like_config(tmp_path: Path) -> None:
     assert "warnings 0" in text
     assert "/showcase/2025/boston/" in text
     assert "replay" in text
+
+
+def test_check_prints_replacements_as_written(tmp_path: Path) -> None:
+    """`navigator check` shows `$1`, not Python's `\\g<1>`, and the regex as written."""
+    config = load(tmp_path, r"""
+        routes:
+          redirects: [{from: '^/(\w+)/(?P<rest>.*)$', to: '/new/$1/${rest}?a=$$b'}]
+          rewrites: [{from: '^/old/(.*)', to: '/b/${1}'}]
+          fly: {replay: [{path: '^/x/\d+', region: ams}]}
+        """)
+    rules = [line.split() for line in summarize(config).splitlines()
+             if line.startswith(("  redirect", "  rewrite", "  replay"))]
+    assert rules == [["redirect", r"^/(\w+)/(?P<rest>.*)$", "->", "/new/$1/${rest}?a=$$b"],
+                     ["rewrite", "^/old/(.*)", "->", "/b/${1}"],
+                     ["replay", r"^/x/\d+", "->", "ams"]]
 
 
 @pytest.mark.parametrize(
