@@ -2,7 +2,8 @@
 
 Real server, real children: a `kill -9` of navigator must take its tenant, managed process,
 running hook and in-flight CGI script with it; a restart stops what a killed navigator's
-tenant left running (a shell wrapper's server) and gets the same port back.
+tenant left running (a shell wrapper's server) and gets the same port back; `-s` refuses a
+stale pid file that names an unrelated process.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import random
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,3 +167,37 @@ def test_restart_after_sigkill_stops_the_leftovers_and_reuses_the_port(tmp_path:
             assert again != server
             assert request(second.port, "GET", "/a/env?name=PORT").body.decode() == port
         assert not (tmp_path / "navigator.pid.children").exists()  # clean stop: no state left
+
+
+def run_signal(action: str, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "navigator", "-s", action, "--config",
+                           str(config)], capture_output=True, text=True, timeout=30,
+                          cwd=REPO, check=False)
+
+
+@pytest.mark.parametrize("action", ["reload", "stop"])
+def test_signal_refuses_a_stale_pid_file_naming_another_process(tmp_path: Path,
+                                                                action: str) -> None:
+    config = tmp_path / "navigator.yml"
+    config.write_text(f'server:\n  listen: "127.0.0.1:0"\n  pid_file: {tmp_path}/nav.pid\n')
+    unrelated = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "nav.pid").write_text(f"{unrelated.pid}\n")
+        done = run_signal(action, config)
+        assert done.returncode == 1
+        assert f"process {unrelated.pid} is not navigator (sleep 60)" in done.stderr
+        assert "not signalling it" in done.stderr
+        with pytest.raises(subprocess.TimeoutExpired):
+            unrelated.wait(0.5)  # still running: it was not signalled
+    finally:
+        unrelated.kill()
+        unrelated.wait(10)
+
+
+def test_signal_still_reaches_the_real_server(tmp_path: Path) -> None:
+    config = tmp_path / "navigator.yml"
+    config.write_text(f'server:\n  listen: "127.0.0.1:0"\n  pid_file: {tmp_path}/nav.pid\n')
+    with run_navigator(config) as nav:
+        done = run_signal("stop", config)
+        assert done.returncode == 0, done.stderr
+        assert nav.process.wait(20) == 0
