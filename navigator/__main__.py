@@ -194,7 +194,8 @@ def run_on_uvloop(main: Coroutine[Any, Any, int]) -> int:
 
 def signal_running(action: str, pid_file: str | None, config_path: str) -> int:
     """`-s reload|stop`: signal the server named by the pid file, then exit (unlike the
-    reference, which went on to boot a second server)."""
+    reference, which went on to boot a second server). A stale pid file may name an unrelated
+    process by now: it is signalled only when it is navigator (`leftovers.identify`)."""
     path = Path(pid_file or _pid_file_from_config(config_path) or DEFAULT_PID_FILE)
     try:
         pid = int(path.read_text().strip())
@@ -204,10 +205,16 @@ def signal_running(action: str, pid_file: str | None, config_path: str) -> int:
     except (OSError, ValueError) as exc:
         print(f"navigator: unreadable pid file {path}: {exc}", file=sys.stderr)
         return 1
+    import psutil
+
+    from navigator.leftovers import identify
+
     sig = signal.SIGHUP if action == "reload" else signal.SIGTERM
     try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
+        is_navigator, what = identify(pid, path)
+        if is_navigator:
+            os.kill(pid, sig)
+    except (ProcessLookupError, psutil.NoSuchProcess):
         print(f"navigator: process {pid} from {path} is gone; removing the stale pid file",
               file=sys.stderr)
         with contextlib.suppress(OSError):
@@ -215,6 +222,10 @@ def signal_running(action: str, pid_file: str | None, config_path: str) -> int:
         return 1
     except PermissionError as exc:
         print(f"navigator: cannot signal {pid}: {exc}", file=sys.stderr)
+        return 1
+    if not is_navigator:
+        print(f"navigator: pid file {path} is stale: process {pid} is not navigator "
+              f"({what}); not signalling it", file=sys.stderr)
         return 1
     print(f"navigator: sent {sig.name} to {pid} ({action})")
     return 0

@@ -16,7 +16,8 @@ Invariants:
   timeout) itself; if it dies after the headers, `end` is NOT called (the caller must close
   the connection: the body is truncated);
 - user/group switching happens in `preexec_fn` (uvloop rejects the `user=`/`group=` keywords)
-  and only when the server runs as root.
+  and only when the server runs as root; the parent-death signal is armed after it, so a
+  script dies with a SIGKILLed server (`navigator.lifeline`).
 Must not touch: HTTP framing, routing, reload (it only reports `reload` in the outcome).
 """
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from navigator.decision import RequestInfo
+from navigator.lifeline import child_setup
 from navigator.runtime import CgiScript
 
 log = logging.getLogger("navigator.cgi")
@@ -195,7 +197,7 @@ async def run_cgi(script: CgiScript, env: dict[str, str], body: AsyncIterator[by
             str(script.script), cwd=str(script.script.parent), env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=LINE_LIMIT,
-            preexec_fn=_credentials(script))
+            preexec_fn=child_setup(_credentials(script)))
     except (OSError, KeyError, ValueError) as exc:
         log.error("cgi %s: cannot start: %s", script.script, exc)
         await _answer(send, 502, b"Bad Gateway")

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from navigator.leftovers import ChildLedger
 from navigator.procs import ChildProcess, SpawnSpec, spawn, spawn_failure_reason
 from navigator.runtime import Config, ManagedProcess
 from navigator.tenantstate import describe_stop
@@ -80,9 +81,11 @@ def restart_delay(previous: float, run_time: float, policy: SupervisorPolicy) ->
 class ManagedProcesses:
     """All managed processes of the server, by name."""
 
-    def __init__(self, environ: Mapping[str, str], policy: SupervisorPolicy) -> None:
+    def __init__(self, environ: Mapping[str, str], policy: SupervisorPolicy,
+                 ledger: ChildLedger | None = None) -> None:
         self._environ = environ
         self._policy = policy
+        self._ledger = ledger
         self._records: dict[str, ManagedRecord] = {}
 
     async def apply(self, config: Config) -> None:
@@ -142,7 +145,7 @@ class ManagedProcesses:
                          env=env, cwd=definition.working_dir)
         record.state = ManagedState.RUNNING
         try:
-            child = await spawn(spec)
+            child = await spawn(spec, self._ledger)
         except (OSError, ValueError) as exc:
             log.error("managed process %s could not be started: %s", definition.name,
                       spawn_failure_reason(exc))

@@ -17,7 +17,11 @@ Invariants:
   to find and wait for grandchildren only (psutil waiting on a direct asyncio child makes the
   loop's own wait hang);
 - memory limits use cgroup v2 (`navigator/<name>/memory.max`); the child joins its group in
-  `preexec_fn`, before exec. Anything unavailable is logged once by the caller and skipped.
+  `preexec_fn`, before exec. Anything unavailable is logged once by the caller and skipped;
+- every child dies with navigator, SIGKILL included: the preexec_fn ends by arming the
+  parent-death signal (`navigator.lifeline`, caveats there). Spawn from the loop thread only;
+- with a `ChildLedger`, each child is recorded (pid, start time, argv) until reaped, so the
+  next navigator can stop what outlived a killed one (`navigator.leftovers`).
 
 Must not touch: routing, sockets, configuration objects beyond what SpawnSpec carries.
 """
@@ -40,6 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+from navigator.leftovers import ChildLedger
+from navigator.lifeline import child_setup
 
 log = logging.getLogger("navigator.procs")
 output_log = logging.getLogger("navigator.output")
@@ -191,20 +198,27 @@ async def _stop_strays(pgid: int, strays: Sequence[psutil.Process], grace: float
         await asyncio.to_thread(psutil.wait_procs, alive, KILL_WAIT)
 
 
-async def spawn(spec: SpawnSpec) -> ChildProcess:
-    """Start a child in its own session with piped output. Raises OSError (or
-    subprocess.SubprocessError / ValueError / KeyError) when it cannot be launched."""
+async def spawn(spec: SpawnSpec, ledger: ChildLedger | None = None) -> ChildProcess:
+    """Start a child in its own session with piped output; it dies with navigator even on
+    SIGKILL (`navigator.lifeline`). With a ledger, the child is recorded until reaped so a
+    later navigator can sweep what survives a crash. Must run on the event-loop thread.
+    Raises OSError (or subprocess.SubprocessError / ValueError / KeyError) when it cannot
+    be launched."""
     if not spec.argv:
         raise ValueError("empty command")
     ids = credentials(spec.user, spec.group) if (spec.user or spec.group) else None
     join = spec.cgroup.join_function() if spec.cgroup is not None else None
-    preexec = _preexec(join, ids) if (join or ids) else None
+    preexec = child_setup(join, _drop_privileges(ids) if ids is not None else None)
     proc = await asyncio.create_subprocess_exec(
         *spec.argv, env=dict(spec.env), cwd=spec.cwd, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         preexec_fn=preexec)
     child = ChildProcess(spec.name, proc, spec.cgroup)
     child._start_readers()
+    if ledger is not None:
+        ledger.record(spec.name, proc.pid, spec.argv)
+        pid = proc.pid
+        child.wait().add_done_callback(lambda _: ledger.forget(pid))
     return child
 
 
@@ -220,25 +234,20 @@ def credentials(user: str, group: str) -> tuple[int | None, int | None]:
     return uid, gid
 
 
-def _preexec(join: Callable[[], None] | None,
-             ids: tuple[int | None, int | None] | None) -> Callable[[], None]:
-    """Runs in the child before exec: join the cgroup while still root, then drop
-    privileges (supplementary groups first: root's groups must not leak). Done here rather
-    than with subprocess `user=`/`group=` because uvloop rejects those arguments and because
-    the cgroup must be joined before the uid changes."""
+def _drop_privileges(ids: tuple[int | None, int | None]) -> Callable[[], None]:
+    """A preexec step: drop privileges (supplementary groups first: root's groups must not
+    leak). Done here rather than with subprocess `user=`/`group=` because uvloop rejects
+    those arguments and because the cgroup must be joined before the uid changes."""
 
-    def prepare() -> None:
-        if join is not None:
-            join()
-        if ids is not None:
-            uid, gid = ids
-            if gid is not None:
-                os.setgroups([])
-                os.setgid(gid)
-            if uid is not None:
-                os.setuid(uid)
+    def drop() -> None:
+        uid, gid = ids
+        if gid is not None:
+            os.setgroups([])
+            os.setgid(gid)
+        if uid is not None:
+            os.setuid(uid)
 
-    return prepare
+    return drop
 
 
 def cgroup_name(name: str) -> str:

@@ -4,13 +4,14 @@ Room: I/O wiring. The only place that constructs the supervisor, pool, listeners
 state and hands them to each other. Nothing imports this module back. One coroutine (`run`)
 owns the lifecycle; signal handlers only enqueue commands for it.
 
-Startup order (reference section 1): config → logging → pid file → idle timer → managed
-processes → server.start hooks (fatal) → listen → server.ready hooks in the background.
+Startup order (reference section 1): config → logging → stop what a killed predecessor left
+running (its state file beside the pid file) → pid file and our own state file → idle timer →
+managed processes → server.start hooks (fatal) → listen → server.ready hooks in the background.
 Shutdown order (section 15.2): stop idle timer → stop listening → let in-flight requests
 finish within the drain time → close tunnels → server.stop hooks → tenant stop hooks → stop
-tenants (SIGTERM, grace, SIGKILL) → stop managed processes → remove the pid file. All of it
-fits `server.limits.shutdown_timeout` (shutdownplan): the drain gets what the stop hooks'
-timeouts and the graces leave.
+tenants (SIGTERM, grace, SIGKILL) → stop managed processes → remove the pid file and the state
+file. All of it fits `server.limits.shutdown_timeout` (shutdownplan): the drain gets what the
+stop hooks' timeouts and the graces leave.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from navigator.config import ConfigError, load_config
 from navigator.filecache import FileCache
 from navigator.hooks import HookResult, run_hooks
 from navigator.idle import MachineIdle, make_action
+from navigator.leftovers import ChildLedger, state_path, stop_leftovers
 from navigator.logs import open_vector
 from navigator.metrics import Metrics
 from navigator.metricsserver import start_metrics_listener
@@ -80,9 +82,13 @@ class Server:
         for warning in snapshot_warnings(snapshot):
             log.warning("config: %s", warning)
         access_file = self._open_access_log(config)
+        children_file = state_path(config.pid_file)
+        await asyncio.to_thread(stop_leftovers, children_file)  # a killed server's strays
         self._write_pid_file(config.pid_file)
+        ledger = ChildLedger(children_file)
+        ledger.open()
         metrics = self.metrics
-        supervisor = Supervisor(config, environ=self.environ, events=metrics)
+        supervisor = Supervisor(config, environ=self.environ, events=metrics, ledger=ledger)
         self.supervisor = supervisor
         pool = UpstreamPool(loop)
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor,
@@ -118,6 +124,7 @@ class Server:
             return await self._command_loop()
         finally:
             self._remove_pid_file(config.pid_file)
+            ledger.close()
 
     async def _rebind(self, config: Config) -> None:
         """Listen on the new address, then stop accepting on the old ones."""

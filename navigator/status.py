@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from navigator.leftovers import identify
 from navigator.metrics import format_status_table, parse_samples
 
 DEFAULT_PID_FILE = Path("/tmp/navigator.pid")
@@ -143,9 +144,13 @@ def print_status(config_path: str) -> int:
     pid_file, metrics_path, enabled = _settings(config_path)
     try:
         pid = int(pid_file.read_text().strip())
-        psutil.Process(pid)
+        is_navigator, what = identify(pid, pid_file)
     except (OSError, ValueError, psutil.NoSuchProcess) as exc:
         print(f"navigator: no running server found via {pid_file}: {exc}", file=sys.stderr)
+        return 1
+    if not is_navigator:
+        print(f"navigator: pid file {pid_file} is stale: process {pid} is not navigator "
+              f"({what})", file=sys.stderr)
         return 1
     address = listening_address(pid)
     problem = "metrics endpoint disabled" if not enabled else "no loopback listener found"

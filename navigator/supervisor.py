@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from navigator.hooks import run_hooks
+from navigator.leftovers import ChildLedger
 from navigator.managed import ManagedProcesses
 from navigator.ports import NoFreePort, PortAllocator
 from navigator.procs import (
@@ -90,7 +91,8 @@ class Supervisor:
 
     def __init__(self, config: Config, *, environ: Mapping[str, str] | None = None,
                  policy: SupervisorPolicy | None = None,
-                 events: TenantEvents | None = None) -> None:
+                 events: TenantEvents | None = None,
+                 ledger: ChildLedger | None = None) -> None:
         self.config = config
         self.policy = policy or SupervisorPolicy()
         self.events: TenantEvents = events or NoEvents()
@@ -106,7 +108,8 @@ class Supervisor:
         self._use_order = itertools.count(1)
         self._once = OnceLog()
         self._reaper = OrphanReaper()
-        self.managed = ManagedProcesses(self._environ, self.policy)
+        self._ledger = ledger  # records children so a killed server's leftovers get swept
+        self.managed = ManagedProcesses(self._environ, self.policy, ledger)
 
     # --- server lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -304,7 +307,7 @@ class Supervisor:
             pidfile = pidfile_path(tenant)
             if pidfile is not None:
                 await kill_pidfile(pidfile)
-            child = await spawn(self._spawn_spec(tenant, port))
+            child = await spawn(self._spawn_spec(tenant, port), self._ledger)
         except BaseException as exc:
             self._ports.release(port)
             record.port = None
