@@ -92,6 +92,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, config_path = invocation.command, invocation.config
     if options.signal:
         return signal_running(options.signal, options.pid_file, config_path)
+    if command == "serve":
+        return serve(config_path)
+    try:
+        return run_report(command, config_path)
+    except BrokenPipeError:
+        # `navigator docs | head`: the reader left; end quietly, as other CLI tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def run_report(command: str, config_path: str) -> int:
+    """The commands that print a report and exit (check, schema, docs, status)."""
     if command == "check":
         return check(config_path)
     if command == "schema":
@@ -109,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         status: int = print_status(config_path)
         return status
-    return serve(config_path)
+    raise AssertionError(f"unknown command {command!r}")  # parse_words admits no other
 
 
 def check(config_path: str) -> int:

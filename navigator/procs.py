@@ -374,15 +374,29 @@ class OrphanReaper:
         return reaped
 
 
-async def kill_pidfile(path: Path) -> None:
-    """[legacy: Rails pid files] SIGTERM, 100 ms later SIGKILL the recorded pid, delete file."""
+async def kill_pidfile(path: Path, root: Path) -> None:
+    """[legacy: Rails pid files] Stop what a stale app pid file names, then delete the file.
+
+    A pid file outlives reboots and pid reuse, so the pid is stopped (SIGTERM, 100 ms,
+    SIGKILL) only when it still looks like this tenant's server: a live process, not us,
+    running in the tenant's root. Anything else only loses the file (Puma refuses to boot
+    while the file names a live pid, whoever owns it)."""
     pid = _read_pid(path)
-    if pid is not None and pid > 1:
+    if pid is not None and pid > 1 and pid != os.getpid() and _runs_in(pid, root):
+        log.warning("stopping pid %d named by stale pid file %s", pid, path)
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
             await asyncio.sleep(0.1)
             os.kill(pid, signal.SIGKILL)
     _unlink(path)
+
+
+def _runs_in(pid: int, root: Path) -> bool:
+    """True when `pid` is alive and its working directory is `root`."""
+    try:
+        return Path(psutil.Process(pid).cwd()).resolve() == root.resolve()
+    except (psutil.Error, OSError):
+        return False
 
 
 def _read_pid(path: Path) -> int | None:

@@ -306,7 +306,7 @@ class Supervisor:
                 raise TenantHookFailed(f"tenant {tenant.name}: before_start hooks failed")
             pidfile = pidfile_path(tenant)
             if pidfile is not None:
-                await kill_pidfile(pidfile)
+                await kill_pidfile(pidfile, tenant.root)
             child = await spawn(self._spawn_spec(tenant, port), self._ledger)
         except BaseException as exc:
             self._ports.release(port)

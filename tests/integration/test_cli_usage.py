@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,3 +38,22 @@ def test_unknown_subcommand_exits_2_and_starts_nothing(tmp_path: Path, words: li
     assert "unknown command" in err
     assert out == ""
     assert not pid_file.exists()
+
+
+@pytest.mark.parametrize("command", ["docs", "schema", "check"])
+def test_a_reader_that_leaves_early_gets_no_traceback(command: str) -> None:
+    """`navigator docs | head -1`: the pipe is closed before the first byte is written; a
+    quiet exit, no BrokenPipeError traceback on the terminal."""
+    argv = [sys.executable, "-m", "navigator", command]
+    if command == "check":
+        argv.append(str(REPO / "config.example.yml"))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: the first write fails with EPIPE
+    try:
+        done = subprocess.run(argv, cwd=REPO, stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=30, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode != 0
