@@ -9,21 +9,37 @@ the response ended cleanly.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from navigator.upstream import RAW_MIN, UpstreamConnection, UpstreamPool
+from navigator.upstream import QUICKACK, RAW_MIN, UpstreamConnection, UpstreamPool
 
 KEY = ("127.0.0.1", 9, False)
+
+
+class Socket:
+    """Counts the quick ACKs the connection asks for (TCP_QUICKACK)."""
+
+    def __init__(self) -> None:
+        self.quick_acks = 0
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        if (level, option, value) == (socket.IPPROTO_TCP, QUICKACK, 1):
+            self.quick_acks += 1
 
 
 class Transport:
     def __init__(self) -> None:
         self.closed = False
         self.aborted = False
+        self.socket = Socket()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self.socket if name == "socket" else default
 
     def write(self, data: bytes) -> None:
         pass
@@ -250,3 +266,20 @@ def test_any_packet_split_of_any_response_sequence(sizes: list[int], use_chunked
             assert pool.acquire(KEY) is conn
     finally:
         loop.close()
+
+
+@pytest.mark.skipif(not QUICKACK, reason="TCP_QUICKACK is Linux-only")
+@pytest.mark.parametrize(("size", "cuts", "quick_acks"), [
+    (100, [], 0),                   # whole in one packet: no extra syscall
+    (100, [60], 1),                 # head, then body (http.server): ACK the head at once
+    (100, [10, 60], 2),             # every packet that leaves the response unfinished
+    (RAW_MIN + 1, [60, 5000], 2),   # raw relay: the same
+    (RAW_MIN + 1, [], 0),
+])
+def test_a_packet_that_leaves_the_response_unfinished_is_acked_at_once(
+        pool: UpstreamPool, size: int, cuts: list[int], quick_acks: int) -> None:
+    conn, transport = connection(pool)
+    sink = Sink()
+    conn.begin(sink, head_request=False)
+    feed(conn, response(body_of(size)), cuts)
+    assert (sink.complete, transport.socket.quick_acks) == (1, quick_acks)
