@@ -39,13 +39,20 @@ ROUTES = (  # tried in order: the longest suffixes first, so "/x/api/items" is n
 )
 MAX_BODY = 64 * 1024
 
-STYLE = """body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;
-color:#222}h1{font-size:1.6rem;margin-bottom:.2rem}.sub{color:#777;margin-top:0}
-form.add{display:flex;gap:.5rem;margin:1rem 0}form.add input{flex:1;padding:.45rem;font:inherit}
-button{font:inherit;padding:.35rem .8rem;cursor:pointer}ul{list-style:none;padding:0}
-li{display:flex;align-items:center;gap:.5rem;padding:.35rem 0;border-bottom:1px solid #eee}
-li span{flex:1}li.done span{text-decoration:line-through;color:#999}
-li form{margin:0}li button{border:0;background:none;padding:.2rem .4rem}a{color:#06c}"""
+STYLE = """:root{color-scheme:light dark;--fg:#1f2328;--muted:#59636e;--line:#d8dee4;
+--accent:#0a66c2;--bg:#ffffff}@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;
+--line:#3d444d;--accent:#6cb6ff;--bg:#0d1117}}
+body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;
+color:var(--fg);background:var(--bg)}h1{font-size:1.6rem;margin-bottom:.2rem}
+.sub{color:var(--muted);margin-top:0}form.add{display:flex;gap:.5rem;margin:1rem 0}
+form.add input{flex:1;padding:.45rem;font:inherit}button{font:inherit;padding:.35rem .8rem;
+cursor:pointer}ul{list-style:none;padding:0}li{display:flex;align-items:center;gap:.5rem;
+padding:.35rem 0;border-bottom:1px solid var(--line)}li span{flex:1}
+li.done span{text-decoration:line-through;color:var(--muted)}li form{margin:0}
+li button{border:0;background:none;color:inherit;padding:.2rem .4rem}
+.empty{color:var(--muted);text-align:center;padding:1.5rem 0;border:1px dashed var(--line);
+border-radius:8px}a{color:var(--accent)}"""
+EMPTY_STATE = "Nothing to do yet. Add the first item above."
 
 
 def database_path(url: str) -> str:
@@ -104,15 +111,17 @@ def render_page(tenant: str, base: str, items: list[dict[str, object]]) -> bytes
             f'<form method="post" action="{action}/delete"><button title="delete">&#10005;</button>'
             "</form></li>")
     left = sum(1 for item in items if not item["done"])
+    summary = f"{left} of {len(items)} left" if items else "No items yet"
+    listing = f'<ul>{"".join(rows)}</ul>' if items else f'<p class="empty">{EMPTY_STATE}</p>'
     home = '<p><a href="/">&larr; all lists</a></p>' if base != "/" else ""
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(tenant)} &middot; todo</title><style>{STYLE}</style></head><body>
 <h1>{html.escape(tenant)}</h1>
-<p class="sub">{left} of {len(items)} left &middot; served by pid {os.getpid()}</p>
+<p class="sub">{summary} &middot; served by pid {os.getpid()}</p>
 <form class="add" method="post" action="{base}items">
 <input name="title" placeholder="What needs doing?" maxlength="200" required autofocus>
-<button>Add</button></form><ul>{"".join(rows)}</ul>{home}</body></html>"""
+<button>Add</button></form>{listing}{home}</body></html>"""
     return page.encode()
 
 

@@ -147,3 +147,17 @@ def test_response_bytes_is_one_message(todo: ModuleType) -> None:
                     b"Cache-Control: no-store\r\nDate: D\r\nLocation: /a/\r\n\r\n")
     assert todo.response_bytes(200, b"abc", "text/plain", head_only=True).endswith(
         b"Content-Length: 3\r\nCache-Control: no-store\r\n\r\n")
+
+
+def test_an_empty_list_shows_an_empty_state(todo: ModuleType) -> None:
+    page = todo.render_page("sam/list1", "/sam/list1/", []).decode()
+    assert todo.EMPTY_STATE in page
+    assert "0 of 0" not in page
+    assert "<ul>" not in page
+
+
+def test_a_list_with_items_counts_what_is_left(todo: ModuleType) -> None:
+    items = [{"id": 1, "title": "milk", "done": False}, {"id": 2, "title": "eggs", "done": True}]
+    page = todo.render_page("sam/list1", "/sam/list1/", items).decode()
+    assert "1 of 2 left" in page
+    assert todo.EMPTY_STATE not in page
