@@ -19,8 +19,9 @@ from navigator.runtime import CgiScript, Pairs, ReverseProxyRoute, Tenant, Upstr
 class RequestInfo:
     """The facts about one request that decisions need, filled by the protocol.
 
-    `path` is the request-target's path exactly as received (still percent-encoded);
-    routing normalises it once (`routing.normalize_path`) and decides on that.
+    `path` is the request-target's path as received (still percent-encoded, already checked
+    by `wire.request_target`); routing normalises it once (`routing.normalize_path`) and
+    decides on that (the full rule is in `routing`'s module docstring).
     """
 
     method: str

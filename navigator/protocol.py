@@ -438,8 +438,10 @@ class HttpProtocol(asyncio.Protocol):
         ex.chunked = bool(self._tes)
         ex.upgrade = (b"upgrade" in self._conn_tokens
                       and ex.x.get(b"upgrade", b"").strip().lower() == b"websocket")
-        if ex.target[:1] != b"/":
-            ex.target = _origin_form(ex.target, ex.method)
+        try:
+            ex.target = wire.request_target(ex.target, ex.method)
+        except wire.HttpError as err:
+            self._fail(err.status, err.reason)
         ex.conn_tokens = self._conn_tokens
         if not ex.chunked and not ex.content_length and not ex.upgrade:
             ex.request_complete = True  # no body can follow: answers may keep the connection
@@ -863,17 +865,6 @@ class HttpProtocol(asyncio.Protocol):
                               host.decode("latin-1"), self.peer_ip)
         ex.request_id = ex.x.get(b"x-request-id") or self.state.new_request_id()
         self._log(ex)
-
-
-def _origin_form(target: bytes, method: bytes) -> bytes:
-    """Absolute-form targets are routed by path only; we never dial the authority."""
-    if method == b"OPTIONS" and target == b"*":
-        return b"*"
-    scheme_sep = target.find(b"://")
-    if scheme_sep > 0:
-        slash = target.find(b"/", scheme_sep + 3)
-        return target[slash:] if slash >= 0 else b"/"
-    return target
 
 
 def _has_type(headers: tuple[tuple[str, str], ...]) -> bool:

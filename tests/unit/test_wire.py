@@ -59,6 +59,66 @@ def test_ambiguous_framing_refused(kw: dict[str, object], status: int) -> None:
     assert err.value.status == status
 
 
+@pytest.mark.parametrize(
+    ("target", "method", "expected"),
+    [
+        (b"/", b"GET", b"/"),
+        (b"/a/b?c=d&e=%20", b"GET", b"/a/b?c=d&e=%20"),
+        (b"/a;b=c/%2F:@!$&'()*+,=~", b"GET", b"/a;b=c/%2F:@!$&'()*+,=~"),
+        (b"/a?ids[]=1&j={}|^`\\/?", b"GET", b"/a?ids[]=1&j={}|^`\\/?"),  # as browsers send
+        (b"/a??b", b"GET", b"/a??b"),
+        (b"http://example.com/a?b", b"GET", b"/a?b"),
+        (b"HTTPS://example.com:8443/a", b"GET", b"/a"),
+        (b"http://example.com", b"GET", b"/"),
+        (b"http://example.com?q", b"GET", b"/?q"),
+        (b"http://[::1]:80/x", b"GET", b"/x"),
+        (b"*", b"OPTIONS", b"*"),
+    ],
+)
+def test_request_target_accepted(target: bytes, method: bytes, expected: bytes) -> None:
+    assert wire.request_target(target, method) == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "method"),
+    [
+        (b"/a#x.css", b"GET"),  # a fragment never belongs in a request-target (issue 14)
+        (b"/a#", b"GET"),
+        (b"/a?b#c", b"GET"),
+        (b"http://h/a#x", b"GET"),
+        (b"/a\\b", b"GET"),
+        (b"/a[1]", b"GET"),
+        (b"/a|b", b"GET"),
+        (b"/a{b}", b"GET"),
+        (b"/a^b", b"GET"),
+        (b"/a`b", b"GET"),
+        (b'/a"b', b"GET"),
+        (b"/a<b>", b"GET"),
+        (b'/a?q="x"', b"GET"),
+        (b"/a?q=<x>", b"GET"),
+        (b"/a\x7f", b"GET"),
+        (b"/a\xc3\xa9", b"GET"),
+        (b"/a%", b"GET"),
+        (b"/a%2", b"GET"),
+        (b"/a%zz", b"GET"),
+        (b"/a?q=%g1", b"GET"),
+        (b"*", b"GET"),
+        (b"*x", b"OPTIONS"),
+        (b"a/b", b"GET"),
+        (b"example.com:80", b"GET"),
+        (b"ftp://h/a", b"GET"),
+        (b"http:///a", b"GET"),
+        (b"http://user@h/a", b"GET"),
+        (b"http://h h/a", b"GET"),
+        (b"http://h\\@x/a", b"GET"),
+    ],
+)
+def test_request_target_refused(target: bytes, method: bytes) -> None:
+    with pytest.raises(wire.HttpError) as err:
+        wire.request_target(target, method)
+    assert err.value.status == 400
+
+
 def test_filter_headers_drops_hop_by_hop_and_connection_named() -> None:
     headers = [(b"Host", b"a"), (b"Connection", b"x-foo"), (b"X-Foo", b"1"),
                (b"Keep-Alive", b"5"), (b"TE", b"trailers"), (b"Transfer-Encoding", b"chunked"),
