@@ -37,9 +37,8 @@ class RequestInfo:
     fly_replay_failed: bool = False
     navigator_retry: bool = False  # X-Navigator-Retry: true
     accept_encoding: str = ""
-    forwarded_proto: str = ""
-    forwarded_for: str = ""  # trusted Fly-Client-IP, else first entry of incoming X-Forwarded-For
-    real_ip: str = ""  # incoming X-Real-IP
+    forwarded_proto: str = ""  # incoming X-Forwarded-Proto, only with server.trust_proxy
+    client_ip: str = ""  # from forwarding headers, only with trust_proxy ("" = the peer)
     if_modified_since: str = ""
     if_none_match: str = ""
     range: str = ""

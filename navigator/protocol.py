@@ -46,7 +46,6 @@ from navigator.flow import (
     write_parts,
 )
 from navigator.routing import route
-from navigator.stamps import forwarded_client
 
 if TYPE_CHECKING:
     from navigator.runtime import Limits, Tenant
@@ -68,8 +67,7 @@ _KEPT = (
 _FRAMING_NAMES = frozenset({b"host", b"content-length", b"transfer-encoding"})
 _INFO_TEXT_FIELDS = {  # kept header -> RequestInfo text field it fills, decoded as is
     b"authorization": "authorization", b"user-agent": "user_agent",
-    b"accept-encoding": "accept_encoding", b"x-forwarded-proto": "forwarded_proto",
-    b"x-real-ip": "real_ip", b"if-modified-since": "if_modified_since",
+    b"accept-encoding": "accept_encoding", b"if-modified-since": "if_modified_since",
     b"if-none-match": "if_none_match", b"range": "range",
 }
 _HTTP_VERSIONS = frozenset({"1.0", "1.1"})
@@ -508,13 +506,16 @@ class HttpProtocol(asyncio.Protocol):
             retry = x.get(b"x-navigator-retry")
             if retry is not None:
                 info.navigator_retry = retry.strip().lower() == b"true"
-            xff = x.get(b"x-forwarded-for")
-            if xff is not None:
-                info.forwarded_for = xff.split(b",")[0].strip().decode("latin-1")
-            fly_ip = x.get(b"fly-client-ip")
-            if fly_ip is not None:  # Fly's edge saw the client's socket: believed when trusted
-                info.forwarded_for = forwarded_client(fly_ip, info.forwarded_for,
-                                                      self.state.snapshot.config.trust_proxy)
+            if self.state.snapshot.config.trust_proxy:
+                # Forwarding headers are believed only from a proxy we trust; otherwise the
+                # client is the socket peer, whatever it wrote (issue 22).
+                xff, real, fly = (x.get(b"x-forwarded-for"), x.get(b"x-real-ip"),
+                                  x.get(b"fly-client-ip"))
+                if xff is not None or real is not None or fly is not None:
+                    info.client_ip = wire.trusted_client(self.peer_ip, xff, real, fly)
+                proto = x.get(b"x-forwarded-proto")
+                if proto is not None:
+                    info.forwarded_proto = proto.strip().decode("latin-1")
         ex.request_id = rid if rid else self.state.new_request_id()
         ex.info = info
         self._dispatch(ex)

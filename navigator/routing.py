@@ -204,7 +204,7 @@ class ProxyRoute:
             upstream += "?" + req.query
         headers = self.headers
         if self.dynamic_headers:
-            remote = req.forwarded_for or req.real_ip or req.peer_ip
+            remote = req.client_ip or req.peer_ip  # forwarding headers only if trusted
             scheme = req.forwarded_proto or "http"
             headers = tuple((name, value.replace("$remote_addr", remote)
                              .replace("$scheme", scheme).replace("$host", req.host))

@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -42,7 +43,8 @@ HOP_BY_HOP: Final = frozenset(
 
 # Headers we always rebuild on the way to the backend.
 REBUILT_REQUEST_HEADERS: Final = frozenset(
-    {b"content-length", b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
+    {b"content-length", b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+     b"x-real-ip"}
 )
 REBUILT_RESPONSE_HEADERS: Final = frozenset({b"content-length"})
 
@@ -208,10 +210,75 @@ def filter_headers(headers: Iterable[Header], drop: frozenset[bytes],
 
 
 def forwarded_for(existing: bytes | None, peer_ip: str) -> bytes:
-    """X-Forwarded-For with the peer appended as a proper list (not the reference's ip:port)."""
+    """X-Forwarded-For with the peer appended as a proper list (not the reference's ip:port).
+
+    Appended to whatever the client sent, trusted or not: the backend can tell which entry
+    we vouch for (the last), as after nginx's `$proxy_add_x_forwarded_for`."""
     if existing:
         return existing + b", " + peer_ip.encode("ascii")
     return peer_ip.encode("ascii")
+
+
+# Hops of one's own network, skipped when looking for the client in X-Forwarded-For: loopback,
+# RFC 1918, CGNAT/Tailscale, link-local, IPv6 unique-local (Fly's private network).
+_INTERNAL_NETWORKS: Final = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+    "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"))
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: bytes) -> IpAddress | None:
+    """One forwarded address: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:443`."""
+    value = text.strip().decode("latin-1")
+    if value.startswith("["):
+        value = value[1:value.find("]")] if "]" in value else ""
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _internal(address: IpAddress) -> bool:
+    return any(address in network for network in _INTERNAL_NETWORKS
+               if network.version == address.version)
+
+
+def trusted_client(peer_ip: str, forwarded_for: bytes | None, real_ip: bytes | None,
+                   fly_client_ip: bytes | None) -> str:
+    """The client's address when the peer is a proxy we trust (`server.trust_proxy`).
+
+    In order: `Fly-Client-IP` (Fly's edge saw the client's socket); the right-most
+    X-Forwarded-For entry that is not an internal hop (entries to its left were written by
+    the client and prove nothing), or the right-most entry when all are internal; `X-Real-IP`;
+    the peer. A value that is not an IP address stops the walk: it is never logged or passed
+    on as an address. Without trust_proxy nobody calls this: the client is the peer.
+    """
+    if fly_client_ip is not None:
+        address = _address(fly_client_ip)
+        if address is not None:
+            return str(address)
+    if forwarded_for:
+        nearest: IpAddress | None = None
+        for entry in reversed(forwarded_for.split(b",")):
+            address = _address(entry)
+            if address is None:
+                break
+            if not _internal(address):
+                return str(address)
+            if nearest is None:
+                nearest = address
+        if nearest is not None:
+            return str(nearest)
+    if real_ip is not None:
+        address = _address(real_ip)
+        if address is not None:
+            return str(address)
+    return peer_ip
 
 
 def encode_chunk(data: bytes | memoryview) -> bytes:

@@ -573,11 +573,18 @@ def test_reverse_proxy_template_may_change_host() -> None:
 def test_reverse_proxy_headers_substituted() -> None:
     proxy = proxy_route(headers=(("X-Real-IP", "$remote_addr"), ("X-Proto", "$scheme"),
                                  ("X-Host", "$host"), ("X-Fixed", "1")))
-    info = req("/api/x", forwarded_for="198.51.100.7")
+    info = req("/api/x", client_ip="198.51.100.7")  # as the protocol sets it when trusted
     decision = route(snap(config(reverse_proxies=(proxy,))), info)
     assert isinstance(decision, ProxyExternal)
     assert decision.set_headers == (("X-Real-IP", "198.51.100.7"), ("X-Proto", "http"),
                                     ("X-Host", "example.com"), ("X-Fixed", "1"))
+
+
+def test_reverse_proxy_remote_addr_is_the_peer_without_a_trusted_client() -> None:
+    proxy = proxy_route(headers=(("X-Client", "$remote_addr"), ("X-Proto", "$scheme")))
+    decision = route(snap(config(reverse_proxies=(proxy,))), req("/api/x", peer_ip="192.0.2.4"))
+    assert isinstance(decision, ProxyExternal)
+    assert decision.set_headers == (("X-Client", "192.0.2.4"), ("X-Proto", "http"))
 
 
 def test_reverse_proxy_cors_preflight() -> None:

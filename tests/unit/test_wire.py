@@ -136,6 +136,42 @@ def test_forwarded_for(existing: bytes | None, peer: str, expected: bytes) -> No
     assert wire.forwarded_for(existing, peer) == expected
 
 
+PEER = "192.0.2.1"
+
+
+@pytest.mark.parametrize(
+    ("xff", "real_ip", "fly", "expected"),
+    [
+        (None, None, None, PEER),
+        (b"203.0.113.7", None, None, "203.0.113.7"),
+        (b"6.6.6.6, 203.0.113.7", None, None, "203.0.113.7"),  # right-most: what the proxy saw
+        (b"6.6.6.6, 203.0.113.7, 10.0.0.2, 172.16.5.5, 192.168.1.1, 127.0.0.1", None, None,
+         "203.0.113.7"),  # internal hops skipped
+        (b"6.6.6.6,203.0.113.7 , fd00::1, fe80::1, 100.64.0.1, 169.254.1.1", None, None,
+         "203.0.113.7"),
+        (b"10.9.9.9, 10.1.2.3", None, None, "10.1.2.3"),  # all internal: the right-most one
+        (b"10.9.9.9, 10.1.2.3, 127.0.0.1", None, None, "127.0.0.1"),
+        (b"203.0.113.9:4711", None, None, "203.0.113.9"),
+        (b"[2001:db8::1]:443, fd00::5", None, None, "2001:db8::1"),
+        (b"2001:db8::2", None, None, "2001:db8::2"),
+        (b"::ffff:203.0.113.4", None, None, "203.0.113.4"),
+        (b"6.6.6.6, unknown", None, None, PEER),  # garbage stops the walk: never believed
+        (b"6.6.6.6, garbage, 10.0.0.1", None, None, "10.0.0.1"),
+        (b"", b"198.51.100.8", None, "198.51.100.8"),
+        (None, b"198.51.100.8", None, "198.51.100.8"),
+        (b"203.0.113.7", b"198.51.100.8", None, "203.0.113.7"),  # X-Forwarded-For first
+        (None, b"<script>", None, PEER),
+        (b"6.6.6.6", None, b"198.51.100.7", "198.51.100.7"),  # Fly's edge wins
+        (b"6.6.6.6", None, b" 2001:db8::9 ", "2001:db8::9"),
+        (b"6.6.6.6", None, b"not-an-ip\r\nX: y", "6.6.6.6"),
+        (b"6.6.6.6", None, b"", "6.6.6.6"),
+    ],
+)
+def test_trusted_client(xff: bytes | None, real_ip: bytes | None, fly: bytes | None,
+                        expected: str) -> None:
+    assert wire.trusted_client(PEER, xff, real_ip, fly) == expected
+
+
 def test_connection_tokens() -> None:
     assert wire.connection_tokens(b"Keep-Alive, Upgrade ,, X") == {b"keep-alive", b"upgrade",
                                                                      b"x"}
