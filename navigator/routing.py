@@ -434,7 +434,9 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
         if found is None:
             return None
         if path.endswith("/index.html"):
-            return redirect_response(path[:-len("index.html")], req.query, 301)
+            # The decided path re-encoded: a decoded `?`/`#` must stay path, not become a
+            # query or fragment in Location.
+            return redirect_response(encode_path(path[:-len("index.html")]), req.query, 301)
         return ServeFile(Path(found[0]), table.cache_headers(path), stat=found[1],
                          file_text=found[0])
     # 9.2 try_files: extensionless paths, for a verified user or a public path (everything
@@ -446,7 +448,7 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
     rel = table.strip_root(path)
     if (settings.normalize_trailing_slashes and not path.endswith("/")
             and static.dir_with_index(table.static_root, rel)):
-        return redirect_response(path + "/", req.query, 301)
+        return redirect_response(encode_path(path + "/"), req.query, 301)
     for suffix in settings.try_files:
         found = static.locate_file(table.static_root, rel + suffix, table.inside)
         if found is not None:

@@ -734,6 +734,27 @@ def test_try_files_not_reached_by_rewriting_a_public_path(public_dir: Path,
     assert isinstance(route(snapshot, req("/open/page", authorization=GOOD)), ServeFile)
 
 
+@pytest.mark.parametrize(("name", "sent", "location"), [
+    ("q?x", "/q%3Fx", "/q%3Fx/?k=1"),
+    ("h#x", "/h%23x", "/h%23x/?k=1"),
+    ("s p", "/s%20p", "/s%20p/?k=1"),
+])
+def test_static_redirects_keep_the_decided_path(public_dir: Path, name: str, sent: str,
+                                                location: str) -> None:
+    """A decoded `?` or `#` in the path must not turn into a query or fragment in Location."""
+    (public_dir / name).mkdir()
+    (public_dir / name / "index.html").write_text("x")
+    settings = static_settings(public_dir, try_files=("index.html",),
+                               normalize_trailing_slashes=True)
+    snapshot = static_snapshot(public_dir, static=settings)
+    decision = route(snapshot, req(sent + "?k=1"))
+    assert isinstance(decision, Respond)
+    assert ("Location", location) in decision.headers
+    decision = route(snapshot, req(sent + "/index.html?k=1"))
+    assert isinstance(decision, Respond)
+    assert ("Location", location) in decision.headers
+
+
 def test_normalize_trailing_slashes(public_dir: Path) -> None:
     settings = static_settings(public_dir, try_files=("index.html",),
                                normalize_trailing_slashes=True)
