@@ -439,7 +439,17 @@ class PublicPaths:
         )
 
     def matches(self, path: str) -> bool:
-        if self.everything or path in self.exact:
+        """Whether the decided (normalised) path is public.
+
+        A path holding `;`, `#` or `?` (raw `;`, or decoded from `%3B`, `%23`, `%3F`) is never
+        public: a tenant that treats them as delimiters (path parameters, a re-parsed URL)
+        would act on a shorter path than the one matched, e.g. `/admin;x.css` against `*.css`.
+        """
+        if self.everything:
+            return True
+        if ";" in path or "#" in path or "?" in path:
+            return False
+        if path in self.exact:
             return True
         if (self.suffixes and path.endswith(self.suffixes)) or (
                 self.prefixes and path.startswith(self.prefixes)):

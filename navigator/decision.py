@@ -19,8 +19,9 @@ from navigator.runtime import CgiScript, Pairs, ReverseProxyRoute, Tenant, Upstr
 class RequestInfo:
     """The facts about one request that decisions need, filled by the protocol.
 
-    `path` is the request-target's path exactly as received (still percent-encoded);
-    routing normalises it once (`routing.normalize_path`) and decides on that.
+    `path` is the request-target's path as received (still percent-encoded, already checked
+    by `wire.request_target`); routing normalises it once (`routing.normalize_path`) and
+    decides on that (the full rule is in `routing`'s module docstring).
     """
 
     method: str
@@ -36,9 +37,8 @@ class RequestInfo:
     fly_replay_failed: bool = False
     navigator_retry: bool = False  # X-Navigator-Retry: true
     accept_encoding: str = ""
-    forwarded_proto: str = ""
-    forwarded_for: str = ""  # trusted Fly-Client-IP, else first entry of incoming X-Forwarded-For
-    real_ip: str = ""  # incoming X-Real-IP
+    forwarded_proto: str = ""  # incoming X-Forwarded-Proto, only with server.trust_proxy
+    client_ip: str = ""  # from forwarding headers, only with trust_proxy ("" = the peer)
     if_modified_since: str = ""
     if_none_match: str = ""
     range: str = ""

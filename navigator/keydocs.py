@@ -86,8 +86,13 @@ FIELDS: Mapping[str, str] = {
     "ServerSpec.hostname": "Accepted for compatibility; not used.",
     "ServerSpec.root_path": "URL prefix of the whole site (`/showcase`); a trailing `/` is "
     "added, and the slash-less form redirects to it.",
-    "ServerSpec.trust_proxy": "Pass an incoming `X-Forwarded-Host` on to tenants instead of "
-    "replacing it with `Host` (only behind a proxy you run).",
+    "ServerSpec.trust_proxy": "Believe the forwarding headers of the peer (only when every "
+    "connection comes through a proxy you run, e.g. Fly's edge): the client address (access "
+    "log `client_ip`, `$remote_addr`, the `X-Real-IP` sent on) is `Fly-Client-IP`, else the "
+    "right-most non-internal `X-Forwarded-For` entry, else `X-Real-IP`; incoming "
+    "`X-Forwarded-Proto` and `X-Forwarded-Host` are passed on. Off: the client is the socket "
+    "peer and those headers are replaced (`X-Forwarded-For` is appended to either way). "
+    "See docs/operations.md.",
     "ServerSpec.disable_compression": "Never add or strip content encoding on the proxy "
     "path (navigator passes bytes through untouched either way).",
     "ServerSpec.bot_detection": "What to do with bots (tenants may override).",

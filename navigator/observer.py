@@ -55,7 +55,7 @@ class RequestRecorder:
         if info is not None:
             path = info.rewritten_path or info.path
             uri = f"{path}?{info.query}" if info.query else path
-            client_ip = info.forwarded_for or info.peer_ip
+            client_ip = info.client_ip or info.peer_ip  # headers count only with trust_proxy
             remote_user = info.remote_user or x.get(b"x-remote-user", b"").decode("latin-1")
             method = info.method
             user_agent = info.user_agent

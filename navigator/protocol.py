@@ -46,7 +46,6 @@ from navigator.flow import (
     write_parts,
 )
 from navigator.routing import route
-from navigator.stamps import forwarded_client
 
 if TYPE_CHECKING:
     from navigator.runtime import Limits, Tenant
@@ -68,8 +67,7 @@ _KEPT = (
 _FRAMING_NAMES = frozenset({b"host", b"content-length", b"transfer-encoding"})
 _INFO_TEXT_FIELDS = {  # kept header -> RequestInfo text field it fills, decoded as is
     b"authorization": "authorization", b"user-agent": "user_agent",
-    b"accept-encoding": "accept_encoding", b"x-forwarded-proto": "forwarded_proto",
-    b"x-real-ip": "real_ip", b"if-modified-since": "if_modified_since",
+    b"accept-encoding": "accept_encoding", b"if-modified-since": "if_modified_since",
     b"if-none-match": "if_none_match", b"range": "range",
 }
 _HTTP_VERSIONS = frozenset({"1.0", "1.1"})
@@ -438,8 +436,10 @@ class HttpProtocol(asyncio.Protocol):
         ex.chunked = bool(self._tes)
         ex.upgrade = (b"upgrade" in self._conn_tokens
                       and ex.x.get(b"upgrade", b"").strip().lower() == b"websocket")
-        if ex.target[:1] != b"/":
-            ex.target = _origin_form(ex.target, ex.method)
+        try:
+            ex.target = wire.request_target(ex.target, ex.method)
+        except wire.HttpError as err:
+            self._fail(err.status, err.reason)
         ex.conn_tokens = self._conn_tokens
         if not ex.chunked and not ex.content_length and not ex.upgrade:
             ex.request_complete = True  # no body can follow: answers may keep the connection
@@ -506,13 +506,16 @@ class HttpProtocol(asyncio.Protocol):
             retry = x.get(b"x-navigator-retry")
             if retry is not None:
                 info.navigator_retry = retry.strip().lower() == b"true"
-            xff = x.get(b"x-forwarded-for")
-            if xff is not None:
-                info.forwarded_for = xff.split(b",")[0].strip().decode("latin-1")
-            fly_ip = x.get(b"fly-client-ip")
-            if fly_ip is not None:  # Fly's edge saw the client's socket: believed when trusted
-                info.forwarded_for = forwarded_client(fly_ip, info.forwarded_for,
-                                                      self.state.snapshot.config.trust_proxy)
+            if self.state.snapshot.config.trust_proxy:
+                # Forwarding headers are believed only from a proxy we trust; otherwise the
+                # client is the socket peer, whatever it wrote (issue 22).
+                xff, real, fly = (x.get(b"x-forwarded-for"), x.get(b"x-real-ip"),
+                                  x.get(b"fly-client-ip"))
+                if xff is not None or real is not None or fly is not None:
+                    info.client_ip = wire.trusted_client(self.peer_ip, xff, real, fly)
+                proto = x.get(b"x-forwarded-proto")
+                if proto is not None:
+                    info.forwarded_proto = proto.strip().decode("latin-1")
         ex.request_id = rid if rid else self.state.new_request_id()
         ex.info = info
         self._dispatch(ex)
@@ -863,17 +866,6 @@ class HttpProtocol(asyncio.Protocol):
                               host.decode("latin-1"), self.peer_ip)
         ex.request_id = ex.x.get(b"x-request-id") or self.state.new_request_id()
         self._log(ex)
-
-
-def _origin_form(target: bytes, method: bytes) -> bytes:
-    """Absolute-form targets are routed by path only; we never dial the authority."""
-    if method == b"OPTIONS" and target == b"*":
-        return b"*"
-    scheme_sep = target.find(b"://")
-    if scheme_sep > 0:
-        slash = target.find(b"/", scheme_sep + 3)
-        return target[slash:] if slash >= 0 else b"/"
-    return target
 
 
 def _has_type(headers: tuple[tuple[str, str], ...]) -> bool:

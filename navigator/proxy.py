@@ -45,11 +45,18 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
     if b"x-forwarded-for" not in named:
         parts.append(b"X-Forwarded-For: %s\r\n" % wire.forwarded_for(
             x.get(b"x-forwarded-for"), peer_ip))
+    # Incoming X-Forwarded-Proto/-Host are kept only from a trusted proxy (server.trust_proxy);
+    # X-Real-IP is always ours: the client address we believe (the peer unless trusted).
     if b"x-forwarded-proto" not in named:
-        parts.append(b"X-Forwarded-Proto: %s\r\n" % (x.get(b"x-forwarded-proto") or b"http"))
+        proto = x.get(b"x-forwarded-proto") if trust_proxy else None
+        parts.append(b"X-Forwarded-Proto: %s\r\n" % (proto or b"http"))
     if b"x-forwarded-host" not in named:
         fhost = x.get(b"x-forwarded-host") if trust_proxy else None
         parts.append(b"X-Forwarded-Host: %s\r\n" % (fhost or x.get(b"host", b"")))
+    if b"x-real-ip" not in named:
+        info = ex.info
+        client = info.client_ip if info is not None and info.client_ip else peer_ip
+        parts.append(b"X-Real-IP: %s\r\n" % client.encode("ascii"))
     if b"host" not in x:  # HTTP/1.0 without Host: HTTP/1.1 requires one (RFC 9112 §3.2)
         parts.append(b"Host: localhost\r\n")
     if b"x-request-id" not in x:

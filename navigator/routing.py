@@ -5,16 +5,28 @@ once per config and precomputes every lookup, header tuple and canned answer; `r
 the pipeline of reference section 4 in order: health → broadcast → auth → cable socket → rule
 list → CGI → reverse proxies → static file → try_files → maintenance → bot check → tenant.
 
-Path handling (the security-relevant part):
-- `normalize_path` percent-decodes ONCE (so `%2f` is a `/` for matching, as nginx does),
-  rejects NUL, raw backslashes, `..` above the root and `..;`-style segments, collapses `//`
-  and resolves dot segments. Health, auth, rules, static and tenant matching all decide on this
-  one normalised path, so `//alpha/`, `/alpha%2f`, `/public/../alpha/`, `%2e%2e` cannot slip
-  past auth. A `%5C` stays data (never a separator); the static lookup refuses it.
-- Upstream request-target: the client's raw bytes when they decode to exactly the normalised
-  path and no rewrite happened (so encodings such as `%2F` inside an id survive); otherwise the
-  normalised path re-encoded. Either way the upstream, decoding once, sees the path we decided
-  on.
+Path handling (the security-relevant part). THE rule of which path each stage sees; every
+stage must decide on the same path the tenant will act on (issue 14):
+1. `wire.request_target` (at headers-complete, before anything else): origin-form, absolute-form
+   reduced to its path (authority never dialled) or `OPTIONS *`; `#`, bytes outside RFC 3986
+   (in the query also what browsers leave unencoded: brackets, braces, `|`, `^`, backtick,
+   backslash) and a `%` without two hex digits are 400 and close. So no fragment ever reaches
+   a stage or a tenant.
+2. `split_target` / `normalize_path` here percent-decode ONCE (so `%2f` is a `/` for matching,
+   as nginx does), collapse `//`, resolve dot segments (`%2e%2e` too) and refuse (400) `..`
+   above the root, `..;`-style segments, a raw or decoded backslash (a separator to some
+   servers) and decoded control bytes (NUL, CR, LF...). The result is THE decided path.
+3. Health, metrics, broadcast, auth, rules, CGI, reverse proxies, static (which resolves the
+   file under `public_dir` and refuses anything outside it) and tenant matching all decide on
+   that one path, so `//alpha/`, `/alpha%2f`, `/public/../alpha/`, `%2e%2e` cannot slip past
+   auth. `%23`, `%3F`, `%3B` and a raw `;` stay data in the path, but a path holding `;`, `#`
+   or `?` is never public (`auth.PublicPaths.matches`): a tenant that cuts the path there
+   would act on a shorter path than the one auth matched.
+4. Upstream request-target: the client's raw bytes when they decode to exactly the decided
+   path and no rewrite happened (so `%2F` inside an id survives); otherwise the decided path
+   re-encoded (`encode_path`; `;`, `#`, `?` stay percent-encoded). Either way the upstream,
+   decoding once, sees the path we decided on. The query is forwarded byte for byte.
+5. `OPTIONS *` is answered here (200 with `Allow`), never forwarded.
 - Static files and try_files answer only GET/HEAD (a POST to a prerendered page must reach
   the app); try_files serves a verified user or a public path, never an unauthenticated
   request for a protected one (auth has answered 401 before any file is looked at).
@@ -61,13 +73,18 @@ from navigator.runtime import (
 if TYPE_CHECKING:
     from navigator.snapshot import Snapshot
 
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# Re-encoding keeps `;` encoded: a decoded `%3B` must stay data, never become a parameter.
+_PATH_SAFE = "/:@!$&'()*+,=-._~"
+_DECODED_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")  # controls; `\` (a separator to some)
 _ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 _DOLLAR_DIGIT = re.compile(r"\$([1-9])")
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 BAD_REQUEST = Respond(400, (), b"Bad Request", "error")
+# `OPTIONS *` asks about the server itself (RFC 9110 §9.3.7): answered here, never forwarded.
+OPTIONS_SERVER = Respond(200, (("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),),
+                         b"", "options")
 NOT_FOUND = Respond(404, (), b"404 page not found", "error")
 BOT_FORBIDDEN = Respond(403, (), b"Forbidden: Bot access not allowed", "bot-blocked")
 BROADCAST_METHOD = Respond(405, (("Allow", "POST"),), b"Method Not Allowed", "broadcast")
@@ -114,7 +131,7 @@ def split_target(raw: str) -> tuple[str, str | None] | None:
         except UnicodeEncodeError:
             data = raw.encode("utf-8", "surrogateescape")
         decoded = unquote_to_bytes(data).decode("utf-8", "surrogateescape")
-        if "\x00" in decoded:
+        if _DECODED_FORBIDDEN.search(decoded) is not None:
             return None
     else:
         decoded = raw
@@ -187,7 +204,7 @@ class ProxyRoute:
             upstream += "?" + req.query
         headers = self.headers
         if self.dynamic_headers:
-            remote = req.forwarded_for or req.real_ip or req.peer_ip
+            remote = req.client_ip or req.peer_ip  # forwarding headers only if trusted
             scheme = req.forwarded_proto or "http"
             headers = tuple((name, value.replace("$remote_addr", remote)
                              .replace("$scheme", scheme).replace("$host", req.host))
@@ -334,7 +351,7 @@ def route(snapshot: Snapshot, req: RequestInfo) -> Decision:
     table = snapshot.routes
     target = split_target(req.path)
     if target is None:
-        return BAD_REQUEST
+        return OPTIONS_SERVER if req.path == "*" and req.method == "OPTIONS" else BAD_REQUEST
     path, raw = target
 
     if table.health_path and path == table.health_path:
@@ -417,7 +434,9 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
         if found is None:
             return None
         if path.endswith("/index.html"):
-            return redirect_response(path[:-len("index.html")], req.query, 301)
+            # The decided path re-encoded: a decoded `?`/`#` must stay path, not become a
+            # query or fragment in Location.
+            return redirect_response(encode_path(path[:-len("index.html")]), req.query, 301)
         return ServeFile(Path(found[0]), table.cache_headers(path), stat=found[1],
                          file_text=found[0])
     # 9.2 try_files: extensionless paths, for a verified user or a public path (everything
@@ -429,7 +448,7 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
     rel = table.strip_root(path)
     if (settings.normalize_trailing_slashes and not path.endswith("/")
             and static.dir_with_index(table.static_root, rel)):
-        return redirect_response(path + "/", req.query, 301)
+        return redirect_response(encode_path(path + "/"), req.query, 301)
     for suffix in settings.try_files:
         found = static.locate_file(table.static_root, rel + suffix, table.inside)
         if found is not None:

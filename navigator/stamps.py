@@ -3,8 +3,7 @@
 Room: PURE. `placement_rules` compiles the tenants' `region:` / `machine:` keys (our
 declarative placement map) into replay rules at config load, so the request path reuses the
 rule list (`rules`), which folds a run of them into one longest-prefix lookup: no per-request
-scan over tenants, no regex per tenant. `forwarded_client` picks the client's address from
-the Fly request context.
+scan over tenants, no regex per tenant.
 
 Invariants:
 - placement rules come longest tenant path first, so "first match" equals the tenant
@@ -12,16 +11,14 @@ Invariants:
 - a placement rule without a region or machine (a nested unplaced tenant) means "here";
 - a tenant with `machine:` is placed on that machine (its region, if also given, is only
   documentation); `region:` alone places it on any machine of the region;
-- names that end up in `.internal` DNS names are checked here (`valid_stamp_name`);
-- `Fly-Client-IP` is believed only with `server.trust_proxy` and only when it is an IP
-  address; the socket peer stays what loopback-only endpoints check.
+- names that end up in `.internal` DNS names are checked here (`valid_stamp_name`).
+  (`Fly-Client-IP` is read by `wire.trusted_client`, only with `server.trust_proxy`.)
 
 Must not touch: I/O, the environment (FLY_* arrive in `Config.stamp`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 
@@ -59,19 +56,3 @@ def _nested(path: str, placed: set[str]) -> bool:
             return True
     return False
 
-
-def forwarded_client(fly_client_ip: bytes, forwarded_for: str, trust_proxy: bool) -> str:
-    """The client address a proxy told us about (`RequestInfo.forwarded_for`).
-
-    Behind a trusted proxy, Fly's `Fly-Client-IP` wins: its edge saw the client's own socket,
-    while the first `X-Forwarded-For` entry is whatever the client chose to send. Otherwise
-    (untrusted, or not an IP address) the first X-Forwarded-For entry, as before.
-    """
-    if trust_proxy:
-        text = fly_client_ip.strip().decode("latin-1")
-        try:
-            ipaddress.ip_address(text)
-        except ValueError:
-            return forwarded_for
-        return text
-    return forwarded_for

@@ -503,8 +503,8 @@ def test_json_format_server_lines_and_access_lines(tmp_path: Path) -> None:
     access = [d for d in docs if "client_ip" in d]
     assert sorted(str(d["request_id"]) for d in access) == sorted(rids)
     by_id = {d["request_id"]: d for d in access}
-    # trust_proxy is off: Fly-Client-IP is not believed, the first X-Forwarded-For entry is.
-    check(by_id[rids[0]], client_ip="203.0.113.9", uri="/b/x?q=1", status=200,
+    # trust_proxy is off: neither Fly-Client-IP nor X-Forwarded-For is believed (issue 22).
+    check(by_id[rids[0]], client_ip="127.0.0.1", uri="/b/x?q=1", status=200,
           body_bytes_sent=len(ok.body), **tenant_fields("b"))
     check(by_id[rids[1]], uri="/nowhere", status=404, body_bytes_sent=len(missing.body),
           response_type="error", destination=None, **NO_TENANT)

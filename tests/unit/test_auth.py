@@ -277,7 +277,7 @@ SETTINGS = AuthSettings(
     ("/api/v1/statusx", True),
     ("/bad[", False),  # malformed glob never matches
     ("/bad[x", False),
-    ("/exact?", True),  # no `*`: an exact path, `?` is literal
+    ("/exact?", False),  # `?` never public, not even by an exact entry (decoded `%3F`)
     ("/exactx", False),
     ("/x/b-file.txt", True),
     ("/x/d.txt", False),
@@ -293,6 +293,18 @@ SETTINGS = AuthSettings(
 def test_public_paths(path: str, public: bool) -> None:
     assert is_public(path, SETTINGS) is public
     assert PublicPaths.build(SETTINGS).matches(path) is public
+
+
+@pytest.mark.parametrize("path", [
+    "/admin;x.css", "/admin%3B.css", "/admin#x.css", "/admin?x.css", "/assets/;/../admin",
+    "/assets/a;b", "/healthz;x", "/docs/a#.html",
+])
+def test_paths_with_delimiters_are_never_public(path: str) -> None:
+    """A tenant may cut the path at `;`, `#` or `?` (the decided path holds them only as data,
+    decoded from `%3B`/`%23`/`%3F`, or as a raw `;`): matching them could make a protected
+    path look public (issue 14)."""
+    decoded = path.replace("%3B", ";")
+    assert PublicPaths.build(SETTINGS).matches(decoded) is False
 
 
 def test_auth_off_means_everything_public() -> None:

@@ -134,7 +134,16 @@ def auth_config(htpasswd: Path, **kwargs: Any) -> Config:
     ("/a/%252e%252e/b", "/a/%2e%2e/b"),
     ("/caf%C3%A9", "/café"),
     ("/a%20b", "/a b"),
-    ("/a%5Cb", "/a\\b"),
+    ("/a%5Cb", None),  # a backslash is a separator to some tenants: never data we route on
+    ("/a%5cb", None),
+    ("/a%0ab", None),
+    ("/a%0D%0Ab", None),
+    ("/a%09b", None),
+    ("/a%7fb", None),
+    ("/a%1fb", None),
+    ("/a%23b", "/a#b"),  # data: the tenant decodes the forwarded `%23` to the same path
+    ("/a%3Fb", "/a?b"),
+    ("/a%3bb", "/a;b"),
     ("/.well-known/x", "/.well-known/x"),
     ("http://example.com/alpha/x", "/alpha/x"),
     ("/..", None),
@@ -168,6 +177,37 @@ def test_raw_target_kept_only_when_it_decodes_to_the_decided_path(raw: str,
 
 def test_encode_path_round_trips() -> None:
     assert encode_path("/a b/%/café?#") == "/a%20b/%25/caf%C3%A9%3F%23"
+
+
+def test_encode_path_keeps_a_decoded_semicolon_data() -> None:
+    """Re-encoding after a rewrite or dot segment must not turn `%3B` into a path parameter."""
+    assert encode_path("/a;b/c") == "/a%3Bb/c"
+
+
+@pytest.mark.parametrize(("raw", "upstream"), [
+    ("/alpha/x/%2e%2e/y%3Bz", "/alpha/y%3Bz"),
+    ("/alpha/x/../c%23", "/alpha/c%23"),
+    ("/alpha/c%23", "/alpha/c%23"),
+    ("/alpha/who%3F", "/alpha/who%3F"),
+])
+def test_upstream_target_decodes_to_the_decided_path(raw: str, upstream: str) -> None:
+    decision = route(snap(config(tenants=TENANTS)), req(raw))
+    assert isinstance(decision, ProxyTenant)
+    assert decision.path == upstream
+    assert normalize_path(upstream) == normalize_path(raw)
+
+
+def test_options_asterisk_is_answered_here() -> None:
+    decision = route(snap(config(tenants=(tenant("/", "root"),))), req("*", "OPTIONS"))
+    assert decision == Respond(200, (("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),),
+                               b"", "options")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_asterisk_with_another_method_is_400(method: str) -> None:
+    decision = route(snap(config(tenants=(tenant("/", "root"),))), req("*", method))
+    assert isinstance(decision, Respond)
+    assert decision.status == 400
 
 
 # --- tenants -------------------------------------------------------------------------------
@@ -271,6 +311,17 @@ def test_unauthorized_response(htpasswd: Path) -> None:
 
 
 @pytest.mark.parametrize("raw", [
+    "/alpha/x;.css", "/alpha/x%3b.css", "/alpha/x%23.css", "/alpha/x%3F.css",
+    "/public;x/../alpha/", "/alpha/%2E%2E/alpha/x%23.css",
+])
+def test_public_suffix_tricks_need_credentials(raw: str, htpasswd: Path) -> None:
+    """`*.css` is public: a path that a tenant could cut short must still ask for a login."""
+    decision = route(snap(auth_config(htpasswd)), req(raw))
+    assert isinstance(decision, Respond)
+    assert decision.status == 401
+
+
+@pytest.mark.parametrize("raw", [
     "/alpha/", "//alpha/", "/alpha%2f", "/public/../alpha/", "/public/%2e%2e/alpha/",
     "/public/..%2falpha/", "/public%2f..%2falpha/", "/public/./../alpha/x",
     "/%70ublic/../alpha/", "/public/x/../../alpha/",
@@ -282,7 +333,9 @@ def test_auth_bypass_attempts_are_refused(raw: str, htpasswd: Path) -> None:
 
 
 @pytest.mark.parametrize("raw", ["/public/..;/alpha/", "/public/%2e%2e%3b/alpha/",
-                                 "/public/a%00/alpha", "/public\\..\\alpha/"])
+                                 "/public/a%00/alpha", "/public\\..\\alpha/",
+                                 "/public/..%5calpha/", "/public/%2e%2e%5calpha/x.css",
+                                 "/%2e%2e/alpha/", "/public/%2e%2e/%2e%2e/alpha/"])
 def test_auth_bypass_attempts_rejected_as_bad_requests(raw: str, htpasswd: Path) -> None:
     decision = route(snap(auth_config(htpasswd)), req(raw))
     assert isinstance(decision, Respond)
@@ -520,11 +573,18 @@ def test_reverse_proxy_template_may_change_host() -> None:
 def test_reverse_proxy_headers_substituted() -> None:
     proxy = proxy_route(headers=(("X-Real-IP", "$remote_addr"), ("X-Proto", "$scheme"),
                                  ("X-Host", "$host"), ("X-Fixed", "1")))
-    info = req("/api/x", forwarded_for="198.51.100.7")
+    info = req("/api/x", client_ip="198.51.100.7")  # as the protocol sets it when trusted
     decision = route(snap(config(reverse_proxies=(proxy,))), info)
     assert isinstance(decision, ProxyExternal)
     assert decision.set_headers == (("X-Real-IP", "198.51.100.7"), ("X-Proto", "http"),
                                     ("X-Host", "example.com"), ("X-Fixed", "1"))
+
+
+def test_reverse_proxy_remote_addr_is_the_peer_without_a_trusted_client() -> None:
+    proxy = proxy_route(headers=(("X-Client", "$remote_addr"), ("X-Proto", "$scheme")))
+    decision = route(snap(config(reverse_proxies=(proxy,))), req("/api/x", peer_ip="192.0.2.4"))
+    assert isinstance(decision, ProxyExternal)
+    assert decision.set_headers == (("X-Client", "192.0.2.4"), ("X-Proto", "http"))
 
 
 def test_reverse_proxy_cors_preflight() -> None:
@@ -672,6 +732,27 @@ def test_try_files_not_reached_by_rewriting_a_public_path(public_dir: Path,
     snapshot = static_snapshot(public_dir, static=settings, auth=auth, rules=rules)
     assert isinstance(route(snapshot, req("/open/page")), ProxyTenant)
     assert isinstance(route(snapshot, req("/open/page", authorization=GOOD)), ServeFile)
+
+
+@pytest.mark.parametrize(("name", "sent", "location"), [
+    ("q?x", "/q%3Fx", "/q%3Fx/?k=1"),
+    ("h#x", "/h%23x", "/h%23x/?k=1"),
+    ("s p", "/s%20p", "/s%20p/?k=1"),
+])
+def test_static_redirects_keep_the_decided_path(public_dir: Path, name: str, sent: str,
+                                                location: str) -> None:
+    """A decoded `?` or `#` in the path must not turn into a query or fragment in Location."""
+    (public_dir / name).mkdir()
+    (public_dir / name / "index.html").write_text("x")
+    settings = static_settings(public_dir, try_files=("index.html",),
+                               normalize_trailing_slashes=True)
+    snapshot = static_snapshot(public_dir, static=settings)
+    decision = route(snapshot, req(sent + "?k=1"))
+    assert isinstance(decision, Respond)
+    assert ("Location", location) in decision.headers
+    decision = route(snapshot, req(sent + "/index.html?k=1"))
+    assert isinstance(decision, Respond)
+    assert ("Location", location) in decision.headers
 
 
 def test_normalize_trailing_slashes(public_dir: Path) -> None:

@@ -16,7 +16,7 @@ from navigator.decision import ProxyExternal, ProxyTenant, RequestInfo, Respond
 from navigator.routing import route
 from navigator.rules import FALLBACK_RETRIES, MAINTENANCE, ReplayFallback, RuleList
 from navigator.snapshot import build_snapshot
-from navigator.stamps import forwarded_client, placement_rules, valid_stamp_name
+from navigator.stamps import placement_rules, valid_stamp_name
 
 CONFIG = """
 server: {listen: 3000}
@@ -203,16 +203,3 @@ def test_placement_block_is_one_lookup_not_a_scan(tmp_path: Path) -> None:
     _, terminal = table.run("/t1234/x", req("/t1234/x", "POST", chunked=True))
     assert isinstance(terminal, ReplayFallback)
     assert terminal.target.host == f"r{1234 % 7}.smooth.internal"
-
-
-# --- Fly request context ---------------------------------------------------------------------
-@pytest.mark.parametrize(("fly", "xff", "trust", "expected"), [
-    (b"203.0.113.7", "198.51.100.1", True, "203.0.113.7"),
-    (b" 2001:db8::1 ", "", True, "2001:db8::1"),
-    (b"203.0.113.7", "198.51.100.1", False, "198.51.100.1"),  # not trusted: as before
-    (b"203.0.113.7", "", False, ""),
-    (b"not-an-ip\r\nX: y", "198.51.100.1", True, "198.51.100.1"),
-    (b"", "198.51.100.1", True, "198.51.100.1"),
-])
-def test_forwarded_client(fly: bytes, xff: str, trust: bool, expected: str) -> None:
-    assert forwarded_client(fly, xff, trust) == expected

@@ -59,6 +59,66 @@ def test_ambiguous_framing_refused(kw: dict[str, object], status: int) -> None:
     assert err.value.status == status
 
 
+@pytest.mark.parametrize(
+    ("target", "method", "expected"),
+    [
+        (b"/", b"GET", b"/"),
+        (b"/a/b?c=d&e=%20", b"GET", b"/a/b?c=d&e=%20"),
+        (b"/a;b=c/%2F:@!$&'()*+,=~", b"GET", b"/a;b=c/%2F:@!$&'()*+,=~"),
+        (b"/a?ids[]=1&j={}|^`\\/?", b"GET", b"/a?ids[]=1&j={}|^`\\/?"),  # as browsers send
+        (b"/a??b", b"GET", b"/a??b"),
+        (b"http://example.com/a?b", b"GET", b"/a?b"),
+        (b"HTTPS://example.com:8443/a", b"GET", b"/a"),
+        (b"http://example.com", b"GET", b"/"),
+        (b"http://example.com?q", b"GET", b"/?q"),
+        (b"http://[::1]:80/x", b"GET", b"/x"),
+        (b"*", b"OPTIONS", b"*"),
+    ],
+)
+def test_request_target_accepted(target: bytes, method: bytes, expected: bytes) -> None:
+    assert wire.request_target(target, method) == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "method"),
+    [
+        (b"/a#x.css", b"GET"),  # a fragment never belongs in a request-target (issue 14)
+        (b"/a#", b"GET"),
+        (b"/a?b#c", b"GET"),
+        (b"http://h/a#x", b"GET"),
+        (b"/a\\b", b"GET"),
+        (b"/a[1]", b"GET"),
+        (b"/a|b", b"GET"),
+        (b"/a{b}", b"GET"),
+        (b"/a^b", b"GET"),
+        (b"/a`b", b"GET"),
+        (b'/a"b', b"GET"),
+        (b"/a<b>", b"GET"),
+        (b'/a?q="x"', b"GET"),
+        (b"/a?q=<x>", b"GET"),
+        (b"/a\x7f", b"GET"),
+        (b"/a\xc3\xa9", b"GET"),
+        (b"/a%", b"GET"),
+        (b"/a%2", b"GET"),
+        (b"/a%zz", b"GET"),
+        (b"/a?q=%g1", b"GET"),
+        (b"*", b"GET"),
+        (b"*x", b"OPTIONS"),
+        (b"a/b", b"GET"),
+        (b"example.com:80", b"GET"),
+        (b"ftp://h/a", b"GET"),
+        (b"http:///a", b"GET"),
+        (b"http://user@h/a", b"GET"),
+        (b"http://h h/a", b"GET"),
+        (b"http://h\\@x/a", b"GET"),
+    ],
+)
+def test_request_target_refused(target: bytes, method: bytes) -> None:
+    with pytest.raises(wire.HttpError) as err:
+        wire.request_target(target, method)
+    assert err.value.status == 400
+
+
 def test_filter_headers_drops_hop_by_hop_and_connection_named() -> None:
     headers = [(b"Host", b"a"), (b"Connection", b"x-foo"), (b"X-Foo", b"1"),
                (b"Keep-Alive", b"5"), (b"TE", b"trailers"), (b"Transfer-Encoding", b"chunked"),
@@ -74,6 +134,42 @@ def test_filter_headers_drops_hop_by_hop_and_connection_named() -> None:
 )
 def test_forwarded_for(existing: bytes | None, peer: str, expected: bytes) -> None:
     assert wire.forwarded_for(existing, peer) == expected
+
+
+PEER = "192.0.2.1"
+
+
+@pytest.mark.parametrize(
+    ("xff", "real_ip", "fly", "expected"),
+    [
+        (None, None, None, PEER),
+        (b"203.0.113.7", None, None, "203.0.113.7"),
+        (b"6.6.6.6, 203.0.113.7", None, None, "203.0.113.7"),  # right-most: what the proxy saw
+        (b"6.6.6.6, 203.0.113.7, 10.0.0.2, 172.16.5.5, 192.168.1.1, 127.0.0.1", None, None,
+         "203.0.113.7"),  # internal hops skipped
+        (b"6.6.6.6,203.0.113.7 , fd00::1, fe80::1, 100.64.0.1, 169.254.1.1", None, None,
+         "203.0.113.7"),
+        (b"10.9.9.9, 10.1.2.3", None, None, "10.1.2.3"),  # all internal: the right-most one
+        (b"10.9.9.9, 10.1.2.3, 127.0.0.1", None, None, "127.0.0.1"),
+        (b"203.0.113.9:4711", None, None, "203.0.113.9"),
+        (b"[2001:db8::1]:443, fd00::5", None, None, "2001:db8::1"),
+        (b"2001:db8::2", None, None, "2001:db8::2"),
+        (b"::ffff:203.0.113.4", None, None, "203.0.113.4"),
+        (b"6.6.6.6, unknown", None, None, PEER),  # garbage stops the walk: never believed
+        (b"6.6.6.6, garbage, 10.0.0.1", None, None, "10.0.0.1"),
+        (b"", b"198.51.100.8", None, "198.51.100.8"),
+        (None, b"198.51.100.8", None, "198.51.100.8"),
+        (b"203.0.113.7", b"198.51.100.8", None, "203.0.113.7"),  # X-Forwarded-For first
+        (None, b"<script>", None, PEER),
+        (b"6.6.6.6", None, b"198.51.100.7", "198.51.100.7"),  # Fly's edge wins
+        (b"6.6.6.6", None, b" 2001:db8::9 ", "2001:db8::9"),
+        (b"6.6.6.6", None, b"not-an-ip\r\nX: y", "6.6.6.6"),
+        (b"6.6.6.6", None, b"", "6.6.6.6"),
+    ],
+)
+def test_trusted_client(xff: bytes | None, real_ip: bytes | None, fly: bytes | None,
+                        expected: str) -> None:
+    assert wire.trusted_client(PEER, xff, real_ip, fly) == expected
 
 
 def test_connection_tokens() -> None:
