@@ -606,6 +606,15 @@ def _logging(spec: sc.LoggingSpec, server_access_log: bool | str,
                               access_file)
 
 
+def _trust_proxy(setting: bool | None, environ: Mapping[str, str]) -> bool:
+    """`server.trust_proxy` as written; unset, it is on where Fly's proxy is the only way in
+    (FLY_APP_NAME set): there every peer is Fly's edge, which sets `Fly-Client-IP` and
+    `X-Forwarded-Proto: https`, and tenants that force SSL would otherwise loop on `http`."""
+    if setting is not None:
+        return setting
+    return bool(environ.get("FLY_APP_NAME"))
+
+
 def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
     server = raw.server
     apps = raw.applications
@@ -624,7 +633,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
         source=ctx.path(str(source)),
         listen=parse_listen(server.listen, ("server", "listen")),
         root_path=root_path,
-        trust_proxy=server.trust_proxy,
+        trust_proxy=_trust_proxy(server.trust_proxy, environ),
         hostname=server.hostname,
         pid_file=ctx.path(server.pid_file or "/tmp/navigator.pid"),
         health_check=_health(server.health_check),

@@ -92,7 +92,8 @@ FIELDS: Mapping[str, str] = {
     "right-most non-internal `X-Forwarded-For` entry, else `X-Real-IP`; incoming "
     "`X-Forwarded-Proto` and `X-Forwarded-Host` are passed on. Off: the client is the socket "
     "peer and those headers are replaced (`X-Forwarded-For` is appended to either way). "
-    "See docs/operations.md.",
+    "Unset: on when `FLY_APP_NAME` is in the environment (on Fly every connection comes "
+    "through Fly's proxy), off elsewhere. See docs/operations.md.",
     "ServerSpec.disable_compression": "Never add or strip content encoding on the proxy "
     "path (navigator passes bytes through untouched either way).",
     "ServerSpec.bot_detection": "What to do with bots (tenants may override).",

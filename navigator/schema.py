@@ -134,7 +134,7 @@ class ServerSpec(Spec):
     listen: str = ""  # "3000", ":3000", "127.0.0.1:3000"; "" = 3000
     hostname: str = ""
     root_path: str = ""
-    trust_proxy: bool = False
+    trust_proxy: bool | None = None  # unset: on behind Fly's proxy (FLY_APP_NAME), else off
     disable_compression: bool = False
     bot_detection: BotDetectionSpec = msgspec.field(default_factory=BotDetectionSpec)
     health_check: HealthCheckSpec = msgspec.field(default_factory=HealthCheckSpec)

@@ -52,12 +52,13 @@ def backend() -> Iterator[int]:
         yield port
 
 
-def config_text(root: Path, backend: int, trust: bool) -> str:
+def config_text(root: Path, backend: int, trust: bool | None) -> str:
+    setting = "" if trust is None else f"trust_proxy: {'true' if trust else 'false'}"
     return f"""
 server:
   listen: "127.0.0.1:0"
   pid_file: {root}/navigator.pid
-  trust_proxy: {"true" if trust else "false"}
+  {setting}
 routes:
   reverse_proxies:
     - name: api
@@ -80,15 +81,18 @@ applications:
 """
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["trust_off", "trust_on"])
+@pytest.fixture(scope="module", params=["off", "on", "unset_on_fly"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            backend: int) -> Iterator[Server]:
-    trust = bool(request.param)
-    root = tmp_path_factory.mktemp("trust-on" if trust else "trust-off")
-    with run_navigator(write_config(root, config_text(root, backend, trust))) as nav:
+    """trust_proxy written false or true, or left unset on a Fly machine (FLY_APP_NAME in
+    the environment), where it is on: Fly's proxy is every connection's peer."""
+    setting = {"off": False, "on": True, "unset_on_fly": None}[request.param]
+    env = {"FLY_APP_NAME": "client-ip-test"} if setting is None else {}
+    root = tmp_path_factory.mktemp(f"trust-{request.param}")
+    with run_navigator(write_config(root, config_text(root, backend, setting)), env=env) as nav:
         wait_until(lambda: http_request(nav.port, "GET", "/b/warm", timeout=20).status == 200, 20,
                    message="tenant /b/ to answer")
-        yield Server(nav, trust)
+        yield Server(nav, setting is not False)
 
 
 def access_line(nav: Navigator, rid: str) -> dict[str, object]:

@@ -875,3 +875,17 @@ def test_key_paths_quote_keys_that_are_not_plain_words(key: tuple[str | int, ...
     from navigator.schema import dotted
 
     assert dotted(key) == text
+
+
+@pytest.mark.parametrize(("setting", "environ", "expected"), [
+    ("", {}, False),  # unset, not on Fly: the peer is the client
+    ("", {"FLY_APP_NAME": "myapp"}, True),  # unset on Fly: every peer is Fly's proxy
+    ("server: {trust_proxy: false}", {"FLY_APP_NAME": "myapp"}, False),  # as written wins
+    ("server: {trust_proxy: true}", {}, True),
+    ("server: {trust_proxy: yes}", {}, True),  # the YAML 1.1 word the reference accepts
+    ("server: {trust_proxy: off}", {"FLY_APP_NAME": "myapp"}, False),
+])
+def test_trust_proxy_defaults_to_on_behind_flys_proxy(tmp_path: Path, setting: str,
+                                                      environ: dict[str, str],
+                                                      expected: bool) -> None:
+    assert load(tmp_path, setting + "\n", environ).trust_proxy is expected
