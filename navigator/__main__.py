@@ -177,19 +177,21 @@ def serve(config_path: str) -> int:
     except (ConfigError, OSError) as exc:
         print(f"navigator: {exc}", file=sys.stderr)
         return 1
-    configure_logging(config.logging)
+    outputs = configure_logging(config.logging)
     log = logging.getLogger("navigator")
     for warning in config.warnings:
         log.warning("config: %s", warning)
     from navigator.server import Server
 
     try:
-        return run_on_uvloop(Server(config).run())
+        return run_on_uvloop(Server(config, outputs=outputs).run())
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        outputs.close()  # what a stalled stdout still holds: written within a deadline
 
 
 def run_on_uvloop(main: Coroutine[Any, Any, int]) -> int:

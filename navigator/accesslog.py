@@ -1,9 +1,11 @@
 """The access log: one JSON object per finished request, batched writes.
 
 Room: ops, on the protocol's hot path (about 2 µs a line). Keys and order follow the
-reference (section 16); optional keys appear only when non-empty. Writes go to the stream's
-fd once per batch (a short timer or 64 KiB), so a request never waits for stdout. The stream
-is stdout, or the file `access_log: <path>` names (`open_access_log`).
+reference (section 16); optional keys appear only when non-empty. Lines are handed to a
+never-blocking `LineWriter` (navigator.logwriter) once per batch (a short timer or 64 KiB),
+so a request never waits for stdout: a stalled stdout drops access lines (counted), it never
+delays an answer. The writer is stdout's, or a `FileLineWriter` on the file
+`access_log: <path>` names (`open_access_log`).
 
 Must not touch: routing, processes, `os.environ`.
 """
@@ -11,9 +13,6 @@ Must not touch: routing, processes, `os.environ`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,12 +20,12 @@ from typing import IO, Any, Protocol
 
 import msgspec
 
-from navigator.logs import IsoClock, VectorSink
+from navigator.logs import IsoClock, JsonFormatter, VectorSink, record_notice
+from navigator.logwriter import FileLineWriter, LineWriter, writer_for_stream
 from navigator.runtime import LoggingSettings
 
 ACCESS_FLUSH_DELAY = 0.05  # seconds a buffered access line may wait
 ACCESS_FLUSH_BYTES = 64 * 1024  # flush at once beyond this
-_CARRY_LIMIT = 1024 * 1024  # stdout stuck: drop new access lines beyond this backlog
 
 
 @dataclass(slots=True)
@@ -91,14 +90,17 @@ def bare_ip(value: str) -> str:
     return value
 
 
-def open_access_log(settings: LoggingSettings) -> IO[bytes] | None:
-    """The file named by `access_log: <path>` (appended to, directories created), or None
-    for stdout. The caller closes it after the logger's last flush."""
+def open_access_log(settings: LoggingSettings) -> FileLineWriter | None:
+    """The writer for the file named by `access_log: <path>` (appended to, directories
+    created), or None for stdout. Opened now, so a bad path fails at start (OSError); later
+    failures (a full disk, a deleted directory) drop and count lines like any destination.
+    Its drop notice is a JSON line, like the rest of the file."""
     path = settings.access_log_file
     if path is None:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "ab")  # the server closes it after the last flush
+    writer = FileLineWriter(str(path), "access_file", record_notice(JsonFormatter()))
+    writer.open_now()
+    return writer
 
 
 class Cancellable(Protocol):
@@ -112,22 +114,24 @@ class TimerLoop(Protocol):
 
 
 class AccessLogger:
-    """One JSON line per request on `stream` (stdout), buffered.
+    """One JSON line per request on `output` (stdout's writer), buffered.
 
     A line is appended to a list; the first line of a batch arms one `call_later` timer
-    (`flush_delay`), a batch over `flush_bytes` is written at once, and `flush()` must be
+    (`flush_delay`), a batch over `flush_bytes` is handed over at once, and `flush()` must be
     called at shutdown. Without a running loop (CLI, tests) every line is written through.
-    Writes go to the stream's fd with `os.write`; a partial write or EAGAIN keeps the rest
-    for the next flush, and a broken stdout drops lines instead of raising."""
+    `output` is the shared stdout `LineWriter` (a stream is wrapped in one); it never blocks
+    and drops what stdout cannot take. Vector, when set, gets the same batches."""
 
-    __slots__ = ("_active", "_buffer", "_carry", "_clock", "_delay", "_enabled", "_encode",
-                 "_fd", "_limit", "_loop", "_size", "_stream", "_text", "_timer", "_vector")
+    __slots__ = ("_active", "_buffer", "_clock", "_delay", "_enabled", "_encode", "_limit",
+                 "_loop", "_size", "_timer", "_vector", "_writer")
 
-    def __init__(self, stream: IO[Any] | None = None, enabled: bool = True,
+    def __init__(self, output: LineWriter | IO[Any] | None = None, enabled: bool = True,
                  vector: VectorSink | None = None, *, loop: TimerLoop | None = None,
                  flush_delay: float = ACCESS_FLUSH_DELAY,
                  flush_bytes: int = ACCESS_FLUSH_BYTES) -> None:
-        self._stream: IO[Any] = stream if stream is not None else sys.stdout
+        if not isinstance(output, LineWriter):
+            output = writer_for_stream(output if output is not None else sys.stdout)
+        self._writer = output
         self._enabled = enabled
         self._vector = vector
         self._active = enabled or vector is not None
@@ -136,15 +140,9 @@ class AccessLogger:
         self._limit = flush_bytes
         self._buffer: list[bytes] = []
         self._size = 0
-        self._carry = b""
         self._timer: Cancellable | None = None
         self._clock = IsoClock()
         self._encode = msgspec.json.Encoder().encode
-        self._text = isinstance(self._stream, io.TextIOBase)
-        try:
-            self._fd: int | None = self._stream.fileno()
-        except (OSError, ValueError, AttributeError):  # StringIO, pytest capture
-            self._fd = None
 
     def format(self, entry: AccessEntry) -> bytes:
         """The JSON object for `entry`, without the newline."""
@@ -218,47 +216,21 @@ class AccessLogger:
         self.flush()
 
     def flush(self) -> None:
-        """Write everything buffered now (also called at shutdown)."""
+        """Hand everything buffered to the writers now (also called at shutdown)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._buffer and not self._carry:
+        if not self._buffer:
             return
-        data = b"\n".join(self._buffer) + b"\n" if self._buffer else b""
+        self._buffer.append(b"")
+        data = b"\n".join(self._buffer)
         self._buffer.clear()
         self._size = 0
-        if self._vector is not None and data:
+        if self._vector is not None:
             self._vector.send(data)
         if self._enabled:
-            self._write(data)
+            self._writer.write(data)
 
     def close(self) -> None:
-        """Flush, then close the Vector connection (shutdown)."""
+        """Flush (shutdown). The writers belong to the logging set-up, which closes them."""
         self.flush()
-        if self._vector is not None:
-            self._vector.close()
-
-    def _write(self, data: bytes) -> None:
-        if self._fd is None:
-            self._stream.write(data.decode() if self._text else data)
-            self._stream.flush()
-            return
-        if self._carry:
-            data = self._carry + data if len(self._carry) < _CARRY_LIMIT else self._carry
-            self._carry = b""
-        with contextlib.suppress(OSError, ValueError):
-            self._stream.flush()  # keep order with text written through the stream
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self._fd, view)
-            except BlockingIOError:
-                break
-            except OSError:  # EPIPE, EBADF: nobody is reading; drop
-                return
-            view = view[written:]
-        if view:  # stdout is full: retry on the next timer (or the next flush)
-            self._carry = bytes(view)
-            loop = self._timer_loop()
-            if loop is not None and self._timer is None:
-                self._timer = loop.call_later(self._delay, self._on_timer)

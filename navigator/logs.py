@@ -11,9 +11,15 @@ Invariants:
 - child output (logger `navigator.output`) is always shown at INFO, whatever the server level;
 - an access line is exactly one JSON object on one line, keys in the reference's order, the
   optional keys present only when non-empty;
-- nothing here ever blocks the event loop for long: stdout is written with `os.write` once
-  per flush (partial/EAGAIN writes are carried over), the Vector socket is a non-blocking
-  AF_UNIX stream socket whose failures drop lines silently;
+- nothing here ever blocks the event loop: every destination (stdout, `logging.file`, the
+  Vector socket) is a bounded never-blocking `LineWriter` (navigator.logwriter); lines a
+  destination cannot take are dropped, counted and reported by one line once it drains;
+- destinations carry: stdout — navigator's own lines, tenant/managed-process output, the
+  access log; `logging.file` — tenant/managed-process output only; Vector — that output
+  (JSON, with `tenant`) and the access log. Navigator's own lines go to stdout only;
+- under `format: json` a child line is passed through untouched only when it is a JSON
+  object with both `@timestamp` and `severity` (Rails' JSON logger); any other line, JSON
+  or not, is wrapped as a `message`. Under `format: text` every child line is prefixed;
 - secrets are masked before they reach any handler that uses `redact_env`/`redact_header`,
   and log extras whose key looks secret are masked by both formatters.
 
@@ -23,20 +29,26 @@ Must not touch: routing decisions, processes, any socket other than the Vector U
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import socket
-import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from types import MappingProxyType
-from typing import IO, TextIO
+from typing import IO, Any
 
 import msgspec
 
+from navigator.logwriter import (
+    CLOSE_TIMEOUT,
+    FdLineWriter,
+    FileLineWriter,
+    LineWriter,
+    Notice,
+    writer_for_stream,
+)
 from navigator.runtime import LoggingSettings, VectorSettings
 
 ROOT_LOGGER = "navigator"
@@ -244,79 +256,134 @@ class JsonFormatter(logging.Formatter):
 
 # ---------------------------------------------------------------------------- handlers
 
+class LineHandler(logging.Handler):
+    """A log handler that hands finished lines to a never-blocking `LineWriter`.
+
+    While the writer is dropping anyway, records are counted as dropped without being
+    formatted: a tenant flooding its stdout into a stalled pipe costs no formatting."""
+
+    def __init__(self, writer: LineWriter, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        writer = self.writer
+        if not writer.accepting:
+            writer.drop(b"\n")
+            return
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        writer.write(line.encode("utf-8", "replace") + b"\n")
+
+    def close(self) -> None:
+        self.writer.close()
+        super().close()
+
+
+def record_notice(formatter: logging.Formatter) -> Notice:
+    """The drop report as one of navigator's own log lines, in the destination's format."""
+
+    def notice(count: int, destination: str) -> bytes:
+        record = logging.LogRecord(
+            "navigator.logs", logging.WARNING, __file__, 0,
+            "dropped %d log lines: %s was not accepting writes", (count, destination), None)
+        return formatter.format(record).encode("utf-8", "replace") + b"\n"
+
+    return notice
+
+
 class AppFileHandler(logging.Handler):
     """Appends child output to `logging.file`, `{{app}}` replaced by the process name.
 
-    Files are opened on first use (directories created) and kept open until `close()`.
-    A path that cannot be written is reported once on stderr and then skipped."""
+    One `FileLineWriter` per resolved path: files are opened on first use (directories
+    created), reopened when deleted, and a full disk or an unwritable path drops lines
+    (counted) instead of raising or blocking."""
 
     def __init__(self, pattern: str, formatter: logging.Formatter) -> None:
         super().__init__()
         self.setFormatter(formatter)
         self._pattern = pattern
-        self._files: dict[str, IO[str]] = {}
-        self._failed: set[str] = set()
+        self._notice = record_notice(formatter)
+        self._files: dict[str, FileLineWriter] = {}
+        self._closed_drops = 0  # lines dropped by writers already closed
+
+    @property
+    def dropped(self) -> int:
+        return self._closed_drops + sum(w.dropped for w in list(self._files.values()))
 
     def emit(self, record: logging.LogRecord) -> None:
         path = self._pattern.replace("{{app}}", str(getattr(record, "source", "unknown")))
-        if path in self._failed:
-            return
-        try:
-            handle = self._files.get(path)
-            if handle is None:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                handle = self._files[path] = open(path, "a", encoding="utf-8")  # noqa: SIM115
-            handle.write(self.format(record) + "\n")
-            handle.flush()
-        except OSError as exc:
-            self._failed.add(path)
-            sys.stderr.write(f"navigator: cannot write log file {path}: {exc}\n")
+        writer = self._files.get(path)
+        if writer is None:
+            writer = self._files[path] = FileLineWriter(path, "file", self._notice)
+        writer.write(self.format(record).encode("utf-8", "replace") + b"\n")
 
     def close(self) -> None:
-        for handle in self._files.values():
-            handle.close()
+        for writer in self._files.values():
+            writer.close()
+            self._closed_drops += writer.dropped
         self._files.clear()
         super().close()
 
 
-class VectorSink:
+class VectorSink(LineWriter):
     """Best-effort JSON-lines writer to Vector's Unix stream socket.
 
     Never stalls the loop: the socket is non-blocking (connect on AF_UNIX either succeeds
     at once or fails with EAGAIN/ENOENT/ECONNREFUSED), a refused connect is retried at most
-    once per `retry` seconds, EAGAIN keeps up to 256 KiB pending (newer lines are dropped
-    beyond that) and any other error closes the socket. A partially sent chunk is finished
-    before anything newer so Vector never sees a torn line. Thread-safe (logging handlers
-    may run off the loop thread)."""
+    once per `retry` seconds, EAGAIN keeps up to 256 KiB pending and any other error closes
+    the socket. Lines that cannot be sent (Vector down, the backlog full, the connection
+    broken) are dropped and counted, and the first send after that starts with one notice
+    line. A partially sent chunk is finished before anything newer so Vector never sees a
+    torn line. Thread-safe (logging handlers may run off the loop thread)."""
 
-    __slots__ = ("_lock", "_next_attempt", "_path", "_pending", "_retry", "_sock")
+    __slots__ = ("_next_attempt", "_path", "_pending", "_retry", "_sock")
 
     def __init__(self, path: str, *, retry: float = _VECTOR_RETRY) -> None:
+        super().__init__("vector", record_notice(JsonFormatter(tenant_field=True)))
         self._path = path
         self._retry = retry
         self._sock: socket.socket | None = None
         self._next_attempt = 0.0
         self._pending = b""
-        self._lock = threading.Lock()
 
     @property
     def connected(self) -> bool:
         return self._sock is not None
 
+    def write(self, data: bytes) -> None:
+        self.send(data)
+
     def send(self, data: bytes) -> None:
         with self._lock:
             sock = self._sock if self._sock is not None else self._connect()
             if sock is None:
+                self.drop(data)
                 return
-            if self._pending:
-                fits = len(self._pending) + len(data) <= _VECTOR_PENDING_LIMIT
-                data = self._pending + data if fits else self._pending
+            owed = 0
+            if self._pending:  # a partly sent line first: never a notice in its middle
+                if len(self._pending) + len(data) <= _VECTOR_PENDING_LIMIT:
+                    data = self._pending + data
+                else:
+                    self.drop(data)
+                    data = self._pending
                 self._pending = b""
+            elif self._dropped_since:
+                owed = self._dropped_since
+                data = self._report() + data
             try:
                 sent = sock.send(data)
             except BlockingIOError:
                 sent = 0
             except OSError:
+                self.drop(data)
+                if owed:  # the notice itself is not a lost line; it is still owed
+                    self.dropped -= 1
+                    self._dropped_since += owed - 1
                 self._close()
                 return
             if sent < len(data):
@@ -341,9 +408,11 @@ class VectorSink:
         if self._sock is not None:
             self._sock.close()
         self._sock = None
+        if self._pending:
+            self.drop(self._pending)
         self._pending = b""
 
-    def close(self) -> None:
+    def close(self, timeout: float = 0.0) -> None:
         with self._lock:
             self._close()
 
@@ -362,36 +431,91 @@ class VectorHandler(logging.Handler):
         self._sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._sink.send((self.format(record) + "\n").encode())
+        self._sink.send(self.format(record).encode("utf-8", "replace") + b"\n")
 
     def close(self) -> None:
         self._sink.close()
         super().close()
 
 
+class LogOutputs:
+    """The destinations `configure_logging` opened, for the server to share and close.
+
+    `stdout` carries navigator's own lines, tenant output and the access log (one writer,
+    so lines from all three never tear each other); `files` and `vector` are the optional
+    copies. The server attaches the event loop (so a stalled stdout is resumed when it
+    drains), reads the drop counters for `/metrics` and closes everything at exit within a
+    deadline."""
+
+    __slots__ = ("files", "stdout", "vector")
+
+    def __init__(self, stdout: LineWriter, files: AppFileHandler | None = None,
+                 vector: VectorSink | None = None) -> None:
+        self.stdout = stdout
+        self.files = files
+        self.vector = vector
+
+    def dropped(self) -> list[tuple[tuple[str], float]]:
+        """`((destination,), lines dropped)` per configured destination (metrics source)."""
+        counts: list[tuple[tuple[str], float]] = [(("stdout",), float(self.stdout.dropped))]
+        if self.files is not None:
+            counts.append((("file",), float(self.files.dropped)))
+        if self.vector is not None:
+            counts.append((("vector",), float(self.vector.dropped)))
+        return counts
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.stdout.attach(loop)
+
+    def detach(self) -> None:
+        self.stdout.detach()
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Write what stdout still holds within `timeout`, then close every destination."""
+        self.stdout.close(timeout)
+        if self.files is not None:
+            self.files.close()
+        if self.vector is not None:
+            self.vector.close()
+
+
+_OWNED_LOGGERS = (ROOT_LOGGER, OUTPUT_LOGGER, "asyncio")
+
+
 def configure_logging(settings: LoggingSettings, level: str | None = None,
-                      stream: TextIO | None = None) -> None:
-    """Install navigator's handlers (replacing earlier ones); `stream` defaults to stdout."""
+                      stream: IO[Any] | None = None) -> LogOutputs:
+    """Install navigator's handlers (replacing earlier ones) and return the destinations.
+    `stream` defaults to stdout (fd 1, made non-blocking: see `navigator.logwriter`).
+    asyncio's own error reports go to the same console handler rather than to a blocking
+    stderr."""
     root = logging.getLogger(ROOT_LOGGER)
     output = logging.getLogger(OUTPUT_LOGGER)
-    for logger in (root, output):
+    for name in _OWNED_LOGGERS:
+        logger = logging.getLogger(name)
         for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
+            if name != "asyncio" or isinstance(handler, LineHandler):
+                logger.removeHandler(handler)
+                handler.close()
     root.setLevel(resolve_level(level))
     root.propagate = False
     json_format = settings.format == "json"
-    console = logging.StreamHandler(stream if stream is not None else sys.stdout)
-    console.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    formatter = JsonFormatter() if json_format else TextFormatter()
+    notice = record_notice(formatter)
+    writer = (FdLineWriter(1, "stdout", notice=notice) if stream is None
+              else writer_for_stream(stream, "stdout", notice))
+    console = LineHandler(writer, formatter)
     root.addHandler(console)
+    logging.getLogger("asyncio").addHandler(console)
     output.setLevel(logging.INFO)
     output.propagate = True
+    files = None
     if settings.file:
-        output.addHandler(AppFileHandler(
-            settings.file, JsonFormatter() if json_format else TextFormatter()))
+        files = AppFileHandler(settings.file, JsonFormatter() if json_format else TextFormatter())
+        output.addHandler(files)
     sink = open_vector(settings.vector)
     if sink is not None:
         output.addHandler(VectorHandler(sink))
     name = level if level is not None else os.environ.get("LOG_LEVEL", "")
     if name.strip() and name.strip().lower() not in _LEVELS:
         root.warning("unknown log level %r, using info", name)
+    return LogOutputs(writer, files, sink)

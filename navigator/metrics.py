@@ -153,6 +153,13 @@ class Gauge(_Metric):
                 for key, value in items]
 
 
+class SourcedCounter(Gauge):
+    """A counter whose values are kept by their owner (a log writer counts its own dropped
+    lines) and read at render time: `set_source` as for a gauge, exposed as a counter."""
+
+    kind = "counter"
+
+
 class Histogram(_Metric):
     """Cumulative buckets on fixed upper bounds; `observe(0.2, "tenant-a")`."""
 
@@ -267,6 +274,10 @@ class Metrics:
         self.tenant_in_flight = registry.register(Gauge(
             "navigator_tenant_in_flight_requests", "Requests the tenant is answering now.",
             ("tenant",)))
+        self.log_lines_dropped = registry.register(SourcedCounter(
+            "navigator_log_lines_dropped_total",
+            "Log lines dropped because their destination could not take them (a stalled "
+            "stdout pipe, a full disk, Vector down), by destination.", ("destination",)))
         if tenant_states is not None:
             self.set_tenant_states(tenant_states)
 

@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from navigator.accesslog import AccessLogger, open_access_log
 from navigator.config import ConfigError, load_config
@@ -32,7 +32,8 @@ from navigator.filecache import FileCache
 from navigator.hooks import HookResult, run_hooks
 from navigator.idle import MachineIdle, make_action
 from navigator.leftovers import ChildLedger, state_path, stop_leftovers
-from navigator.logs import open_vector
+from navigator.logs import LogOutputs
+from navigator.logwriter import FdLineWriter, FileLineWriter
 from navigator.metrics import Metrics
 from navigator.metricsserver import start_metrics_listener
 from navigator.observer import RequestRecorder, feed_server_gauges
@@ -53,8 +54,11 @@ LOOPBACK = "127.0.0.1"
 class Server:
     """One navigator process: listeners, tenants, managed processes, hooks."""
 
-    def __init__(self, config: Config, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, config: Config, environ: Mapping[str, str] | None = None,
+                 outputs: LogOutputs | None = None) -> None:
         self.config = config
+        # The log destinations `configure_logging` opened (stdout shared with the access log).
+        self.outputs = outputs if outputs is not None else LogOutputs(FdLineWriter(1))
         self.environ = dict(os.environ if environ is None else environ)
         self.loaded_at = time.time()
         self._commands: asyncio.Queue[str] | None = None
@@ -67,7 +71,7 @@ class Server:
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._ready_task: asyncio.Task[Any] | None = None
         self.access: AccessLogger | None = None
-        self._access_file: IO[bytes] | None = None
+        self._access_file: FileLineWriter | None = None
         self.idle: MachineIdle | None = None
         self._exit_event: asyncio.Event | None = None
         self.metrics = Metrics()
@@ -94,8 +98,11 @@ class Server:
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor,
                             files=FileCache())
         self.state = state
-        self.access = AccessLogger(access_file, config.logging.access_log,
-                                   open_vector(config.logging.vector), loop=loop)
+        outputs = self.outputs
+        outputs.attach(loop)  # a stalled stdout resumes when the loop sees it drain
+        metrics.log_lines_dropped.set_source(self._log_drops)
+        self.access = AccessLogger(access_file if access_file is not None else outputs.stdout,
+                                   config.logging.access_log, outputs.vector, loop=loop)
         state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)
         state.extras["metrics"] = metrics
         state.on_reload_request = self._reload_from_hook
@@ -367,9 +374,17 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         log.info("stopped")
+        self.outputs.detach()  # the loop closes next: __main__ flushes with a deadline
 
     # --- files ---------------------------------------------------------------------------------
-    def _open_access_log(self, config: Config) -> IO[bytes] | None:
+    def _log_drops(self) -> list[tuple[tuple[str], float]]:
+        """Lines each log destination had to drop (the metrics source)."""
+        drops = self.outputs.dropped()
+        if self._access_file is not None:
+            drops.append((("access_file",), float(self._access_file.dropped)))
+        return drops
+
+    def _open_access_log(self, config: Config) -> FileLineWriter | None:
         """`access_log: <path>`: opened before anything starts, so a bad path exits at once."""
         try:
             self._access_file = open_access_log(config.logging)

@@ -3,7 +3,8 @@
 Room: CLI helper (I/O: pid file, /proc via psutil, one loopback HTTP request). The server is
 found through its pid file; its listening port is read from /proc (so `listen: ...:0` and
 any config work) and its own metrics endpoint gives each tenant's state, path, pid, port,
-start and last request; psutil adds the memory of each tenant's process tree. When the
+start and last request, and the log lines dropped per destination; psutil adds the memory
+of each tenant's process tree. When the
 endpoint does not answer (metrics disabled, server too busy), the server's child processes
 are listed instead, with what /proc alone can tell.
 """
@@ -53,6 +54,15 @@ def rows_from_metrics(samples: Iterable[tuple[str, dict[str, str], float]],
         elif name == "navigator_tenant_last_request_timestamp_seconds":
             row(tenant)["last_request"] = now - value
     return sorted(rows.values(), key=lambda entry: str(entry["tenant"]))
+
+
+def dropped_log_lines(samples: Iterable[tuple[str, dict[str, str], float]]) -> str:
+    """PURE. `log lines dropped: stdout 0, file 12` from the server's samples ("" when the
+    server exposes no such counter)."""
+    counts = [f"{labels.get('destination', '?')} {int(value)}"
+              for name, labels, value in samples
+              if name == "navigator_log_lines_dropped_total"]
+    return f"log lines dropped: {', '.join(counts)}" if counts else ""
 
 
 def listening_address(pid: int) -> tuple[str, int] | None:
@@ -161,13 +171,17 @@ def print_status(config_path: str) -> int:
         except (OSError, http.client.HTTPException) as exc:
             problem = f"metrics endpoint unreachable: {exc}"
         else:
-            rows = rows_from_metrics(parse_samples(text), time.time())
+            samples = list(parse_samples(text))
+            rows = rows_from_metrics(samples, time.time())
             for entry in rows:
                 tenant_pid = entry.get("pid")
                 if isinstance(tenant_pid, int):
                     entry["memory"] = tree_memory(tenant_pid)
             print(f"navigator pid {pid} on {host}:{port}: {len(rows)} tenants")
             sys.stdout.write(format_status_table(rows))
+            drops = dropped_log_lines(samples)
+            if drops:
+                print(f"\n{drops}")
             return 0
     rows = child_rows(pid)
     print(f"navigator pid {pid} ({problem}): {len(rows)} child processes")

@@ -36,17 +36,19 @@ applications:
     return config
 
 
-def run_status(config: Path) -> tuple[str, list[dict[str, str]]]:
-    """The header line and the table rows (column title -> cell)."""
+def run_status(config: Path) -> tuple[str, list[dict[str, str]], list[str]]:
+    """The header line, the table rows (column title -> cell) and the lines after the
+    table (after a blank line)."""
     done = subprocess.run([sys.executable, "-m", "navigator", "status", "--config", str(config)],
                           capture_output=True, text=True, timeout=30, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr
-    header, titles, *lines = done.stdout.splitlines()
+    table, _, footer = done.stdout.partition("\n\n")
+    header, titles, *lines = table.splitlines()
     starts = [titles.index(title) for title in titles.split("  ") if title]
     names = [titles[s:e].strip() for s, e in zip(starts, [*starts[1:], None], strict=True)]
     rows = [{name: line[s:e].strip() for name, s, e in
              zip(names, starts, [*starts[1:], None], strict=True)} for line in lines]
-    return header, rows
+    return header, rows, footer.splitlines()
 
 
 def backend_facts(port: int, tenant: str) -> tuple[str, str]:
@@ -59,9 +61,10 @@ def test_status_lists_tenants_from_the_metrics_endpoint(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     with run_navigator(config) as nav:
         facts = {tenant: backend_facts(nav.port, tenant) for tenant in ("a", "b")}
-        header, rows = run_status(config)
+        header, rows, footer = run_status(config)
 
     assert header == f"navigator pid {nav.process.pid} on 127.0.0.1:{nav.port}: 2 tenants"
+    assert footer == ["log lines dropped: stdout 0"]  # nothing lost: the pipe is drained
     assert [row["TENANT"] for row in rows] == ["a", "b"]  # c was never requested
     for row in rows:
         pid, port = facts[row["TENANT"]]
@@ -89,7 +92,7 @@ def test_status_without_the_endpoint_lists_child_processes(tmp_path: Path) -> No
     config = write_config(tmp_path, "  metrics:\n    enabled: false")
     with run_navigator(config) as nav:
         pid, port = backend_facts(nav.port, "a")
-        header, rows = run_status(config)
+        header, rows, _ = run_status(config)
 
     assert header == (f"navigator pid {nav.process.pid} (metrics endpoint disabled): "
                       "1 child processes")

@@ -18,6 +18,7 @@ import pytest
 
 from navigator.accesslog import AccessEntry, AccessLogger, bare_ip
 from navigator.logs import (
+    AppFileHandler,
     MASK,
     OUTPUT_LOGGER,
     PASSTHROUGH_KEYS,
@@ -41,7 +42,7 @@ ACCESS_KEYS = ["@timestamp", "client_ip", "remote_user", "method", "uri", "proto
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     yield
-    for name in ("navigator", OUTPUT_LOGGER):
+    for name in ("navigator", OUTPUT_LOGGER, "asyncio"):
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
@@ -243,14 +244,30 @@ def test_single_file_json(tmp_path: Path) -> None:
     assert [(d["source"], d["message"]) for d in docs] == [("alpha", "x"), ("beta", "y")]
 
 
-def test_unwritable_file_is_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unwritable_file_drops_counts_and_warns_once(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     stream = setup(file=str(blocker / "{{app}}.log"))
     child("one")
     child("two")
-    assert lines(stream) == ["[app.stdout] one", "[app.stdout] two"]
-    assert capsys.readouterr().err.count("cannot write log file") == 1
+    warning, *rest = lines(stream)
+    assert f"WARN navigator.logs cannot write log file {blocker}/app.log" in warning
+    assert rest == ["[app.stdout] one", "[app.stdout] two"]  # stdout unaffected
+    [files] = [h for h in logging.getLogger(OUTPUT_LOGGER).handlers
+               if isinstance(h, AppFileHandler)]
+    assert files.dropped == 2
+
+
+def test_configure_logging_returns_the_destinations(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    outputs = configure_logging(LoggingSettings(file=str(tmp_path / "{{app}}.log")), "info",
+                                stream)
+    child("kept", source="a")
+    assert (tmp_path / "a.log").read_text() == "[a.stdout] kept\n"
+    assert outputs.dropped() == [(("stdout",), 0.0), (("file",), 0.0)]
+    assert outputs.vector is None
+    logging.getLogger("asyncio").error("loop trouble")  # asyncio's reports: same console
+    assert lines(stream)[-1].endswith("ERROR asyncio loop trouble")
 
 
 # ------------------------------------------------------------------------------ vector
@@ -276,14 +293,19 @@ def read_lines(conn: socket.socket, count: int) -> list[str]:
 def test_vector_sink_drops_while_down_then_connects(short_dir: Path) -> None:
     path = short_dir / "v.sock"
     sink = VectorSink(str(path), retry=0.0)
-    sink.send(b'{"lost":1}\n')  # nobody listening: silently dropped
+    sink.send(b'{"lost":1}\n')  # nobody listening: dropped and counted
     assert not sink.connected
+    assert sink.dropped == 1
     server = listen(path)
     try:
         sink.send(b'{"kept":1}\n')
         conn, _ = server.accept()
         with conn:
-            assert read_lines(conn, 1) == ['{"kept":1}']
+            notice, kept = read_lines(conn, 2)
+            assert kept == '{"kept":1}'
+            doc = json.loads(notice)  # one report line first, as Vector's JSON
+            assert (doc["level"], doc["logger"]) == ("WARN", "navigator.logs")
+            assert doc["message"] == "dropped 1 log lines: vector was not accepting writes"
             conn.close()
             wait_until(lambda: _send_fails(sink), message="sink notices the closed peer")
     finally:
@@ -581,9 +603,11 @@ def test_access_to_vector_even_when_stdout_disabled(short_dir: Path) -> None:
     server = listen(path)
     try:
         out = io.BytesIO()
-        logger = AccessLogger(out, False, VectorSink(str(path)), loop=FakeLoop())
+        sink = VectorSink(str(path))
+        logger = AccessLogger(out, False, sink, loop=FakeLoop())
         logger.log(entry(uri="/v"))
         logger.close()
+        sink.close()
         conn, _ = server.accept()
         with conn:
             [line] = read_lines(conn, 1)
@@ -591,47 +615,3 @@ def test_access_to_vector_even_when_stdout_disabled(short_dir: Path) -> None:
         assert out.getvalue() == b""
     finally:
         server.close()
-
-
-def test_access_fd_write_survives_full_pipe() -> None:
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    loop = FakeLoop()
-    with os.fdopen(write_fd, "wb", buffering=0) as pipe:
-        filler = b"x" * 65536
-        while True:  # fill the pipe so os.write hits EAGAIN
-            try:
-                os.write(write_fd, filler)
-            except BlockingIOError:
-                break
-        logger = AccessLogger(pipe, True, loop=loop)
-        for n in range(50):
-            logger.log(entry(uri=f"/{n}"))
-        logger.flush()  # EAGAIN: kept as carry, timer armed for a retry
-        assert len(loop.pending()) == 1
-        received = b""
-        os.set_blocking(read_fd, False)
-        while True:
-            try:
-                received += os.read(read_fd, 1 << 20)
-            except BlockingIOError:
-                break
-        loop.fire()
-        logger.flush()
-        while True:
-            try:
-                received += os.read(read_fd, 1 << 20)
-            except BlockingIOError:
-                break
-    os.close(read_fd)
-    access = received.lstrip(b"x").splitlines()
-    assert [json.loads(x)["uri"] for x in access] == [f"/{n}" for n in range(50)]
-
-
-def test_access_broken_pipe_is_dropped() -> None:
-    read_fd, write_fd = os.pipe()
-    os.close(read_fd)
-    with os.fdopen(write_fd, "wb", buffering=0) as pipe:
-        logger = AccessLogger(pipe, True)
-        logger.log(entry())  # EPIPE: dropped, no exception
-        logger.flush()
