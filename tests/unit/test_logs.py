@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import logging
-import os
 import socket
 import tempfile
 import time
@@ -18,10 +17,10 @@ import pytest
 
 from navigator.accesslog import AccessEntry, AccessLogger, bare_ip
 from navigator.logs import (
-    AppFileHandler,
     MASK,
     OUTPUT_LOGGER,
     PASSTHROUGH_KEYS,
+    AppFileHandler,
     IsoClock,
     VectorSink,
     configure_logging,

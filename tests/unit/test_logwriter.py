@@ -5,6 +5,7 @@ caller's file description left as it was."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import socket
@@ -27,10 +28,8 @@ def pipe() -> Iterator[tuple[int, int]]:
         yield read_fd, write_fd
     finally:
         for fd in (read_fd, write_fd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def read_all(fd: int) -> bytes:
