@@ -63,7 +63,8 @@ SECTIONS: Mapping[str, str] = {
     "ServerHooksSpec": "Server lifecycle hooks. A successful `ready` or `resume` hook may "
     "name a `reload_config`.",
     "LoggingSpec": "Server, tenant and access logs.",
-    "VectorSpec": "Also send log lines to a Vector socket.",
+    "VectorSpec": "Also send tenant and managed-process output (JSON, with `tenant`) and "
+    "the access log to a Vector socket; navigator's own lines stay on stdout.",
     "StampsSpec": "Extension: deployment-stamp networking.",
 }
 
@@ -304,9 +305,10 @@ FIELDS: Mapping[str, str] = {
     "ServerHooksSpec.idle": "Before the idle action.",
     "ServerHooksSpec.resume": "After a resume from suspend; requests wait for them.",
     "ServerHooksSpec.stop": "At shutdown, before tenants are stopped.",
-    "LoggingSpec.format": "`text` or `json`. Empty: `text`.",
-    "LoggingSpec.file": "Also append logs to this file; `{{app}}` is replaced by the process "
-    "name.",
+    "LoggingSpec.format": "`text` or `json`. Empty: `text`. Under `json`, a child line that "
+    "is a JSON object with both `@timestamp` and `severity` passes through untouched.",
+    "LoggingSpec.file": "Also append tenant and managed-process output to this file (not "
+    "navigator's own lines, not the access log); `{{app}}` is replaced by the process name.",
     "LoggingSpec.vector": "Vector socket.",
     "LoggingSpec.access_log": "Same as `server.access_log` (on/off or a file path); wins "
                               "over it when set.",

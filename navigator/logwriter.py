@@ -165,8 +165,12 @@ class FdLineWriter(LineWriter):
         self._fd, self._mode = self._open(fd)
 
     def _open(self, fd: int) -> tuple[int, str]:
-        """A private descriptor for `fd` and how to write it: poll, socket or direct."""
-        mode = os.fstat(fd).st_mode
+        """A private descriptor for `fd` and how to write it: poll, socket or direct
+        (-1 and "closed" when `fd` is not open: every line is dropped and counted)."""
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            return -1, "closed"
         if stat.S_ISSOCK(mode):
             own = os.dup(fd)
             self._sock = socket.socket(fileno=own)

@@ -197,3 +197,13 @@ def test_stream_writer_for_text_and_bytes() -> None:
     StreamLineWriter(text).write(b"t\n")
     StreamLineWriter(raw).write(b"b\n")
     assert (text.getvalue(), raw.getvalue()) == ("t\n", b"b\n")
+
+
+def test_a_closed_descriptor_drops_everything() -> None:
+    write_fd = os.open(os.devnull, os.O_WRONLY)
+    os.close(write_fd)
+    writer = FdLineWriter(write_fd)  # e.g. navigator started with `>&-`
+    assert writer.mode == "closed"
+    writer.write(b"lost\n")
+    assert writer.dropped == 1
+    writer.close()
