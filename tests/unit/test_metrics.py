@@ -323,3 +323,20 @@ def test_every_stop_reason_the_supervisor_uses_has_a_label() -> None:
     used = set(re.findall(r'(?:_terminate|_stop_with_hooks)\([^,]+, "([^"]+)"', source))
     assert used
     assert used <= set(STOP_LABELS)
+
+
+def test_log_drops_are_read_from_their_owner_at_scrape_time() -> None:
+    from navigator.status import dropped_log_lines
+
+    counts = {"stdout": 0.0, "file": 3.0}
+    metrics = Metrics()
+    metrics.log_lines_dropped.set_source(
+        lambda: [((name,), value) for name, value in counts.items()])
+    counts["stdout"] = 1842.0  # the writer counted more since the source was set
+    types, samples = parse(metrics.render())
+    assert types["navigator_log_lines_dropped"] == "counter"
+    assert samples[key("navigator_log_lines_dropped_total", destination="stdout")] == 1842
+    assert samples[key("navigator_log_lines_dropped_total", destination="file")] == 3
+    text = metrics.render().decode()
+    assert dropped_log_lines(parse_samples(text)) == "log lines dropped: stdout 1842, file 3"
+    assert dropped_log_lines(parse_samples(Metrics().render().decode())) == ""
