@@ -270,7 +270,7 @@ class LineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         writer = self.writer
         if not writer.accepting:
-            writer.drop(b"\n")
+            writer.skip()
             return
         try:
             line = self.format(record)

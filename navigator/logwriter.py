@@ -90,15 +90,18 @@ class LineWriter:
         """False while lines would be dropped anyway: callers may skip formatting them."""
         return True
 
-    def set_notice(self, notice: Notice) -> None:
-        self._notice = notice
-
     def write(self, data: bytes) -> None:
         """Queue or write `data`: one or more complete lines, each ending in a newline."""
         raise NotImplementedError
 
+    def skip(self) -> None:
+        """Count one line as lost without formatting it (the caller saw `accepting` False)."""
+        with self._lock:
+            self.dropped += 1
+            self._dropped_since += 1
+
     def drop(self, data: bytes | bytearray | memoryview) -> None:
-        """Count the lines in `data` as lost (callers that skip formatting use this too)."""
+        """Count the lines in `data` as lost (with the lock held)."""
         lines = bytes(data).count(b"\n") or 1
         self.dropped += lines
         self._dropped_since += lines
