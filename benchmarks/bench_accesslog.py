@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/bench_accesslog.py              # 2 rounds of 3 s runs, ~20 s
     .venv/bin/python benchmarks/bench_accesslog.py --rounds 3 --duration 5
+    .venv/bin/python benchmarks/bench_accesslog.py --stdout pipe   # stdout on a drained pipe
 
 Room: benchmarks. Two navigators with the same reverse-proxy config (the suite's
 `configs.navigator_proxy`, prefix `/` to an nginx serving 100 B), one with the access log on
-(one JSON line per request to its stdout, which the harness sends to a file) and one with it
-off, both pinned to the proxy core; wrk (50 connections, keep-alive) on the load core. Runs are
+(one JSON line per request to its stdout, which the harness sends to a file, or with
+`--stdout pipe` through a pipe a `cat` empties into that file) and one with it off, both
+pinned to the proxy core; wrk (50 connections, keep-alive) on the load core. Runs are
 interleaved (off, on, then on, off, ...) so drift hits both alike; medians are reported with
 requests/s and CPU time of the navigator process per request, and the on/off ratios.
 """
@@ -41,14 +43,16 @@ class Variant:
         return f"http://127.0.0.1:{self.service.port}{PATH}"
 
 
-def start(ws: servers.Workspace, ports: servers.Ports, access_log: bool) -> Variant:
+def start(ws: servers.Workspace, ports: servers.Ports, access_log: bool,
+          stdout_pipe: bool = False) -> Variant:
     name = "accesslog-on" if access_log else "accesslog-off"
     port = servers.free_port()
     text = configs.navigator_proxy(ws.dir(name), port, ports)
     assert "access_log: false" in text
     if access_log:
         text = text.replace("access_log: false", "access_log: true")
-    return Variant(name, servers.start_navigator(ws, name, text, port))
+    return Variant(name, servers.start_navigator(ws, name, text, port,
+                                                 stdout_pipe=stdout_pipe))
 
 
 def measure(variant: Variant, duration: float) -> None:
@@ -88,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
     parser.add_argument("--keep", action="store_true", help="keep the workspace in /tmp")
+    parser.add_argument("--stdout", choices=("file", "pipe"), default="file",
+                        help="navigator's stdout: the log file, or a pipe drained into it")
     options = parser.parse_args(argv)
     missing = servers.ensure_tools(("nginx", "wrk"))
     if missing:
@@ -98,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = servers.start_backend(ws)
         ports = servers.Ports(files=backend.port, sink=0, ws=0)
-        off, on = start(ws, ports, access_log=False), start(ws, ports, access_log=True)
+        pipe = options.stdout == "pipe"
+        off = start(ws, ports, access_log=False, stdout_pipe=pipe)
+        on = start(ws, ports, access_log=True, stdout_pipe=pipe)
         for variant in (off, on):  # warm up: connection pools, code paths
             wrk.run(variant.url, connections=CONNECTIONS, duration=1)
         warm_lines = _lines(on.service.log)

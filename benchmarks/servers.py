@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -173,6 +174,7 @@ class Workspace:
         self.root = Path(tempfile.mkdtemp(prefix="navigator-bench-"))
         self.keep = keep
         self.services: list[Service] = []
+        self.drains: list[subprocess.Popen[bytes]] = []  # `cat`s emptying stdout pipes
         os.chmod(self.root, 0o755)
         self.files = self.root / "files"
         self.public = self.root / "public"
@@ -197,13 +199,24 @@ class Workspace:
         return path
 
     def spawn(self, name: str, argv: Sequence[str], port: int, *, cwd: Path | None = None,
-              env: Mapping[str, str] | None = None, include_children: bool = False) -> Service:
+              env: Mapping[str, str] | None = None, include_children: bool = False,
+              stdout_pipe: bool = False) -> Service:
+        """Start `argv` with its output in `<name>.log`: written to the file directly, or
+        with `stdout_pipe` through a pipe that a `cat` empties into it (a container's log
+        pipe: the path a non-blocking log writer takes)."""
         log = self.root / f"{name}.log"
         with open(log, "ab") as out:
+            target: int | IO[bytes] = out
+            if stdout_pipe:
+                read_end, target = os.pipe()
+                self.drains.append(subprocess.Popen(["cat"], stdin=read_end, stdout=out))
+                os.close(read_end)
             process = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                list(argv), stdin=subprocess.DEVNULL, stdout=target, stderr=subprocess.STDOUT,
                 cwd=cwd or self.root, env=dict(env) if env is not None else None,
                 start_new_session=True)
+            if isinstance(target, int):
+                os.close(target)
         service = Service(name, process, log, port, include_children)
         self.services.append(service)
         return service
@@ -219,6 +232,13 @@ class Workspace:
         for service in reversed(self.services):
             service.stop()
         self.services.clear()
+        for drain in self.drains:  # their writer is gone: each ends at end of file
+            try:
+                drain.wait(10)
+            except subprocess.TimeoutExpired:
+                drain.kill()
+                drain.wait()
+        self.drains.clear()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -306,7 +326,8 @@ def start_caddy_proxy(ws: Workspace, ports: Ports) -> Proxy:
     return Proxy("caddy", service, _urls(port, static_port, ws_path=True))
 
 
-def start_navigator(ws: Workspace, name: str, config_text: str, port: int) -> Service:
+def start_navigator(ws: Workspace, name: str, config_text: str, port: int, *,
+                    stdout_pipe: bool = False) -> Service:
     """`python -m navigator --config X` on the proxy core; measured pid = its own only."""
     folder = ws.dir(name)
     config = folder / "navigator.yml"
@@ -314,7 +335,7 @@ def start_navigator(ws: Workspace, name: str, config_text: str, port: int) -> Se
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
     argv = pinned([sys.executable, "-m", "navigator", "--config", str(config)], PROXY_CORE)
-    service = ws.spawn(name, argv, port, cwd=folder, env=env)
+    service = ws.spawn(name, argv, port, cwd=folder, env=env, stdout_pipe=stdout_pipe)
 
     def ready() -> bool:
         return port_open(port)
