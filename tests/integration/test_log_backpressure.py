@@ -115,11 +115,13 @@ def stalled_navigator(config: Path) -> Iterator[Stalled]:
 
     reader = threading.Thread(target=until_listening, daemon=True)
     reader.start()
+    stalled: Stalled | None = None
     try:
         wait_until(lambda: found or process.poll() is not None, 20, message="listening line")
         assert found, b"".join(early).decode("utf-8", "replace")
         reader.join(5)
-        yield Stalled(process, found[0], config)
+        stalled = Stalled(process, found[0], config)
+        yield stalled
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -128,6 +130,8 @@ def stalled_navigator(config: Path) -> Iterator[Stalled]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+        if stalled is not None and stalled._drainer is not None:
+            stalled._drainer.join(5)  # it ends at end of file, now the server is gone
         process.stdout.close()
 
 
