@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,15 +101,27 @@ def test_short_writes_finish_the_line_before_anything_newer(pipe: tuple[int, int
     read_fd, write_fd = pipe
     fcntl.fcntl(write_fd, F_SETPIPE_SZ, 4096)
     writer = FdLineWriter(write_fd)
-    big = [numbered(n, 3000) for n in range(6)]  # 3000-byte lines: short writes on 4 KiB
+    big = [numbered(n, 6000) for n in range(6)]  # over PIPE_BUF: short writes on 4 KiB
     received = bytearray()
-    for line in big:
+    for line in big:  # no loop attached: each write retries what is pending first
         writer.write(line)
         received += read_all(read_fd)
-    writer.close()  # no loop: close writes the rest within its deadline
-    received += read_all(read_fd)
+    assert writer.dropped == 0
+    os.set_blocking(read_fd, True)
+    reader = threading.Thread(target=lambda: received.extend(read_to_end(read_fd)))
+    reader.start()
+    writer.close()  # writes the rest while the reader empties the pipe
+    os.close(write_fd)  # the last writer gone: the reader sees end of file
+    reader.join(10)
     assert bytes(received) == b"".join(big)
     assert writer.dropped == 0
+
+
+def read_to_end(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def test_broken_pipe_drops_and_counts(pipe: tuple[int, int]) -> None:
