@@ -338,6 +338,18 @@ class FdLineWriter(LineWriter):
             self._fd = -1
 
 
+    def __del__(self) -> None:
+        # An unclosed writer must not keep a pipe's write end open: its reader would never
+        # see end of file. No flushing here (no deadline is possible in a finalizer).
+        with contextlib.suppress(Exception):
+            if self._fd >= 0:
+                if self._sock is not None:
+                    self._sock.close()
+                else:
+                    os.close(self._fd)
+                self._fd = -1
+
+
 def _same_file(a: int, b: int) -> bool:
     first, second = os.fstat(a), os.fstat(b)
     return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)

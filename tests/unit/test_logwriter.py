@@ -23,14 +23,22 @@ F_SETPIPE_SZ = 1031
 
 
 @pytest.fixture
-def pipe() -> Iterator[tuple[int, int]]:
-    read_fd, write_fd = os.pipe()
+def pipe() -> Iterator[list[int]]:
+    """[read end, write end]; a test that closes an end sets it to -1 (so teardown never
+    closes a descriptor number that has been reused meanwhile)."""
+    ends = list(os.pipe())
     try:
-        yield read_fd, write_fd
+        yield ends
     finally:
-        for fd in (read_fd, write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for fd in ends:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def close_end(ends: list[int], index: int) -> None:
+    os.close(ends[index])
+    ends[index] = -1
 
 
 def read_all(fd: int) -> bytes:
@@ -52,7 +60,7 @@ def numbered(n: int, size: int = 100) -> bytes:
 
 
 def test_reopens_a_pipe_without_touching_the_callers_description(
-        pipe: tuple[int, int]) -> None:
+        pipe: list[int]) -> None:
     _, write_fd = pipe
     writer = FdLineWriter(write_fd)
     assert writer.mode == "poll"
@@ -61,7 +69,7 @@ def test_reopens_a_pipe_without_touching_the_callers_description(
     assert os.get_blocking(write_fd)
 
 
-def test_full_pipe_drops_whole_lines_then_reports_once_drained(pipe: tuple[int, int]) -> None:
+def test_full_pipe_drops_whole_lines_then_reports_once_drained(pipe: list[int]) -> None:
     read_fd, write_fd = pipe
     fcntl.fcntl(write_fd, F_SETPIPE_SZ, 4096)
     received = bytearray()
@@ -97,7 +105,7 @@ def test_full_pipe_drops_whole_lines_then_reports_once_drained(pipe: tuple[int, 
     writer.close()
 
 
-def test_short_writes_finish_the_line_before_anything_newer(pipe: tuple[int, int]) -> None:
+def test_short_writes_finish_the_line_before_anything_newer(pipe: list[int]) -> None:
     read_fd, write_fd = pipe
     fcntl.fcntl(write_fd, F_SETPIPE_SZ, 4096)
     writer = FdLineWriter(write_fd)
@@ -111,7 +119,7 @@ def test_short_writes_finish_the_line_before_anything_newer(pipe: tuple[int, int
     reader = threading.Thread(target=lambda: received.extend(read_to_end(read_fd)))
     reader.start()
     writer.close()  # writes the rest while the reader empties the pipe
-    os.close(write_fd)  # the last writer gone: the reader sees end of file
+    close_end(pipe, 1)  # the last writer gone: the reader sees end of file
     reader.join(10)
     assert bytes(received) == b"".join(big)
     assert writer.dropped == 0
@@ -124,17 +132,17 @@ def read_to_end(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def test_broken_pipe_drops_and_counts(pipe: tuple[int, int]) -> None:
-    read_fd, write_fd = pipe
+def test_broken_pipe_drops_and_counts(pipe: list[int]) -> None:
+    write_fd = pipe[1]
     writer = FdLineWriter(write_fd)
-    os.close(read_fd)
+    close_end(pipe, 0)
     writer.write(b"one\ntwo\n")  # EPIPE: no exception
     writer.write(b"three\n")
     assert writer.dropped == 3
     writer.close()
 
 
-def test_close_on_a_stalled_pipe_gives_up_at_the_deadline(pipe: tuple[int, int]) -> None:
+def test_close_on_a_stalled_pipe_gives_up_at_the_deadline(pipe: list[int]) -> None:
     _, write_fd = pipe
     writer = FdLineWriter(write_fd)
     while writer.dropped == 0:
@@ -220,3 +228,12 @@ def test_a_closed_descriptor_drops_everything() -> None:
     writer.write(b"lost\n")
     assert writer.dropped == 1
     writer.close()
+
+
+def test_a_dropped_writer_releases_the_pipe(pipe: list[int]) -> None:
+    read_fd, write_fd = pipe
+    writer = FdLineWriter(write_fd)  # its own description of the pipe's write end
+    writer.write(b"x\n")
+    del writer
+    close_end(pipe, 1)
+    assert read_to_end(read_fd) == b"x\n"  # end of file: no write end left open
