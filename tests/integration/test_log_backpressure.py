@@ -268,3 +268,34 @@ def test_log_file_path_unusable_drops_and_keeps_serving(tmp_path: Path) -> None:
         wait_until(counted, 20, interval=0.2, message="file drops counted")
         nav.wait_for_output(r"cannot write log file .*t\.log")
         assert request(nav.port, "GET", "/up").status == 200
+
+
+def access_file_config(tmp_path: Path, target: str) -> Path:
+    text = config_text(tmp_path).replace("  access_log: true", f"  access_log: {target}")
+    return write_config(tmp_path, text)
+
+
+def test_access_log_file_on_a_full_disk_drops_and_counts(tmp_path: Path) -> None:
+    with run_navigator(access_file_config(tmp_path, "/dev/full")) as nav:
+        for _ in range(20):
+            assert request(nav.port, "GET", "/up").status == 200
+        wait_until(lambda: dropped(nav.port).get("access_file", 0) >= 20, 20,
+                   message="access-file drops counted")
+        nav.wait_for_output(r"cannot write log file /dev/full")
+
+
+def test_access_log_file_directory_deleted_is_recreated(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    target = logs / "access.log"
+    with run_navigator(access_file_config(tmp_path, str(target))) as nav:
+        request(nav.port, "GET", "/up", headers={"User-Agent": "before"})
+        wait_until(lambda: target.exists() and "before" in target.read_text(), 10,
+                   message="an access line in the file")
+        shutil.rmtree(logs)
+
+        def recreated() -> bool:
+            request(nav.port, "GET", "/up", headers={"User-Agent": "after"})
+            return target.exists() and "after" in target.read_text()
+
+        wait_until(recreated, 20, interval=0.2, message="access lines in the recreated file")
+        assert dropped(nav.port).get("access_file") == 0

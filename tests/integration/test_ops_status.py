@@ -82,7 +82,7 @@ def test_status_shows_the_path_of_a_stopped_tenant(tmp_path: Path) -> None:
     with run_navigator(config) as nav:
         assert request(nav.port, "GET", "/a/x").status == 200
         nav.wait_for_output(r"tenant a stopped", timeout=15)  # idle stop
-        _, rows = run_status(config)
+        _, rows, _ = run_status(config)
 
     assert [(row["TENANT"], row["PATH"], row["STATE"], row["PID"]) for row in rows] == \
         [("a", "/a/", "stopped", "-")]
