@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CONFIG  ?= config.example.yml
 
-.PHONY: install run test test-fast lint bench check docs image-check clean
+.PHONY: install run test test-fast lint bench check docs image-check dist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,27 @@ image-check:
 bench: install
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
+## Self-contained navigator in dist/navigator/ (PyInstaller one-folder: interpreter included,
+## needs only glibc); copy the folder into any glibc image. See docs/frameworks.md.
+DIST_VENV    := build/dist-venv
+DIST_SOURCES := $(shell find navigator -name '*.py') pyproject.toml packaging/navigator.spec \
+                packaging/entry.py
+
+$(DIST_VENV)/.installed: packaging/requirements.txt pyproject.toml
+	rm -rf $(DIST_VENV)
+	$(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/pip install -q --disable-pip-version-check -r packaging/requirements.txt .
+	touch $@
+
+dist/navigator/navigator: $(DIST_VENV)/.installed $(DIST_SOURCES)
+	$(DIST_VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall .
+	rm -rf build/lib
+	$(DIST_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist \
+	  --workpath build/pyinstaller packaging/navigator.spec
+	touch $@
+
+dist: dist/navigator/navigator
+	@du -sh dist/navigator
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info build dist
