@@ -75,6 +75,22 @@ def example_venv(name: str) -> Path:
     return venv / "bin"
 
 
+def prepared_rails_app(tmp_path: Path) -> Path:
+    """A copy of examples/rails with its Gemfile resolved against the installed gems."""
+    if not (shutil.which("ruby") and shutil.which("bundle")):
+        unavailable("the Rails example needs ruby and bundler (Debian: apt-get install "
+                    "--no-install-recommends ruby-rails ruby-sqlite3 puma bundler)")
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "rails", app,
+                    ignore=shutil.ignore_patterns("Gemfile.lock", "tmp", "log", "*.sqlite3"))
+    done = subprocess.run(["bundle", "lock", "--local"], cwd=app, capture_output=True,
+                          text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        unavailable("the Rails example's gems (rails ~> 6.1.7, sqlite3, puma) are not "
+                    f"installed: {(done.stderr or done.stdout).strip()[-400:]}")
+    return app
+
+
 def example_config(name: str, tmp_path: Path) -> Path:
     """examples/<name>/navigator.yml made private to this test: an ephemeral loopback port,
     its own pid file and tenant ports, and the data directory under tmp_path."""

@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_navigator
-from tests.integration.frameworks import EXAMPLES, Browser, example_config, example_venv, \
-    hidden_field
+from tests.integration.frameworks import (
+    EXAMPLES,
+    Browser,
+    example_config,
+    example_venv,
+    hidden_field,
+)
 
 pytestmark = pytest.mark.timeout(300)
 APP = EXAMPLES / "django"
@@ -53,8 +58,10 @@ def test_django_tenants_through_navigator(tmp_path: Path) -> None:
         # Isolation: beta gets none of alpha's cookies, its own database, its own session.
         assert browser.cookies_for("/django/beta/") == {}
         beta = browser.get("/django/beta/")
-        assert beta.status == 200 and "Notes of beta" in beta.body
-        assert "alpha" not in beta.body and "You added 0 notes" in beta.body
+        assert beta.status == 200
+        assert "Notes of beta" in beta.body
+        assert "alpha" not in beta.body
+        assert "You added 0 notes" in beta.body
         assert browser.get("/django/beta/api/notes").body == '{"tenant": "beta", "notes": []}'
         # alpha's CSRF token does not pass beta's check (beta's own cookie, beta's own key).
         beta_token = hidden_field(beta.body, "csrfmiddlewaretoken")

@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import request, run_navigator
-from tests.integration.frameworks import EXAMPLES, Browser, example_config, example_venv, \
-    hidden_field
+from tests.integration.frameworks import (
+    EXAMPLES,
+    Browser,
+    example_config,
+    example_venv,
+    hidden_field,
+)
 
 pytestmark = pytest.mark.timeout(300)
 APP = EXAMPLES / "fastapi"
@@ -43,7 +48,8 @@ def test_fastapi_tenants_through_navigator(tmp_path: Path) -> None:
         # The asset the page links to is a static file: navigator answers it.
         assert 'href="/fastapi-assets/app.css"' in listed.body
         css = browser.get("/fastapi-assets/app.css")
-        assert css.status == 200 and "font:" in css.body
+        assert css.status == 200
+        assert "font:" in css.body
         assert (APP / "public/fastapi-assets/app.css").read_text() == css.body
 
         # WebSocket through navigator to uvicorn, with the tenant's own data.
@@ -59,7 +65,8 @@ def test_fastapi_tenants_through_navigator(tmp_path: Path) -> None:
         # Isolation: beta has its own database and does not get alpha's cookie.
         assert browser.cookies_for("/fastapi/beta/") == {}
         beta = browser.get("/fastapi/beta/")
-        assert beta.status == 200 and "Notes of beta" in beta.body
+        assert beta.status == 200
+        assert "Notes of beta" in beta.body
         assert "alpha" not in beta.body
         assert browser.get("/fastapi/beta/api/notes").body == '{"tenant":"beta","notes":[]}'
         # alpha's token is worthless at beta: beta's form checks beta's cookie.

@@ -2,7 +2,6 @@
 and reverse() / {% url %} put it back."""
 
 from django.urls import path
-
 from notes import views
 
 urlpatterns = [
