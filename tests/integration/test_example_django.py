@@ -75,3 +75,40 @@ def test_django_tenants_through_navigator(tmp_path: Path) -> None:
         # never logged the 500 an unprefixed /up gets from it.
         nav.wait_for_output(r"tenant django/beta ready on port")
         assert "does not start with SCRIPT_NAME" not in nav.output()
+
+
+def test_django_default_cookie_path_leaks_between_tenants(tmp_path: Path) -> None:
+    """Why settings.py scopes the cookies: the same example with Django's default Path=/
+    (a settings module that only resets the two paths), through today's navigator, which
+    passes Set-Cookie through unchanged. Alpha's cookies reach beta, beta accepts alpha's CSRF
+    token, and beta's session cookie replaces alpha's: alpha's session is gone."""
+    venv_bin = example_venv("django")
+    config = example_config("django", tmp_path)
+    (tmp_path / "leaky_settings.py").write_text(
+        "from notesite.settings import *  # noqa: F403\n"
+        'SESSION_COOKIE_PATH = CSRF_COOKIE_PATH = "/"\n')
+    env = {"PATH": f"{venv_bin}:{os.environ['PATH']}", "DJANGO_DATA": str(tmp_path / "data"),
+           "PYTHONPATH": f"{APP}:{tmp_path}", "DJANGO_SETTINGS_MODULE": "leaky_settings"}
+    with run_navigator(config, env=env, cwd=APP) as nav:
+        browser = Browser(nav.port)
+        alpha = browser.get("/django/alpha/")
+        assert alpha.status == 200, nav.output()[-3000:]
+        assert browser.cookie_paths() == {"csrftoken": "/"}
+        token = hidden_field(alpha.body, "csrfmiddlewaretoken")
+        added = browser.post_form("/django/alpha/notes",
+                                  {"csrfmiddlewaretoken": token, "body": "at alpha"})
+        assert added.status == 302
+        alpha_session = browser.cookies_for("/django/alpha/")["sessionid"]
+        assert "You added 1 note" in browser.get("/django/alpha/").body
+
+        # Everything alpha set is sent to beta, and alpha's CSRF token passes beta's check.
+        assert browser.cookies_for("/django/beta/") == browser.cookies_for("/django/alpha/")
+        beta = browser.get("/django/beta/")
+        assert "You added 0 notes" in beta.body  # alpha's session id means nothing to beta
+        posted = browser.post_form("/django/beta/notes",
+                                   {"csrfmiddlewaretoken": token, "body": "at beta"})
+        assert posted.status == 302
+
+        # Beta's new session cookie (same name, same Path=/) replaced alpha's.
+        assert browser.cookies_for("/django/alpha/")["sessionid"] != alpha_session
+        assert "You added 0 notes" in browser.get("/django/alpha/").body
