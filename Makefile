@@ -34,7 +34,7 @@ check: install
 
 ## Regenerate docs/configuration.md from the config schema (a test fails when it is stale)
 docs: install
-	$(PY) -m navigator.docs
+	$(PY) -m navigator.config.docs
 
 ## Lint the Dockerfile and run its steps in a temp venv (no Docker needed; CI runs this)
 image-check:

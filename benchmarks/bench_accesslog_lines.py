@@ -25,7 +25,7 @@ from typing import IO, Any
 if __package__ in (None, ""):  # run as a script: make `navigator` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from navigator.accesslog import AccessLogger
+from navigator.ops.accesslog import AccessLogger
 
 RECORD: tuple[Any, ...] = (
     1_700_000_000.5, "203.0.113.9", "", "GET", "/files/100b", "HTTP/1.1", 200, 100, "",

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from navigator.config import load_config
+from navigator.config.loader import load_config
 
 TENANTS = 1000
 ROUNDS = 5

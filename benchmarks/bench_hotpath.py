@@ -25,16 +25,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from navigator.accesslog import AccessLogger
-from navigator.config import load_config
-from navigator.filecache import FileCache
-from navigator.metrics import Metrics
-from navigator.observer import RequestRecorder
-from navigator.protocol import HttpProtocol
-from navigator.runtime import Tenant
-from navigator.snapshot import build_snapshot
-from navigator.state import ServerState
-from navigator.upstream import UpstreamConnection, UpstreamPool
+from navigator.config.loader import load_config
+from navigator.config.runtime import Tenant
+from navigator.http.connection import HttpProtocol
+from navigator.http.state import ServerState
+from navigator.ops.accesslog import AccessLogger
+from navigator.ops.metrics import Metrics
+from navigator.ops.observer import RequestRecorder
+from navigator.proxy.upstream import UpstreamConnection, UpstreamPool
+from navigator.web.filecache import FileCache
+from navigator.web.snapshot import build_snapshot
 
 BACKEND_PORT = 18999
 TENANT_PORT = 19001

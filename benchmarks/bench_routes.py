@@ -26,10 +26,10 @@ if __package__ in (None, ""):
 
 from benchmarks import configs
 from benchmarks.servers import route_tenant_paths
-from navigator.config import load_config
-from navigator.decision import RequestInfo
-from navigator.routing import route
-from navigator.snapshot import Snapshot, build_snapshot
+from navigator.config.loader import load_config
+from navigator.web.decision import RequestInfo
+from navigator.web.routing import route
+from navigator.web.snapshot import Snapshot, build_snapshot
 
 TABLES = (10, 1000)
 REQUESTS = {"tenant": "/t0999/page", "slash-redirect": "/t0999", "not-found": "/nope/a/b"}

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from navigator import __version__
 
 if TYPE_CHECKING:
-    from navigator.shutdownplan import ShutdownPlan
+    from navigator.config.shutdownplan import ShutdownPlan
 
 DEFAULT_CONFIG = "config/navigator.yml"
 DEFAULT_PID_FILE = "/tmp/navigator.pid"
@@ -107,17 +107,17 @@ def run_report(command: str, config_path: str) -> int:
     if command == "check":
         return check(config_path)
     if command == "schema":
-        from navigator.docs import schema_json
+        from navigator.config.docs import schema_json
 
         sys.stdout.write(schema_json())
         return 0
     if command == "docs":
-        from navigator.docs import reference_markdown
+        from navigator.config.docs import reference_markdown
 
         sys.stdout.write(reference_markdown())
         return 0
     if command == "status":
-        from navigator.status import print_status
+        from navigator.ops.status import print_status
 
         status: int = print_status(config_path)
         return status
@@ -127,9 +127,9 @@ def run_report(command: str, config_path: str) -> int:
 def check(config_path: str) -> int:
     import dataclasses
 
-    from navigator.config import ConfigError, load_config, summarize
-    from navigator.shutdownplan import DEFAULT_STOP_GRACE, plan_shutdown
-    from navigator.snapshot import build_snapshot, snapshot_warnings
+    from navigator.config.loader import ConfigError, load_config, summarize
+    from navigator.config.shutdownplan import DEFAULT_STOP_GRACE, plan_shutdown
+    from navigator.web.snapshot import build_snapshot, snapshot_warnings
 
     try:
         config = load_config(config_path)
@@ -151,7 +151,7 @@ def _kill_timeout_warnings(plan: ShutdownPlan, config_path: Path) -> list[str]:
     config (looked for in the working directory, beside the config and one level up)."""
     import tomllib
 
-    from navigator.shutdownplan import fly_kill_timeout, kill_timeout_warnings
+    from navigator.config.shutdownplan import fly_kill_timeout, kill_timeout_warnings
 
     here = config_path.resolve().parent
     for candidate in dict.fromkeys((Path.cwd() / "fly.toml", here / "fly.toml",
@@ -169,8 +169,8 @@ def _kill_timeout_warnings(plan: ShutdownPlan, config_path: Path) -> list[str]:
 
 
 def serve(config_path: str) -> int:
-    from navigator.config import ConfigError, load_config
-    from navigator.logs import configure_logging
+    from navigator.config.loader import ConfigError, load_config
+    from navigator.ops.logs import configure_logging
 
     try:
         config = load_config(config_path)
@@ -221,7 +221,7 @@ def signal_running(action: str, pid_file: str | None, config_path: str) -> int:
         return 1
     import psutil
 
-    from navigator.leftovers import identify
+    from navigator.tenants.leftovers import identify
 
     sig = signal.SIGHUP if action == "reload" else signal.SIGTERM
     try:
@@ -248,7 +248,7 @@ def signal_running(action: str, pid_file: str | None, config_path: str) -> int:
 def _pid_file_from_config(config_path: str) -> str | None:
     if not Path(config_path).exists():
         return None
-    from navigator.config import ConfigError, load_config
+    from navigator.config.loader import ConfigError, load_config
 
     try:
         return str(load_config(config_path).pid_file)

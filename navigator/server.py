@@ -26,24 +26,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from navigator.accesslog import AccessLogger, open_access_log
-from navigator.config import ConfigError, load_config
-from navigator.filecache import FileCache
-from navigator.hooks import HookResult, run_hooks
-from navigator.idle import MachineIdle, make_action
-from navigator.leftovers import ChildLedger, state_path, stop_leftovers
-from navigator.logs import LogOutputs
-from navigator.logwriter import FdLineWriter, FileLineWriter
-from navigator.metrics import Metrics
-from navigator.metricsserver import start_metrics_listener
-from navigator.observer import RequestRecorder, feed_server_gauges
-from navigator.protocol import HttpProtocol
-from navigator.runtime import Config
-from navigator.shutdownplan import phase_window, plan_shutdown
-from navigator.snapshot import build_snapshot, snapshot_warnings
-from navigator.state import ServerState
-from navigator.supervisor import Supervisor
-from navigator.upstream import UpstreamPool
+from navigator.config.loader import ConfigError, load_config
+from navigator.config.runtime import Config
+from navigator.config.shutdownplan import phase_window, plan_shutdown
+from navigator.http.connection import HttpProtocol
+from navigator.http.state import ServerState
+from navigator.ops.accesslog import AccessLogger, open_access_log
+from navigator.ops.logs import LogOutputs
+from navigator.ops.logwriter import FdLineWriter, FileLineWriter
+from navigator.ops.metrics import Metrics
+from navigator.ops.metricsserver import start_metrics_listener
+from navigator.ops.observer import RequestRecorder, feed_server_gauges
+from navigator.proxy.upstream import UpstreamPool
+from navigator.tenants.hooks import HookResult, run_hooks
+from navigator.tenants.idle import MachineIdle, make_action
+from navigator.tenants.leftovers import ChildLedger, state_path, stop_leftovers
+from navigator.tenants.supervisor import Supervisor
+from navigator.web.filecache import FileCache
+from navigator.web.snapshot import build_snapshot, snapshot_warnings
 
 log = logging.getLogger("navigator.server")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from navigator.procs import kill_pidfile
+from navigator.tenants.procs import kill_pidfile
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -20,8 +20,8 @@ from typing import Any, cast
 import pytest
 import uvloop
 
-from navigator.cable import PING_FRAME, CableHub, CableSession
-from navigator.wsframe import (
+from navigator.extras.cable import PING_FRAME, CableHub, CableSession
+from navigator.extras.wsframe import (
     FrameParser,
     Message,
     Opcode,

@@ -17,8 +17,8 @@ import psutil
 import pytest
 import uvloop
 
-from navigator.cgi import CgiOutcome, run_cgi
-from navigator.runtime import CgiScript
+from navigator.config.runtime import CgiScript
+from navigator.extras.cgi import CgiOutcome, run_cgi
 from tests.fixtures.apps.support import wait_for as eventually
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from navigator.wsframe import FrameParser, Opcode, encode_frame
+from navigator.extras.wsframe import FrameParser, Opcode, encode_frame
 from tests.helpers import Navigator, Reader, connect, request, run_navigator
 
 SCRIPT = """#!/bin/sh

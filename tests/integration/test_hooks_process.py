@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from navigator.hooks import run_hooks
-from navigator.runtime import Hook
+from navigator.config.runtime import Hook
+from navigator.tenants.hooks import run_hooks
 from tests.fixtures.apps.support import PY, TREE, our_descendants, pid_alive, run, wait_for
 
 pytestmark = pytest.mark.timeout(60)

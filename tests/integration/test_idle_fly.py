@@ -8,9 +8,9 @@ from typing import Literal
 
 import pytest
 
-from navigator.hooks import HookResult
-from navigator.idle import FlyMachineAction, MachineIdle, Phase
-from navigator.runtime import IdleSettings
+from navigator.config.runtime import IdleSettings
+from navigator.tenants.hooks import HookResult
+from navigator.tenants.idle import FlyMachineAction, MachineIdle, Phase
 from tests.fixtures.apps.support import run, wait_for
 
 pytestmark = pytest.mark.timeout(60)

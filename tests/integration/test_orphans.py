@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from navigator.ports import port_is_bindable
+from navigator.tenants.ports import port_is_bindable
 from tests.helpers import BACKEND_APP, REPO, request, run_navigator, wait_until
 
 pytestmark = pytest.mark.timeout(90)

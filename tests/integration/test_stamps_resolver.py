@@ -8,14 +8,14 @@ import socket
 
 import pytest
 
-from navigator.resolver import (
+from navigator.proxy.resolver import (
     InternalResolver,
     Unreachable,
     backoff_delays,
     needs_lookup,
     reach,
 )
-from navigator.upstream import UpstreamPool
+from navigator.proxy.upstream import UpstreamPool
 from tests.fixtures.apps.support import LOOPS, run, wait_for
 from tests.integration.stamps_dns import TYPE_A, TYPE_AAAA, dns_responder
 

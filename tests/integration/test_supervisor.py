@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from navigator.runtime import Hook, Pools, TenantHooks
-from navigator.supervisor import (
+from navigator.config.runtime import Hook, Pools, TenantHooks
+from navigator.tenants.supervisor import (
     Supervisor,
     TenantHookFailed,
     TenantLaunchError,

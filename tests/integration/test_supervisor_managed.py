@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from navigator.runtime import ManagedProcess
-from navigator.supervisor import Supervisor
+from navigator.config.runtime import ManagedProcess
+from navigator.tenants.supervisor import Supervisor
 from tests.fixtures.apps.support import (
     FAST,
     MANAGED_APP,

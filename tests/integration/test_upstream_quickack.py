@@ -16,7 +16,7 @@ import socket
 import pytest
 import uvloop
 
-from navigator.upstream import UpstreamPool
+from navigator.proxy.upstream import UpstreamPool
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"),
                                 reason="TCP_QUICKACK is Linux-only")

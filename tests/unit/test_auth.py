@@ -1,4 +1,5 @@
-"""Unit tests for navigator.auth: htpasswd formats, header checks, public paths; snapshot errors."""
+"""Unit tests for navigator.web.auth: htpasswd formats, header checks, public paths;
+snapshot errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from navigator.auth import (
+from navigator.config.runtime import AuthPattern, AuthSettings, Config, ListenAddress, Maintenance
+from navigator.web.auth import (
     Htpasswd,
     PublicPaths,
     everything_public,
@@ -26,8 +28,7 @@ from navigator.auth import (
     verify_hash,
     www_authenticate,
 )
-from navigator.runtime import AuthPattern, AuthSettings, Config, ListenAddress, Maintenance
-from navigator.snapshot import BUILTIN_MAINTENANCE_PAGE, SnapshotError, build_snapshot
+from navigator.web.snapshot import BUILTIN_MAINTENANCE_PAGE, SnapshotError, build_snapshot
 
 OPENSSL = shutil.which("openssl")
 
@@ -161,7 +162,7 @@ def test_successful_checks_are_cached_by_header(htfile: Path) -> None:
 
 
 def test_cache_is_bounded(htfile: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("navigator.auth.CACHE_LIMIT", 2)
+    monkeypatch.setattr("navigator.web.auth.CACHE_LIMIT", 2)
     users = Htpasswd.load(htfile)
     for header in (basic("bob", "builder"), basic(" bob", "builder"), basic("bob ", "builder")):
         assert users.check_header(header) == "bob"

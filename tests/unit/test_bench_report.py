@@ -11,10 +11,10 @@ import pytest
 from benchmarks import configs, report, scenarios
 from benchmarks.report import Check, Report, Sample
 from benchmarks.servers import route_tenant_paths
-from navigator.config import load_config
-from navigator.decision import ProxyTenant, RequestInfo, Respond
-from navigator.routing import route
-from navigator.snapshot import Snapshot, build_snapshot
+from navigator.config.loader import load_config
+from navigator.web.decision import ProxyTenant, RequestInfo, Respond
+from navigator.web.routing import route
+from navigator.web.snapshot import Snapshot, build_snapshot
 
 
 def sample(proxy: str, round_: int, cpu: float, throughput: float = 1000.0,

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import pytest
 
-from navigator.cable import (
+from navigator.extras.cable import (
     PING_FRAME,
     CableHub,
     CableSession,
@@ -21,7 +21,7 @@ from navigator.cable import (
     parse_broadcast,
     subscribed_payload,
 )
-from navigator.wsframe import FrameParser, Message, Opcode, encode_frame, parse_close
+from navigator.extras.wsframe import FrameParser, Message, Opcode, encode_frame, parse_close
 
 
 # --- fakes ---------------------------------------------------------------------------------

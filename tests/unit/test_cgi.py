@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from navigator.cgi import (
+from navigator.config.runtime import CgiScript
+from navigator.extras.cgi import (
     CgiOutputError,
     build_cgi_env,
     check_cgi_access,
@@ -14,8 +15,7 @@ from navigator.cgi import (
     parse_status,
     response_head,
 )
-from navigator.decision import RequestInfo
-from navigator.runtime import CgiScript
+from navigator.web.decision import RequestInfo
 
 SCRIPT = CgiScript(path="/admin/run", script=Path("/srv/cgi/run.sh"),
                    env=(("SCRIPT_VAR", "s"), ("SHARED", "from-script"),

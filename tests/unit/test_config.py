@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from navigator import runtime as rt
-from navigator.config import (
+from navigator.config import runtime as rt
+from navigator.config.loader import (
     ConfigError,
     expand_environ,
     load_config,
@@ -18,7 +18,7 @@ from navigator.config import (
     summarize,
     tenant_env,
 )
-from navigator.schema import decode, parse_yaml
+from navigator.config.schema import decode, parse_yaml
 
 
 def load(tmp_path: Path, text: str, environ: Mapping[str, str] | None = None) -> rt.Config:
@@ -872,7 +872,7 @@ def test_check_prints_replacements_as_written(tmp_path: Path) -> None:
 )
 def test_key_paths_quote_keys_that_are_not_plain_words(key: tuple[str | int, ...],
                                                        text: str) -> None:
-    from navigator.schema import dotted
+    from navigator.config.schema import dotted
 
     assert dotted(key) == text
 

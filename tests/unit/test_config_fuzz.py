@@ -1,6 +1,6 @@
 """Hypothesis on config loading: random documents built from the schema's own key names.
 
-Room: unit tests (hardening) for `navigator.config.load_config`. Documents put wrong-typed,
+Room: unit tests (hardening) for `navigator.config.loader.load_config`. Documents put wrong-typed,
 odd or hostile values at randomly chosen key paths of the real schema (walked with
 `msgspec.inspect`, honouring renames), plus free-form YAML-ish text. Properties:
 
@@ -23,8 +23,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from navigator import schema
-from navigator.config import ConfigError, load_config
+from navigator.config import schema
+from navigator.config.loader import ConfigError, load_config
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from navigator.config import load_config
+from navigator.config.loader import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 LANDING = REPO / "public" / "index.html"

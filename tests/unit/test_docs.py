@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 import yaml
 
-from navigator.config import ConfigError
-from navigator.docs import REFERENCE, main, missing_texts, reference_markdown
-from navigator.schema import decode, parse_yaml
+from navigator.config.docs import REFERENCE, main, missing_texts, reference_markdown
+from navigator.config.loader import ConfigError
+from navigator.config.schema import decode, parse_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIGS = sorted([REPO / "config.example.yml", *(REPO / "examples").rglob("*.yml")])
@@ -51,7 +51,7 @@ def errors(validator: jsonschema.protocols.Validator, data: Any) -> list[str]:
 
 def test_reference_is_up_to_date() -> None:
     assert REFERENCE.read_text() == reference_markdown(), \
-        "docs/configuration.md is stale: run `python -m navigator.docs`"
+        "docs/configuration.md is stale: run `python -m navigator.config.docs`"
 
 
 def test_every_key_has_a_text_and_every_text_a_key() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from navigator.decision import RequestInfo, ServeFile
-from navigator.filecache import MAX_FILE_BYTES, MAX_TOTAL_BYTES, FileCache
-from navigator.static import prepare_file
+from navigator.web.decision import RequestInfo, ServeFile
+from navigator.web.filecache import MAX_FILE_BYTES, MAX_TOTAL_BYTES, FileCache
+from navigator.web.static import prepare_file
 
 EXTRA = (("Cache-Control", "max-age=60"),)
 

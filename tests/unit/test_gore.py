@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from navigator.gore import (
+from navigator.config.goregex import (
     RegexSyntaxError,
     compile_go_regex,
     translate_regex,

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from navigator.hooks import HookResult, run_hooks, substitute
-from navigator.runtime import Hook
+from navigator.config.runtime import Hook
+from navigator.tenants.hooks import HookResult, run_hooks, substitute
 
 PY = sys.executable
 

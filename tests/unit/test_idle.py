@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import pytest
 
-from navigator.hooks import HookResult
-from navigator.idle import TRANSITIONS, FlyMachineAction, MachineIdle, Phase, make_action
-from navigator.runtime import IdleSettings, StampSettings
+from navigator.config.runtime import IdleSettings, StampSettings
+from navigator.tenants.hooks import HookResult
+from navigator.tenants.idle import TRANSITIONS, FlyMachineAction, MachineIdle, Phase, make_action
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from navigator.leftovers import (
+from navigator.tenants.leftovers import (
     ChildLedger,
     LedgerFile,
     Leftover,
@@ -23,7 +23,7 @@ from navigator.leftovers import (
     read_state,
     state_path,
 )
-from navigator.lifeline import child_setup
+from navigator.tenants.lifeline import child_setup
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -136,7 +136,7 @@ def test_child_setup_arms_the_parent_death_signal_after_other_steps(tmp_path: Pa
 
 RACE = """
 import os, subprocess, sys
-from navigator.lifeline import child_setup
+from navigator.tenants.lifeline import child_setup
 step = child_setup()  # built here: it expects this process as the parent
 if os.fork() == 0:  # a child of another parent runs it, as if navigator had died
     proc = subprocess.Popen(["sleep", "30"], preexec_fn=step)

@@ -1,4 +1,5 @@
-"""Unit tests for navigator.logs: formats, child output, files, Vector, redaction, access log."""
+"""Unit tests for navigator.ops.logs: formats, child output, files, Vector, redaction,
+access log."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from navigator.accesslog import AccessEntry, AccessLogger, bare_ip
-from navigator.logs import (
+from navigator.config.runtime import LoggingSettings, VectorSettings
+from navigator.ops.accesslog import AccessEntry, AccessLogger, bare_ip
+from navigator.ops.logs import (
     MASK,
     OUTPUT_LOGGER,
     PASSTHROUGH_KEYS,
@@ -30,7 +32,6 @@ from navigator.logs import (
     redact_url,
     resolve_level,
 )
-from navigator.runtime import LoggingSettings, VectorSettings
 from tests.helpers import wait_until
 
 ACCESS_KEYS = ["@timestamp", "client_ip", "remote_user", "method", "uri", "protocol", "status",

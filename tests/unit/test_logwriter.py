@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from navigator.logwriter import FdLineWriter, FileLineWriter, StreamLineWriter, plain_notice
+from navigator.ops.logwriter import FdLineWriter, FileLineWriter, StreamLineWriter, plain_notice
 
 pytestmark = pytest.mark.timeout(30)
 

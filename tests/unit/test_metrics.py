@@ -1,4 +1,5 @@
-"""Unit tests for navigator.metrics: rendering parsed back by prometheus_client, status table."""
+"""Unit tests for navigator.ops.metrics: rendering parsed back by prometheus_client,
+status table."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from navigator.metrics import (
+from navigator.ops.metrics import (
     COLD_START_BUCKETS,
     REQUEST_BUCKETS,
     TENANT_STATES,
@@ -164,7 +165,7 @@ def test_gauges_read_at_render_time() -> None:
 
 
 def test_tenant_states_match_the_supervisor() -> None:
-    from navigator.tenantstate import TenantState
+    from navigator.tenants.tenantstate import TenantState
 
     assert set(TENANT_STATES) == {state.value for state in TenantState}
 
@@ -278,7 +279,7 @@ def test_parse_samples_reads_back_what_render_writes() -> None:
 
 
 def test_status_rows_from_tenant_rows() -> None:
-    from navigator.status import rows_from_metrics
+    from navigator.ops.status import rows_from_metrics
 
     metrics = Metrics()
     metrics.set_tenant_rows(lambda: [
@@ -307,7 +308,7 @@ def test_status_rows_from_tenant_rows() -> None:
     ("not ready", "not_ready"), ("something new", "other"),
 ])
 def test_stop_reasons_become_a_small_label_set(reason: str, label: str) -> None:
-    from navigator.tenantstate import stop_label
+    from navigator.tenants.tenantstate import stop_label
 
     assert stop_label(reason) == label
 
@@ -316,8 +317,8 @@ def test_every_stop_reason_the_supervisor_uses_has_a_label() -> None:
     import inspect
     import re
 
-    from navigator import supervisor
-    from navigator.tenantstate import STOP_LABELS
+    from navigator.tenants import supervisor
+    from navigator.tenants.tenantstate import STOP_LABELS
 
     source = inspect.getsource(supervisor)
     used = set(re.findall(r'(?:_terminate|_stop_with_hooks)\([^,]+, "([^"]+)"', source))
@@ -326,7 +327,7 @@ def test_every_stop_reason_the_supervisor_uses_has_a_label() -> None:
 
 
 def test_log_drops_are_read_from_their_owner_at_scrape_time() -> None:
-    from navigator.status import dropped_log_lines
+    from navigator.ops.status import dropped_log_lines
 
     counts = {"stdout": 0.0, "file": 3.0}
     metrics = Metrics()

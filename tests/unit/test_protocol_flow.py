@@ -11,13 +11,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from navigator.config import load_config
-from navigator.flow import BODY_BUFFER_LIMIT
-from navigator.protocol import HttpProtocol
-from navigator.runtime import Tenant
-from navigator.snapshot import build_snapshot
-from navigator.state import ServerState
-from navigator.upstream import PoolKey, UpstreamConnection, UpstreamPool
+from navigator.config.loader import load_config
+from navigator.config.runtime import Tenant
+from navigator.http.connection import HttpProtocol
+from navigator.http.flow import BODY_BUFFER_LIMIT
+from navigator.http.state import ServerState
+from navigator.proxy.upstream import PoolKey, UpstreamConnection, UpstreamPool
+from navigator.web.snapshot import build_snapshot
 
 
 class Transport:

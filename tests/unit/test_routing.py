@@ -1,4 +1,4 @@
-"""Unit tests for navigator.routing: path normalisation and the request pipeline."""
+"""Unit tests for navigator.web.routing: path normalisation and the request pipeline."""
 
 from __future__ import annotations
 
@@ -12,20 +12,7 @@ from typing import Any
 import bcrypt
 import pytest
 
-from navigator import bots
-from navigator.decision import (
-    CableBroadcast,
-    CableSocket,
-    Decision,
-    ProxyExternal,
-    ProxyTenant,
-    RequestInfo,
-    Respond,
-    RunCgi,
-    ServeFile,
-)
-from navigator.routing import RouteTable, encode_path, normalize_path, route, split_target
-from navigator.runtime import (
+from navigator.config.runtime import (
     AuthPattern,
     AuthSettings,
     BotDetection,
@@ -45,7 +32,20 @@ from navigator.runtime import (
     Tenant,
     UpstreamTarget,
 )
-from navigator.snapshot import Snapshot, build_snapshot
+from navigator.web import bots
+from navigator.web.decision import (
+    CableBroadcast,
+    CableSocket,
+    Decision,
+    ProxyExternal,
+    ProxyTenant,
+    RequestInfo,
+    Respond,
+    RunCgi,
+    ServeFile,
+)
+from navigator.web.routing import RouteTable, encode_path, normalize_path, route, split_target
+from navigator.web.snapshot import Snapshot, build_snapshot
 
 GOOD = "Basic " + base64.b64encode(b"alice:wonder").decode()
 BAD = "Basic " + base64.b64encode(b"alice:nope").decode()

@@ -1,4 +1,4 @@
-"""Unit tests for navigator.rules: replacements, redirects, the rule walk, replay plans."""
+"""Unit tests for navigator.web.rules: replacements, redirects, the rule walk, replay plans."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from navigator.decision import RequestInfo, Respond
-from navigator.rules import (
+from navigator.config.runtime import Config, ListenAddress, ReplayTarget, Rule, StampSettings
+from navigator.web.decision import RequestInfo, Respond
+from navigator.web.rules import (
     MAINTENANCE,
     ReplayFallback,
     ReplayPlan,
@@ -19,7 +20,6 @@ from navigator.rules import (
     redirect_response,
     replay_eligible,
 )
-from navigator.runtime import Config, ListenAddress, ReplayTarget, Rule, StampSettings
 
 
 def cfg(*rules: Rule, stamp: StampSettings | None = None) -> Config:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from navigator.__main__ import main
-from navigator.config import load_config
-from navigator.runtime import (
+from navigator.config.loader import load_config
+from navigator.config.runtime import (
     Config,
     Hook,
     Limits,
@@ -21,7 +21,7 @@ from navigator.runtime import (
     Tenant,
     TenantHooks,
 )
-from navigator.shutdownplan import (
+from navigator.config.shutdownplan import (
     ShutdownPlan,
     budget_warnings,
     fly_kill_timeout,

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from navigator import runtime as rt
-from navigator.config import ConfigError, load_config, summarize
-from navigator.decision import ProxyExternal, ProxyTenant, RequestInfo, Respond
-from navigator.routing import route
-from navigator.rules import FALLBACK_RETRIES, MAINTENANCE, ReplayFallback, RuleList
-from navigator.snapshot import build_snapshot
-from navigator.stamps import placement_rules, valid_stamp_name
+from navigator.config import runtime as rt
+from navigator.config.loader import ConfigError, load_config, summarize
+from navigator.config.stamps import placement_rules, valid_stamp_name
+from navigator.web.decision import ProxyExternal, ProxyTenant, RequestInfo, Respond
+from navigator.web.routing import route
+from navigator.web.rules import FALLBACK_RETRIES, MAINTENANCE, ReplayFallback, RuleList
+from navigator.web.snapshot import build_snapshot
 
 CONFIG = """
 server: {listen: 3000}

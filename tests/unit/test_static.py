@@ -1,4 +1,4 @@
-"""Unit tests for navigator.static: safe resolution and file response heads."""
+"""Unit tests for navigator.web.static: safe resolution and file response heads."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from navigator.decision import RequestInfo, ServeFile
-from navigator.static import (
+from navigator.web.decision import RequestInfo, ServeFile
+from navigator.web.static import (
     accepted_codings,
     content_type,
     dir_with_index,

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from navigator.managed import definitions, restart_delay
-from navigator.ports import NoFreePort, PortAllocator
-from navigator.procs import cgroup_name, credentials
-from navigator.runtime import (
+from navigator.config.runtime import (
     Config,
     ListenAddress,
     LoggingSettings,
@@ -18,7 +15,10 @@ from navigator.runtime import (
     Tenant,
     VectorSettings,
 )
-from navigator.supervisor import (
+from navigator.tenants.managed import definitions, restart_delay
+from navigator.tenants.ports import NoFreePort, PortAllocator
+from navigator.tenants.procs import cgroup_name, credentials
+from navigator.tenants.supervisor import (
     RUNNING,
     SERVING,
     TRANSITIONS,
@@ -29,7 +29,7 @@ from navigator.supervisor import (
     crash_outcome,
     pidfile_path,
 )
-from navigator.tenantstate import describe_stop
+from navigator.tenants.tenantstate import describe_stop
 
 S = TenantState
 POLICY = SupervisorPolicy(crash_window=10.0, backoff_first=1.0, backoff_cap=30.0)

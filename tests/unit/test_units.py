@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from navigator.units import format_duration, format_size, parse_duration, parse_size
+from navigator.config.units import format_duration, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

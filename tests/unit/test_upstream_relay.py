@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from navigator.upstream import QUICKACK, RAW_MIN, UpstreamConnection, UpstreamPool
+from navigator.proxy.upstream import QUICKACK, RAW_MIN, UpstreamConnection, UpstreamPool
 
 KEY = ("127.0.0.1", 9, False)
 

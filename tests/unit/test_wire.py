@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from navigator import wire
+from navigator.http import wire
 
 
 def framing(**kw: object) -> int | None:

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from navigator.wsframe import (
+from navigator.extras.wsframe import (
     CloseCode,
     FrameParser,
     Message,

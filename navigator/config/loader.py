@@ -1,0 +1,761 @@
+"""Config: load a navigator YAML file and resolve it into the frozen runtime Config.
+
+Room: config (PURE apart from reading the file and checking directories at load time).
+`load_config` reads + decodes (`schema`) + resolves; `resolve` precomputes everything a
+request or a process start needs (runtime.py docstrings say what); `summarize` renders a
+Config for `navigator check`.
+
+Invariants:
+- the whole file is accepted or rejected: any `ConfigError` names file, line, dotted key
+  path and reason (`cfg.yml:41: applications.tenants[3].path: expected a string, got a list`);
+- recoverable problems (unknown keys, an unparseable duration, a skipped rule) become
+  `Config.warnings`, each placed the same way; this module never logs — the caller does;
+- `environ` is read only while resolving (FLY_* identity, `${NAME}` in tenant env); a request
+  never reaches back into the environment;
+- relative paths resolve against `cwd` (the server's working directory), as the reference's do;
+- user rules come first, then the synthesised slash redirects (root path, then tenants);
+- decisions worth knowing: `static` is None when public_dir is not a directory (a warning
+  if it was configured); `maintenance.page` is None when unset (the snapshot falls back to
+  `<public_dir>/503.html`); `${NAME}` expansion from `environ` also applies to a tenant's own
+  env values, and an unset `${NAME}` without `:-default` is left as written; regex and
+  replacement syntax is Go's (see `gore`), and a bad regex is an error, not a dropped rule.
+
+Must not touch: sockets, asyncio, subprocesses, clocks, logging configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+from navigator.config import runtime as rt
+from navigator.config import schema as sc
+from navigator.config.goregex import RegexSyntaxError, compile_go_regex, translate_replacement
+from navigator.config.schema import ConfigError, KeyPath, dotted, located
+from navigator.config.shutdownplan import DEFAULT_STOP_GRACE, budget_warnings, plan_shutdown
+from navigator.config.stamps import placement_rules, valid_stamp_name
+from navigator.config.units import format_duration, format_size, parse_duration, parse_size
+
+__all__ = ["ConfigError", "dotted", "expand_environ", "load_config", "parse_listen", "resolve",
+           "summarize", "tenant_argv", "tenant_env", "tenant_name"]
+
+DEFAULT_PORT = 3000
+DEFAULT_READY_TIMEOUT = 300.0  # a slow boot (Rails, several tenants on a small shared CPU)
+LEGACY_ARGV = ("ruby", "bin/rails", "server", "-b", "0.0.0.0", "-p", rt.PORT_PLACEHOLDER)
+_PORT_FORMS = re.compile(r"\{\{\s*port\s*\}\}|\$\{port\}")
+_VAR_REF = re.compile(r"\$\{([^}]*)\}")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_YAML_BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
+_IDLE_ACTIONS = frozenset({"suspend", "stop", "exit", "command"})
+_OFF_WORDS = frozenset({"", "off", "none", "false", "no", "disabled"})
+_BOT_ACTIONS = frozenset({"reject", "ignore", "static-only"})
+Issues = list[tuple[KeyPath, str]]
+
+
+class _Context:
+    """Per-resolve helpers: where relative paths start, FLY_*/`${NAME}` values, warnings."""
+
+    def __init__(self, cwd: Path, environ: Mapping[str, str]) -> None:
+        self.cwd = cwd
+        self.environ = environ
+        self.issues: Issues = []
+
+    def warn(self, key: KeyPath, reason: str) -> None:
+        self.issues.append((key, reason))
+
+    def path(self, text: str, base: Path | None = None) -> Path:
+        return Path(os.path.normpath((base or self.cwd) / os.path.expanduser(text)))
+
+    def duration(self, text: str, key: KeyPath, default: float | None, *,
+                 extended: bool = True) -> float | None:
+        """Empty → default; unparseable or negative → default and a warning."""
+        if not text:
+            return default
+        try:
+            seconds = parse_duration(text, extended=extended)
+        except ValueError as exc:
+            reason = str(exc)
+        else:
+            if seconds >= 0:
+                return seconds
+            reason = f"negative duration {text!r}"
+        shown = "none" if default is None else format_duration(default)
+        self.warn(key, f"{reason}; using the default ({shown})")
+        return default
+
+    def seconds(self, text: str, key: KeyPath, default: float, *, extended: bool = True) -> float:
+        value = self.duration(text, key, default, extended=extended)
+        return default if value is None else value
+
+    def size(self, text: str, key: KeyPath) -> int | None:
+        if not text:
+            return None
+        try:
+            return parse_size(text)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key) from None
+
+    def regex(self, text: str, key: KeyPath) -> re.Pattern[str]:
+        try:
+            return compile_go_regex(text)
+        except RegexSyntaxError as exc:
+            raise ConfigError(str(exc), key) from None
+
+
+def _pairs(mapping: Mapping[str, str]) -> rt.Pairs:
+    return tuple(mapping.items())
+
+
+def parse_listen(text: str, key: KeyPath) -> rt.ListenAddress:
+    """`3000`, `":3000"`, `"127.0.0.1:3000"`, `"[::1]:3000"`; "" = all interfaces, 3000."""
+    text = text.strip()
+    if not text:
+        return rt.ListenAddress("", DEFAULT_PORT)
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isdigit() or int(port) > 65535 or (":" in host and not sep):
+        raise ConfigError(f"expected a port or host:port, got {text!r}", key)
+    return rt.ListenAddress(host, int(port))
+
+
+def _slashed(path: str) -> str:
+    path = path.strip()
+    if not path.startswith("/"):
+        path = "/" + path
+    return path if path.endswith("/") else path + "/"
+
+
+# --- server sections -------------------------------------------------------------------------
+def _health(spec: sc.HealthCheckSpec) -> rt.HealthCheck:
+    response = spec.response
+    if response is None:
+        return rt.HealthCheck(spec.path, None)
+    if not 100 <= response.status <= 599:
+        raise ConfigError(f"invalid HTTP status {response.status}",
+                          ("server", "health_check", "response", "status"))
+    headers = _pairs(response.headers)
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        headers = (("Content-Type", "text/plain"), *headers)
+    return rt.HealthCheck(spec.path, rt.HealthResponse(response.status, response.body.encode(),
+                                                       headers))
+
+
+def _public_dir(spec: sc.StaticSpec, ctx: _Context) -> Path:
+    return ctx.path(spec.public_dir or "public")
+
+
+def _static(spec: sc.StaticSpec, ctx: _Context) -> rt.StaticSettings | None:
+    """None when public_dir is not a directory (no static stage at all, as the contract says)."""
+    key: KeyPath = ("server", "static")
+    public = _public_dir(spec, ctx)
+    if not _is_dir(public, (*key, "public_dir")):
+        if spec.public_dir:
+            ctx.warn((*key, "public_dir"), f"{public} is not a directory; static files are off")
+        return None
+    cache = spec.cache_control
+    ckey: KeyPath = (*key, "cache_control")
+    default = ctx.duration(cache.default, (*ckey, "default"), None)
+    overrides = []
+    for index, item in enumerate(cache.overrides):
+        okey: KeyPath = (*ckey, "overrides", index)
+        max_age = ctx.duration(item.max_age, (*okey, "max_age"), None)
+        if not item.path or max_age is None:
+            ctx.warn(okey, "override needs a path and a max_age; skipped")
+            continue
+        overrides.append(rt.CacheOverride(item.path, int(max_age), item.immutable))
+    overrides.sort(key=lambda o: len(o.prefix), reverse=True)
+    return rt.StaticSettings(
+        public_dir=public,
+        allowed_extensions=frozenset(ext.lstrip(".") for ext in spec.allowed_extensions),
+        try_files=tuple(spec.try_files),
+        normalize_trailing_slashes=spec.normalize_trailing_slashes,
+        cache_default=None if default is None else int(default),
+        cache_default_immutable=cache.default_immutable,
+        cache_overrides=tuple(overrides))
+
+
+def _idle(spec: sc.IdleSpec, ctx: _Context) -> rt.IdleSettings:
+    key: KeyPath = ("server", "idle")
+    action = "" if spec.action.lower() in _OFF_WORDS else spec.action
+    if action and action not in _IDLE_ACTIONS:
+        ctx.warn((*key, "action"), f"unknown action {action!r}; machine idle is off")
+        action = ""
+    if action == "command" and not spec.command:
+        ctx.warn((*key, "command"), "action 'command' needs a command; machine idle is off")
+        action = ""
+    timeout = ctx.seconds(spec.timeout, (*key, "timeout"), 600.0, extended=False)
+    return rt.IdleSettings(cast(Literal["", "suspend", "stop", "exit", "command"], action),
+                           timeout, tuple(spec.command), spec.fly_api_socket or "/.fly/api",
+                           spec.count_websockets)
+
+
+def _limits(spec: sc.LimitsSpec, ctx: _Context) -> rt.Limits:
+    key: KeyPath = ("server", "limits")
+    base = rt.Limits()
+    sizes = {name: ctx.size(getattr(spec, name), (*key, name))
+             for name in ("max_request_line", "max_header_bytes", "max_body_bytes")}
+    times = {name: ctx.duration(getattr(spec, name), (*key, name), getattr(base, name))
+             for name in ("header_timeout", "keepalive_timeout", "body_timeout",
+                          "upstream_connect_timeout", "upstream_response_timeout",
+                          "websocket_idle_timeout", "shutdown_timeout",
+                          "stop_hook_timeout")}
+    values: dict[str, object] = {k: v for k, v in {**sizes, **times}.items() if v is not None}
+    for name in ("max_header_count", "max_connections"):
+        if getattr(spec, name) is not None:
+            values[name] = getattr(spec, name)
+    return dataclasses.replace(base, **values)  # type: ignore[arg-type]
+
+
+def _bots(spec: sc.BotDetectionSpec, key: KeyPath, ctx: _Context) -> rt.BotDetection:
+    action = spec.action or "reject"
+    if action not in _BOT_ACTIONS:
+        ctx.warn((*key, "action"), f"unknown action {action!r}; using 'reject'")
+        action = "reject"
+    return rt.BotDetection(spec.enabled,
+                           cast(Literal["reject", "ignore", "static-only"], action))
+
+
+def _cgi(specs: Sequence[sc.CgiScriptSpec], ctx: _Context) -> tuple[rt.CgiScript, ...]:
+    scripts = []
+    for index, spec in enumerate(specs):
+        key: KeyPath = ("server", "cgi_scripts", index)
+        if not spec.path or not spec.script:
+            ctx.warn(key, "a CGI script needs path and script; skipped")
+            continue
+        script = ctx.path(spec.script)
+        if not _is_file(script, (*key, "script")):
+            ctx.warn((*key, "script"), f"{script} does not exist; skipped")
+            continue
+        scripts.append(rt.CgiScript(
+            path=spec.path, script=script, method=spec.method.upper(), user=spec.user,
+            group=spec.group, allowed_users=frozenset(u.strip() for u in spec.allowed_users),
+            env=_pairs(spec.env), timeout=ctx.duration(spec.timeout, (*key, "timeout"), None),
+            reload_config=spec.reload_config))
+    return tuple(scripts)
+
+
+def _auth(spec: sc.AuthSpec, ctx: _Context) -> rt.AuthSettings:
+    """A bad `auth_patterns` regex refuses the file only while auth is on: with auth off
+    the patterns decide nothing, and the reference does not even read them then."""
+    realm = spec.realm or "Restricted"
+    enabled = spec.enabled and bool(spec.htpasswd) and realm != "off"
+    patterns = []
+    for index, item in enumerate(spec.auth_patterns):
+        key: KeyPath = ("auth", "auth_patterns", index, "pattern")
+        try:
+            patterns.append(rt.AuthPattern(ctx.regex(item.pattern, key), item.action))
+        except ConfigError as exc:
+            if enabled:
+                raise
+            ctx.warn(key, f"{exc.reason}; ignored while auth is off")
+    return rt.AuthSettings(
+        enabled=enabled, realm=realm,
+        htpasswd=ctx.path(spec.htpasswd) if spec.htpasswd else None,
+        public_paths=tuple(spec.public_paths), auth_patterns=tuple(patterns))
+
+
+def _maintenance(spec: sc.MaintenanceSpec, public_dir: Path, ctx: _Context) -> rt.Maintenance:
+    """Section 12: `/x` is inside public_dir, other values are relative to the cwd."""
+    page = None
+    if spec.page:
+        page = public_dir / spec.page.lstrip("/") if spec.page.startswith("/") \
+            else ctx.path(spec.page)
+    return rt.Maintenance(spec.enabled, page)
+
+
+def _hooks(specs: Sequence[sc.HookSpec], key: KeyPath, ctx: _Context) -> tuple[rt.Hook, ...]:
+    return tuple(rt.Hook(h.command, tuple(h.args),
+                         ctx.duration(h.timeout, (*key, i, "timeout"), None), h.reload_config)
+                 for i, h in enumerate(specs))
+
+
+def _tenant_hooks(spec: sc.TenantHooksSpec, key: KeyPath, ctx: _Context) -> rt.TenantHooks:
+    return rt.TenantHooks(before_start=_hooks(spec.before_start, (*key, "before_start"), ctx),
+                          start=_hooks(spec.start, (*key, "start"), ctx),
+                          stop=_hooks(spec.stop, (*key, "stop"), ctx))
+
+
+# --- routes ----------------------------------------------------------------------------------
+def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context,
+           placement: Sequence[rt.Rule] = ()) -> tuple[rt.Rule, ...]:
+    """Section 6 order: redirects, rewrites, replays, slash redirects for `slash_paths`, then
+    the placement map's replays (a bare `/tenant` is redirected here, without a hop)."""
+    rules: list[rt.Rule] = []
+    for kind, items in (("redirect", spec.redirects), ("rewrite", spec.rewrites)):
+        for index, item in enumerate(items):
+            key: KeyPath = ("routes", f"{kind}s", index)
+            if not item.from_:
+                ctx.warn(key, "rule without 'from'; skipped")
+                continue
+            pattern = ctx.regex(item.from_, (*key, "from"))
+            rules.append(rt.Rule(cast(Literal["redirect", "rewrite"], kind), pattern,
+                                 translate_replacement(item.to, pattern),
+                                 written=(item.from_, item.to)))
+    for index, replay in enumerate(spec.fly.replay):
+        key = ("routes", "fly", "replay", index)
+        if not (replay.app or replay.region or replay.machine):
+            ctx.warn(key, "replay rule names no app, region or machine; skipped")
+            continue
+        if not replay.path:
+            ctx.warn(key, "replay rule without 'path'; skipped")
+            continue
+        target = rt.ReplayTarget(
+            region="" if replay.app or replay.machine else replay.region,  # app wins
+            app=replay.app, machine=replay.machine, status=replay.status,
+            methods=frozenset(m.upper() for m in replay.methods))
+        rules.append(rt.Rule("replay", ctx.regex(replay.path, (*key, "path")), replay=target,
+                             written=(replay.path, "")))
+    for path in slash_paths:
+        bare = path.rstrip("/")
+        if bare:
+            rules.append(rt.Rule("redirect", re.compile(f"^{re.escape(bare)}$"),
+                                 path.replace("\\", "\\\\")))
+    rules.extend(placement)
+    return tuple(rules)
+
+
+def _dns_servers(servers: Sequence[str]) -> tuple[str, ...]:
+    """`stamps.dns_servers`: IP addresses with an optional port (`127.0.0.1:5353`,
+    `[fdaa::3]:53`), as c-ares takes them; a host name could not be resolved without DNS."""
+    checked = []
+    for index, text in enumerate(servers):
+        entry = text.strip()
+        host, port = entry, ""
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else rest
+        elif entry.count(":") == 1:
+            host, _, port = entry.partition(":")
+        try:
+            ipaddress.ip_address(host)
+            if port and not (port.isdigit() and 0 < int(port) <= 65535):
+                raise ValueError(port)
+        except ValueError:
+            raise ConfigError(f"expected an IP address with an optional port, got {text!r}",
+                              ("stamps", "dns_servers", index)) from None
+        checked.append(entry)
+    return tuple(checked)
+
+
+def _is_dir(path: Path, key: KeyPath) -> bool:
+    """A stat that turns ENAMETOOLONG and friends into a ConfigError naming the key."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise ConfigError(f"unusable path: {exc.strerror}", key) from exc
+
+
+def _is_file(path: Path, key: KeyPath) -> bool:
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise ConfigError(f"unusable path: {exc.strerror}", key) from exc
+
+
+def _upstream(text: str, key: KeyPath, templated: bool) -> rt.UpstreamTarget:
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ConfigError(f"invalid URL {text!r}: {exc}", key) from exc
+    scheme = {"http": "http", "ws": "http", "https": "https", "wss": "https"}.get(parts.scheme)
+    if scheme is None or not parts.hostname:
+        raise ConfigError(f"expected an http:// or https:// URL, got {text!r}", key)
+    try:
+        port = parts.port
+    except ValueError:
+        if not templated:
+            raise ConfigError(f"invalid port in {text!r}", key) from None
+        port = None
+    default_port = 443 if scheme == "https" else 80
+    return rt.UpstreamTarget(cast(Literal["http", "https"], scheme), parts.hostname,
+                             port or default_port, parts.path)
+
+
+def _proxies(specs: Sequence[sc.ReverseProxySpec],
+             ctx: _Context) -> tuple[rt.ReverseProxyRoute, ...]:
+    routes = []
+    for index, spec in enumerate(specs):
+        key: KeyPath = ("routes", "reverse_proxies", index)
+        if not spec.path and not spec.prefix:
+            ctx.warn(key, "reverse proxy without path or prefix; skipped")
+            continue
+        if not spec.target:
+            raise ConfigError("missing required key 'target'", key)
+        pattern = ctx.regex(spec.path, (*key, "path")) if spec.path else None
+        templated = pattern is not None and "$" in spec.target
+        routes.append(rt.ReverseProxyRoute(
+            name=spec.name or spec.prefix or spec.path, pattern=pattern,
+            prefix=spec.prefix or None,
+            target=_upstream(spec.target, (*key, "target"), templated),
+            target_template=spec.target if templated else "", strip_path=spec.strip_path,
+            headers=_pairs(spec.headers), response_headers=_pairs(spec.response_headers),
+            websocket=spec.websocket))
+    return tuple(routes)
+
+
+# --- tenants ---------------------------------------------------------------------------------
+def _render(value: object) -> str:
+    """A tenant `var` value as text: scalars as written, YAML 1.2 booleans in lowercase."""
+    if isinstance(value, str):
+        return value.lower() if value in _YAML_BOOL else value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int | float) else json.dumps(value)
+
+
+def expand_environ(text: str, environ: Mapping[str, str]) -> str:
+    """`${NAME}` / `${NAME:-default}` from `environ`; an unset `${NAME}` stays as written."""
+    if "${" not in text:
+        return text
+
+    def one(match: re.Match[str]) -> str:
+        value = environ.get(match.group(1))
+        default = match.group(2)
+        if default is not None:
+            return value or default
+        return match.group(0) if value is None else value
+
+    return _ENV_REF.sub(one, text)
+
+
+def tenant_env(template: Mapping[str, str], variables: Mapping[str, object],
+               own: Mapping[str, str], environ: Mapping[str, str]) -> rt.Pairs:
+    """Section 10.2: template with `${var}`, then the tenant's env, then `${NAME}` from environ."""
+    rendered = {name: _render(value) for name, value in variables.items()}
+
+    def var(match: re.Match[str]) -> str:
+        return rendered.get(match.group(1), match.group(0))
+
+    env = {name: _VAR_REF.sub(var, value) if "${" in value else value
+           for name, value in template.items()}
+    env.update(own)
+    return tuple((name, expand_environ(value, environ)) for name, value in env.items())
+
+
+def tenant_argv(apps: sc.ApplicationsSpec, tenant: sc.TenantSpec) -> tuple[str, ...]:
+    """Section 10.3, generalised: `framework.command + args`, overridable per tenant and by
+    the runtime/server/args maps; Rails (`ruby bin/rails server ...`) only if nothing is set."""
+    fw = tenant.framework
+    program = tenant.runtime or apps.runtime.get(fw, "")
+    server = tenant.server or apps.server.get(fw, "")
+    args = tenant.args or apps.args.get(fw) or None
+    command = apps.framework.command
+    if command:
+        argv = [program or command, *([server] if server else []),
+                *(apps.framework.args if args is None else args)]
+    elif program or server or args is not None:
+        argv = [program or LEGACY_ARGV[0], server or LEGACY_ARGV[1],
+                *(LEGACY_ARGV[2:] if args is None else args)]
+    else:
+        argv = list(LEGACY_ARGV)
+    return tuple(_PORT_FORMS.sub(rt.PORT_PLACEHOLDER, arg) for arg in argv)
+
+
+def tenant_name(spec: sc.TenantSpec, path: str, root_path: str) -> str:
+    """Explicit name, else the path below root_path without slashes ([legacy] without a root
+    path a leading /showcase/ is dropped, as the reference does)."""
+    if spec.name:
+        return spec.name
+    if root_path != "/" and path.startswith(root_path):
+        path = path[len(root_path):]
+    elif root_path == "/" and path.startswith("/showcase/"):
+        path = path[len("/showcase/"):]
+    return path.strip("/")
+
+
+def unique_name(name: str, taken: Collection[str]) -> str:
+    """`name-2`, `name-3`, ...: the first not in `taken` (the reference never refuses two
+    tenants with one name, but logs, metrics and cgroups need them apart)."""
+    base = name or "tenant"
+    for number in range(2, len(taken) + 3):
+        candidate = f"{base}-{number}"
+        if candidate not in taken:
+            return candidate
+    raise AssertionError("unreachable: more candidates than taken names")  # pragma: no cover
+
+
+def _tenants(apps: sc.ApplicationsSpec, root_path: str,
+             ctx: _Context) -> tuple[rt.Tenant, ...]:
+    pools = apps.pools
+    fw = apps.framework
+    fkey: KeyPath = ("applications", "framework")
+    workdir = ctx.path(fw.app_directory) if fw.app_directory else ctx.cwd
+    start_delay = ctx.seconds(fw.start_delay, (*fkey, "start_delay"), 0.0)
+    startup = ctx.seconds(apps.startup_timeout, ("applications", "startup_timeout"), 5.0)
+    ready = ctx.seconds(apps.ready_timeout, ("applications", "ready_timeout"),
+                        DEFAULT_READY_TIMEOUT)
+    pool_limit = ctx.size(pools.default_memory_limit,
+                          ("applications", "pools", "default_memory_limit"))
+    wanted = {tenant_name(spec, _slashed(spec.path), root_path)
+              for spec in apps.tenants if spec.path.strip()}
+    paths: dict[str, int] = {}
+    names: dict[str, int] = {}
+    tenants = []
+    for index, spec in enumerate(apps.tenants):
+        key: KeyPath = ("applications", "tenants", index)
+        if not spec.path.strip():
+            ctx.warn(key, "tenant without a path never matches; skipped")
+            continue
+        path = _slashed(spec.path)
+        if path in paths:
+            raise ConfigError(f"duplicate tenant path {path!r} (also tenants[{paths[path]}]); "
+                              "the second tenant could never be reached", (*key, "path"))
+        paths[path] = index
+        name = tenant_name(spec, path, root_path)
+        if name in names:
+            unique = unique_name(name, names.keys() | wanted)
+            ctx.warn((*key, "name") if spec.name else (*key, "path"),
+                     f"tenant name {name!r} is also tenants[{names[name]}]'s; "
+                     f"this tenant is named {unique!r} (logs, metrics, cgroups)")
+            name = unique
+        names[name] = index
+        root = ctx.path(spec.root) if spec.root else workdir
+        for which in ("region", "machine"):
+            value = getattr(spec, which)
+            if value and not valid_stamp_name(value):
+                raise ConfigError(f"{value!r} is not a valid Fly {which} name (letters, "
+                                  "digits and '-')", (*key, which))
+        wait = ctx.seconds(spec.startup_timeout, (*key, "startup_timeout"), startup)
+        tenants.append(rt.Tenant(
+            name=name, path=path, root=root, argv=tenant_argv(apps, spec),
+            env=tenant_env(apps.env, spec.var, spec.env, ctx.environ),
+            port_env_var=fw.port_env_var or "PORT",
+            health_path=spec.health_check or apps.health_check or "/",
+            startup_timeout=wait,
+            ready_timeout=_ready_timeout(spec, key, ready, wait, ctx),
+            start_delay=start_delay,
+            track_websockets=(apps.track_websockets if spec.track_websockets is None
+                              else spec.track_websockets),
+            hooks=_tenant_hooks(spec.hooks, (*key, "hooks"), ctx),
+            public_dir=ctx.path(spec.public_dir, root) if spec.public_dir else None,
+            memory_limit=ctx.size(spec.memory_limit, (*key, "memory_limit")) or pool_limit,
+            user=spec.user or pools.user, group=spec.group or pools.group,
+            bot_detection=None if spec.bot_detection is None
+            else _bots(spec.bot_detection, (*key, "bot_detection"), ctx),
+            region=spec.region, machine=spec.machine))
+    return tuple(tenants)
+
+
+def _ready_timeout(spec: sc.TenantSpec, key: KeyPath, default: float, wait: float,
+                   ctx: _Context) -> float:
+    """How long the process may boot: never shorter than a request may wait for it, or a
+    request could be answered 500 by the kill of a tenant still inside its startup_timeout."""
+    ready = ctx.seconds(spec.ready_timeout, (*key, "ready_timeout"), default)
+    return max(ready, wait)
+
+
+def _warn_cable_shadows(cable: rt.CableSettings, specs: Sequence[sc.TenantSpec],
+                        ctx: _Context) -> None:
+    """The built-in pub/sub answers WebSocket upgrades on `cable.path` before any tenant, so a
+    tenant mounted over that path (a Rails app at `/` with Action Cable on `/cable`) never
+    sees its own socket. The reference's default stays; the operator is told."""
+    if not cable.enabled:
+        return
+    for index, spec in enumerate(specs):
+        if spec.path.strip() and cable.path.startswith(_slashed(spec.path)):
+            ctx.warn(("applications", "tenants", index, "path"),
+                     f"tenant {_slashed(spec.path)!r} covers the cable path {cable.path}: "
+                     "navigator's built-in pub/sub answers WebSocket upgrades there and the "
+                     "tenant never sees them; if the app serves its own (Rails Action "
+                     "Cable), set cable.enabled: false or move cable.path")
+
+
+def _managed(specs: Sequence[sc.ManagedProcessSpec],
+             ctx: _Context) -> tuple[rt.ManagedProcess, ...]:
+    names: set[str] = set()
+    processes = []
+    for index, spec in enumerate(specs):
+        key: KeyPath = ("managed_processes", index)
+        if spec.name in names:
+            raise ConfigError(f"duplicate managed process name {spec.name!r}", (*key, "name"))
+        names.add(spec.name)
+        processes.append(rt.ManagedProcess(
+            spec.name, spec.command, tuple(spec.args),
+            ctx.path(spec.working_dir) if spec.working_dir else None, _pairs(spec.env),
+            spec.auto_restart, ctx.seconds(spec.start_delay, (*key, "start_delay"), 0.0)))
+    return tuple(processes)
+
+
+# --- the whole file --------------------------------------------------------------------------
+def _logging(spec: sc.LoggingSpec, server_access_log: bool | str,
+             ctx: _Context) -> rt.LoggingSettings:
+    """`access_log` is on/off or (as in older reference versions) a file that gets the
+    access lines instead of stdout; `logging.access_log` wins over `server.access_log`."""
+    fmt = spec.format or "text"
+    if fmt not in ("text", "json"):
+        ctx.warn(("logging", "format"), f"unknown format {fmt!r}; using 'text'")
+        fmt = "text"
+    vector = rt.VectorSettings(spec.vector.enabled, spec.vector.socket, spec.vector.config)
+    access_log = server_access_log if spec.access_log is None else spec.access_log
+    access_file = None
+    if isinstance(access_log, str):
+        access_file = ctx.path(access_log) if access_log.strip() else None
+        access_log = True
+    return rt.LoggingSettings(cast(Literal["text", "json"], fmt), spec.file, access_log, vector,
+                              access_file)
+
+
+def _trust_proxy(setting: bool | None, environ: Mapping[str, str]) -> bool:
+    """`server.trust_proxy` as written; unset, it is on where Fly's proxy is the only way in
+    (FLY_APP_NAME set): there every peer is Fly's edge, which sets `Fly-Client-IP` and
+    `X-Forwarded-Proto: https`, and tenants that force SSL would otherwise loop on `http`."""
+    if setting is not None:
+        return setting
+    return bool(environ.get("FLY_APP_NAME"))
+
+
+def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
+    server = raw.server
+    apps = raw.applications
+    root_path = _slashed(server.root_path) if server.root_path.strip("/ ") else "/"
+    tenants = _tenants(apps, root_path, ctx)
+    slash_paths = ([root_path] if root_path != "/" else []) + [t.path for t in tenants]
+    pools = apps.pools
+    metrics = server.metrics
+    environ = ctx.environ
+    cable = rt.CableSettings(raw.cable.enabled, raw.cable.path or "/cable",
+                             raw.cable.broadcast_path or "/_broadcast")
+    _warn_cable_shadows(cable, apps.tenants, ctx)
+    hooks = raw.hooks.server
+    hkey: KeyPath = ("hooks", "server")
+    config = rt.Config(
+        source=ctx.path(str(source)),
+        listen=parse_listen(server.listen, ("server", "listen")),
+        root_path=root_path,
+        trust_proxy=_trust_proxy(server.trust_proxy, environ),
+        hostname=server.hostname,
+        pid_file=ctx.path(server.pid_file or "/tmp/navigator.pid"),
+        health_check=_health(server.health_check),
+        static=_static(server.static, ctx),
+        idle=_idle(server.idle, ctx),
+        limits=_limits(server.limits, ctx),
+        bot_detection=_bots(server.bot_detection, ("server", "bot_detection"), ctx),
+        cgi_scripts=_cgi(server.cgi_scripts, ctx),
+        cable=cable,
+        auth=_auth(raw.auth, ctx),
+        maintenance=_maintenance(raw.maintenance, _public_dir(server.static, ctx), ctx),
+        rules=_rules(raw.routes, slash_paths, ctx, placement_rules(tenants)),
+        reverse_proxies=_proxies(raw.routes.reverse_proxies, ctx),
+        tenants=tenants,
+        pools=rt.Pools(max_size=pools.max_size,
+                       idle_timeout=ctx.seconds(pools.timeout,
+                                                ("applications", "pools", "timeout"), 600.0),
+                       start_port=pools.start_port, user=pools.user, group=pools.group),
+        tenant_hooks=_tenant_hooks(raw.hooks.tenant, ("hooks", "tenant"), ctx),
+        server_hooks=rt.ServerHooks(*(_hooks(getattr(hooks, which), (*hkey, which), ctx)
+                                      for which in ("start", "ready", "idle", "resume", "stop"))),
+        managed_processes=_managed(raw.managed_processes, ctx),
+        logging=_logging(raw.logging, server.access_log, ctx),
+        metrics=rt.MetricsSettings(
+            metrics.enabled, metrics.path or "/_navigator/metrics",
+            parse_listen(metrics.listen, ("server", "metrics", "listen"))
+            if metrics.listen else None),
+        stamp=rt.StampSettings(environ.get("FLY_APP_NAME", ""), environ.get("FLY_REGION", ""),
+                               environ.get("FLY_MACHINE_ID", ""),
+                               _dns_servers(raw.stamps.dns_servers)),
+    )
+    for reason in budget_warnings(plan_shutdown(config, DEFAULT_STOP_GRACE)):
+        ctx.warn(("server", "limits", "shutdown_timeout"), reason)
+    return config
+
+
+def resolve(raw: sc.NavigatorFile, source_path: str | Path, environ: Mapping[str, str], *,
+            cwd: Path | None = None) -> rt.Config:
+    """The runtime Config for a decoded file; warnings carry key paths but no line numbers."""
+    ctx = _Context(cwd or Path.cwd(), environ)
+    config = _resolve(raw, Path(source_path), ctx)
+    warnings = tuple(located("", None, key, reason) for key, reason in ctx.issues)
+    return dataclasses.replace(config, warnings=warnings) if warnings else config
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
+                cwd: Path | None = None) -> rt.Config:
+    """Read, decode and resolve one file. `environ` defaults to `os.environ` (read here only)."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read config: {reason}", file=name) from None
+    ctx = _Context(cwd or Path.cwd(), os.environ if environ is None else environ)
+    try:
+        document = sc.parse_yaml(text)
+    except ConfigError as exc:
+        raise exc.at(name, exc.line) from None
+    try:
+        raw, unknown = sc.decode(document.data)
+        config = _resolve(raw, Path(path), ctx)
+    except ConfigError as exc:
+        raise exc.at(name, document.lines([exc.key]).get(exc.key) if exc.key else None) \
+            from None
+    notes = [(key, "unknown key (ignored)") for key in unknown] + ctx.issues
+    lines = document.lines(key for key, _ in notes)
+    warnings = [located(name, lines.get(key), key, reason) for key, reason in notes]
+    if document.ignored_from is not None:
+        warnings.insert(0, located(name, document.ignored_from, (),
+                                   "a second YAML document starts here; it is ignored "
+                                   "(only the first document of a file is read)"))
+    return dataclasses.replace(config, warnings=tuple(warnings)) if warnings else config
+
+
+# --- navigator check -------------------------------------------------------------------------
+def summarize(config: rt.Config) -> str:
+    """A human summary of what a file resolved to (for `navigator check`)."""
+    listen = config.listen
+    out = [f"config {config.source}",
+           f"listen {listen.host or '*'}:{listen.port}   root path {config.root_path}"]
+    if config.static is not None:
+        out.append(f"static {config.static.public_dir}"
+                   + (f" try_files {list(config.static.try_files)}"
+                      if config.static.try_files else ""))
+    if config.auth.enabled:
+        out.append(f"auth realm {config.auth.realm!r} htpasswd {config.auth.htpasswd}")
+    if config.maintenance.enabled:
+        out.append("maintenance mode ON")
+    if config.idle.action:
+        out.append(f"machine idle {config.idle.action} after "
+                   f"{format_duration(config.idle.timeout)}")
+    out.append(f"tenants {len(config.tenants)} (idle stop after "
+               f"{format_duration(config.pools.idle_timeout)}, ports from "
+               f"{config.pools.start_port})")
+    for tenant in config.tenants[:50]:
+        extra = f" memory {format_size(tenant.memory_limit)}" if tenant.memory_limit else ""
+        out.append(f"  {tenant.path:<24} {tenant.name or '-':<20} {' '.join(tenant.argv)}"
+                   f"{extra}")
+    if len(config.tenants) > 50:
+        out.append(f"  ... and {len(config.tenants) - 50} more")
+    user_rules = [r for r in config.rules if not _synthesised(r, config)]
+    out.append(f"rules {len(user_rules)} (+{len(config.rules) - len(user_rules)} slash "
+               "redirects)")
+    for rule in user_rules:
+        goal = (rule.replay.app or rule.replay.machine or rule.replay.region
+                or "(lives everywhere)" if rule.replay else rule.written[1] or rule.replacement)
+        out.append(f"  {rule.kind:<8} {rule.written[0] or rule.pattern.pattern} -> {goal}")
+    out.append(f"reverse proxies {len(config.reverse_proxies)}")
+    for proxy in config.reverse_proxies:
+        match = proxy.pattern.pattern if proxy.pattern else proxy.prefix
+        target = proxy.target
+        out.append(f"  {proxy.name}: {match} -> {target.scheme}://{target.host}:{target.port}"
+                   f"{target.path}")
+    if config.managed_processes:
+        out.append("managed processes " + ", ".join(p.name for p in config.managed_processes))
+    out.append(f"warnings {len(config.warnings)}")
+    out.extend(f"  {warning}" for warning in config.warnings)
+    return "\n".join(out)
+
+
+def _synthesised(rule: rt.Rule, config: rt.Config) -> bool:
+    return (rule.kind == "redirect" and rule.replacement.endswith("/")
+            and rule.pattern.pattern == f"^{re.escape(rule.replacement.rstrip('/'))}$")
+

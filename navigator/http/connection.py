@@ -1,0 +1,894 @@
+"""Client side of the server: one asyncio Protocol per accepted connection.
+
+Room: I/O. Parses requests with httptools, enforces limits and framing (through `wire`), asks
+`routing` for a Decision on one snapshot, and hands the request to a handler (canned answer,
+file, proxy exchange, websocket endpoint). Keeps HTTP/1.1 keep-alive and pipelining
+(responses strictly in request order) and flow control in both directions.
+
+Invariants:
+- no exception escapes an asyncio callback: parse errors become a 4xx then close, handler
+  errors a 5xx (or a close when the response has begun);
+- at most one request is being answered at a time; a pipelined request whose head arrives
+  meanwhile waits in `_pipeline` and reading pauses until it is its turn;
+- reading pauses for any of several reasons (bitmask) and resumes only when all are clear;
+- deadlines are plain floats checked by the server's sweep, so a request arms no timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import httptools
+
+from navigator.http import wire
+from navigator.http.flow import (
+    BODY_BUFFER_LIMIT,
+    PAUSE_BUFFER,
+    PAUSE_PIPELINE,
+    PAUSE_TUNNEL,
+    write_parts,
+)
+from navigator.web import handlers
+from navigator.web.decision import (
+    CableBroadcast,
+    CableSocket,
+    Decision,
+    ProxyExternal,
+    ProxyTenant,
+    RequestInfo,
+    Respond,
+    RunCgi,
+    ServeFile,
+    ServeMetrics,
+)
+from navigator.web.routing import route
+
+if TYPE_CHECKING:
+    from navigator.config.runtime import Limits, Tenant
+    from navigator.http.state import ActivityTracker, ServerState
+
+log = logging.getLogger("navigator.protocol")
+
+
+# Header names the protocol looks at (everything else is only forwarded). The framing ones
+# get their own code; the rest are kept by name in `Exchange.x` for routing, proxy and log.
+_H_HOST, _H_CL, _H_TE, _H_CONN, _H_EXPECT, _H_KEEP = range(6)
+_KEPT = (
+    b"upgrade", b"authorization", b"user-agent", b"x-request-id", b"accept-encoding",
+    b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip",
+    b"fly-replay-failed", b"x-navigator-retry", b"if-modified-since", b"if-none-match",
+    b"range", b"x-amzn-trace-id", b"referer", b"fly-request-id", b"x-remote-user",
+    b"fly-client-ip",
+)
+_FRAMING_NAMES = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_INFO_TEXT_FIELDS = {  # kept header -> RequestInfo text field it fills, decoded as is
+    b"authorization": "authorization", b"user-agent": "user_agent",
+    b"accept-encoding": "accept_encoding", b"if-modified-since": "if_modified_since",
+    b"if-none-match": "if_none_match", b"range": "range",
+}
+_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
+_HEADER_CODES = {
+    b"host": _H_HOST, b"content-length": _H_CL, b"transfer-encoding": _H_TE,
+    b"connection": _H_CONN, b"expect": _H_EXPECT, **dict.fromkeys(_KEPT, _H_KEEP),
+}
+
+
+class Handler(Protocol):
+    """Something producing the response of the current exchange."""
+
+    def request_body(self, data: bytes) -> None: ...
+    def request_end(self) -> None: ...
+    def client_paused(self) -> None: ...
+    def client_resumed(self) -> None: ...
+    def client_lost(self) -> None: ...
+
+
+class Exchange:
+    """One request/response on a client connection, plus what the access log needs."""
+
+    __slots__ = (
+        "activity_counted",
+        "body_buffer",
+        "body_buffered",
+        "bytes_sent",
+        "chunked",
+        "conn_tokens",
+        "content_length",
+        "destination",
+        "error",
+        "expect_continue",
+        "file_path",
+        "handler",
+        "head_sent",
+        "headers",
+        "http_minor",
+        "info",
+        "keep_alive",
+        "method",
+        "request_complete",
+        "request_id",
+        "response_type",
+        "started",
+        "status",
+        "target",
+        "tenant",
+        "tenant_counted",
+        "upgrade",
+        "x",
+    )
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.method = b""
+        self.target = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.http_minor = 1
+        self.keep_alive = True
+        self.info: RequestInfo | None = None
+        self.request_complete = False
+        self.body_buffer: list[bytes] | None = None
+        self.body_buffered = 0
+        self.handler: Handler | None = None
+        self.expect_continue = False
+        self.content_length: int | None = None
+        self.chunked = False
+        self.conn_tokens: frozenset[bytes] = frozenset()
+        self.upgrade = False
+        self.activity_counted = False  # told the machine-idle tracker it started
+        self.tenant_counted = False  # told the supervisor it started (ex.tenant is set)
+        self.head_sent = False
+        self.status = 0
+        self.bytes_sent = 0
+        self.response_type = ""
+        self.tenant: Tenant | None = None
+        self.destination = ""
+        self.file_path = ""  # a static file served (access log)
+        self.error = ""
+        self.request_id = b""
+        self.x: dict[bytes, bytes] = {}  # raw values of headers the log/proxy reuse
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "_body_left",
+        "_cls",
+        "_conn_tokens",
+        "_current",
+        "_deferred_error",
+        "_eof",
+        "_error",
+        "_head_bytes",
+        "_head_fed",
+        "_host_count",
+        "_in_head",
+        "_in_trailers",
+        "_last_parsed",
+        "_limits",
+        "_parser",
+        "_parsing",
+        "_pipeline",
+        "_raw_left",
+        "_read_paused",
+        "_tes",
+        "_tunnel_rest",
+        "_url_bytes",
+        "closed",
+        "deadline",
+        "deadline_kind",
+        "peer_ip",
+        "state",
+        "transport",
+        "tunnel",
+        "write_paused",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._limits: Limits = state.snapshot.config.limits
+        self._parsing: Exchange | None = None
+        self._current: Exchange | None = None
+        self._pipeline: deque[Exchange] = deque()
+        self._read_paused = 0
+        self._error: wire.HttpError | None = None
+        self._head_bytes = 0
+        self._url_bytes = 0
+        self._host_count = 0
+        self._cls: list[bytes] = []
+        self._tes: list[bytes] = []
+        self._conn_tokens: frozenset[bytes] = frozenset()
+        self._tunnel_rest = b""
+        self._eof = False
+        self._head_fed = 0
+        self._in_head = False
+        self._in_trailers = False
+        self._deferred_error: int | None = None
+        self._last_parsed: Exchange | None = None
+        self._body_left = 0  # Content-Length bytes of the request being parsed not yet seen
+        self._raw_left = 0  # > 0: that body is being taken without the parser
+        self.tunnel: Any = None  # object with data_received/connection_lost once upgraded
+        self.write_paused = False
+        self.closed = False
+        self.peer_ip = ""
+        self.deadline = 0.0
+        self.deadline_kind = ""
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
+        self.state.connections.add(self)
+        self._arm("header", self._limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        if self.tunnel is not None:
+            self.tunnel.connection_lost(exc)
+            self.tunnel = None
+        current = self._current
+        if current is not None:
+            handler = current.handler
+            if handler is not None:
+                handler.client_lost()
+            if not current.head_sent:
+                current.status = 499
+                current.response_type = current.response_type or "client_closed"
+            self._log(current)
+            self._current = None
+        self._pipeline.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.data_received(data)
+            return
+        if self._deferred_error is not None:
+            return  # the stream is already broken: answer in-flight requests, then close
+        cur = self._current
+        if cur is not None and cur.upgrade and cur.request_complete:
+            self._hold_tunnel_bytes(data)  # for the tunnel, if the backend says 101
+            return
+        try:
+            if self._raw_left:
+                self._relay_body(data)
+                return
+            self._parser.feed_data(data)
+            if self._body_left and self._parsing is not None:
+                # A Content-Length body goes on past this packet: take the rest raw, as the
+                # loop's own bytes objects, instead of through the parser's copy. The parser
+                # is mid-body, so the next request gets a fresh one.
+                self._raw_left = self._body_left
+                self._parser = httptools.HttpRequestParser(self)
+            elif self._in_head:
+                # httptools buffers a header line until its CRLF and only then calls us, so an
+                # endless line must be cut here, by bytes fed (RFC 9112 §2.3 hardening). A head
+                # that began in this packet counts what the callbacks saw of it (a body may
+                # precede it here); the packets after count whole.
+                fed = self._head_fed
+                self._head_fed = (fed + len(data) if fed >= 0
+                                  else self._url_bytes + self._head_bytes)
+                limits = self._limits
+                if self._head_fed > limits.max_request_line + limits.max_header_bytes + 1024:
+                    self._error = wire.HttpError(431, "request head too large")
+                    self._parse_failed(self._error)
+                elif data.endswith(b"\n") and self._parser.get_http_version() == "0.0":
+                    # A complete request line without a version is HTTP/0.9: refuse, don't wait.
+                    self._error = wire.HttpError(400, "HTTP/0.9 is not supported")
+                    self._parse_failed(self._error)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            last = self._last_parsed
+            if last is not None and last.upgrade:
+                self._hold_tunnel_bytes(data[offset:])
+            else:
+                # Only websocket upgrades are forwarded (no h2c): go on parsing plain HTTP/1.1.
+                self._parser = httptools.HttpRequestParser(self)
+                if offset < len(data):
+                    self.data_received(data[offset:])
+        except httptools.HttpParserError as exc:
+            self._parse_failed(exc)
+        except Exception:  # a bug in a handler must not kill the loop
+            log.exception("error while handling request from %s", self.peer_ip)
+            self._abort_with(500)
+
+    def _relay_body(self, data: bytes) -> None:
+        """Body bytes of the request being parsed, without the parser (see data_received)."""
+        left = self._raw_left
+        if len(data) < left:
+            self._raw_left = self._body_left = left - len(data)
+            self.on_body(data)
+            return
+        self._raw_left = self._body_left = 0
+        self.on_body(data[:left] if len(data) > left else data)
+        self.on_message_complete()
+        if len(data) > left:  # the next pipelined request begins in this packet
+            self.data_received(data[left:])
+
+    def eof_received(self) -> bool | None:
+        # Half-close from the client: finish the current response, then close.
+        self._eof = True
+        parsing = self._parsing
+        if parsing is not None:  # a request cut short: its body can never complete
+            if parsing is self._current and parsing.handler is not None:
+                parsing.handler.client_lost()
+            self.close()
+            return None
+        tunnel = self.tunnel
+        if tunnel is not None and hasattr(tunnel, "client_eof"):
+            tunnel.client_eof()  # pass the half-close on; the backend ends the tunnel
+            return True
+        if self._current is None and self.transport is not None:  # idle, or a tunnel
+            self.transport.close()
+            return None
+        return True
+
+    def _hold_tunnel_bytes(self, data: bytes) -> None:
+        self._tunnel_rest += data
+        if len(self._tunnel_rest) > BODY_BUFFER_LIMIT:
+            self.pause_reading(PAUSE_TUNNEL)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        cur = self._current
+        if cur is not None and cur.handler is not None:
+            cur.handler.client_paused()
+        elif self.tunnel is not None:
+            self.tunnel.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        cur = self._current
+        if cur is not None and cur.handler is not None:
+            cur.handler.client_resumed()
+        elif self.tunnel is not None:
+            self.tunnel.resume_writing()
+
+    # --- httptools callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        ex = Exchange(time.time())
+        self._parsing = ex
+        self._head_bytes = 0
+        self._url_bytes = 0
+        self._host_count = 0
+        self._cls = []
+        self._tes = []
+        self._conn_tokens = frozenset()
+        self._in_head = True
+        self._in_trailers = False
+        self._head_fed = -1  # the head began in the packet being fed
+        self._body_left = 0
+        if self._current is None:
+            self._arm("header", self._limits.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        ex = self._parsing
+        assert ex is not None
+        self._url_bytes += len(url)
+        if self._url_bytes > self._limits.max_request_line:
+            self._fail(414, "request line too long")
+        ex.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self._parsing
+        assert ex is not None
+        self._head_bytes += len(name) + len(value) + 4
+        limits = self._limits
+        if self._in_trailers:  # trailer fields are never merged into the head (RFC 9110 §6.5.1)
+            if self._head_bytes > limits.max_header_bytes:
+                self._fail(431, "trailer section too large")
+            return
+        lname = name.lower()
+        if b"_" in name and lname.replace(b"_", b"-") in _FRAMING_NAMES:
+            self._fail(400, "underscore variant of a framing header")
+        headers = ex.headers
+        headers.append((name, value))
+        if self._head_bytes > limits.max_header_bytes:
+            self._fail(431, "header section too large")
+        if len(headers) > limits.max_header_count:
+            self._fail(431, "too many headers")
+        code = _HEADER_CODES.get(lname)
+        if code is None:
+            return
+        if code == _H_HOST:
+            self._host_count += 1
+            ex.x[b"host"] = value
+        elif code == _H_CL:
+            self._cls.append(value)
+        elif code == _H_TE:
+            self._tes.append(value)
+        elif code == _H_CONN:
+            self._conn_tokens = self._conn_tokens | wire.connection_tokens(value)
+        elif code == _H_EXPECT:
+            ex.expect_continue = value.strip().lower() == b"100-continue"
+        else:
+            ex.x[lname] = value
+
+    def on_headers_complete(self) -> None:
+        ex = self._parsing
+        assert ex is not None
+        parser = self._parser
+        self._in_head = False
+        self._in_trailers = True
+        ex.method = parser.get_method()
+        if ex.method == b"CONNECT":
+            self._fail(405, "CONNECT is not supported")
+        version = parser.get_http_version()
+        if version not in _HTTP_VERSIONS:
+            self._fail(505, f"HTTP version {version} not supported")
+        ex.http_minor = 0 if version == "1.0" else 1
+        ex.keep_alive = parser.should_keep_alive()
+        try:
+            ex.content_length = wire.check_request_framing(
+                http_minor=ex.http_minor, host_count=self._host_count,
+                content_lengths=self._cls, transfer_encodings=self._tes,
+                max_body=self._limits.max_body_bytes)
+        except wire.HttpError as err:
+            self._fail(err.status, err.reason)
+        ex.chunked = bool(self._tes)
+        ex.upgrade = (b"upgrade" in self._conn_tokens
+                      and ex.x.get(b"upgrade", b"").strip().lower() == b"websocket")
+        try:
+            ex.target = wire.request_target(ex.target, ex.method)
+        except wire.HttpError as err:
+            self._fail(err.status, err.reason)
+        ex.conn_tokens = self._conn_tokens
+        if not ex.chunked and not ex.content_length and not ex.upgrade:
+            ex.request_complete = True  # no body can follow: answers may keep the connection
+        elif ex.content_length and not ex.upgrade:
+            self._body_left = ex.content_length
+        if self._current is None:
+            self._current = ex
+            self._begin(ex)
+        else:
+            self._pipeline.append(ex)
+            self.pause_reading(PAUSE_PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self._parsing
+        if ex is None:
+            return
+        if self._body_left:
+            self._body_left -= len(body)
+        if ex is self._current and ex.handler is not None:
+            ex.handler.request_body(body)
+        else:
+            if ex.body_buffer is None:
+                ex.body_buffer = []
+            ex.body_buffer.append(bytes(body))
+            ex.body_buffered += len(body)
+            if ex.body_buffered > BODY_BUFFER_LIMIT:
+                self.pause_reading(PAUSE_BUFFER)
+        if self.deadline_kind == "body":
+            self.deadline = self.state.loop.time() + self._limits.body_timeout
+
+    def on_message_complete(self) -> None:
+        ex = self._parsing
+        if ex is None:
+            return
+        ex.request_complete = True
+        self._parsing = None
+        self._last_parsed = ex
+        if ex is self._current:
+            if ex.handler is not None:
+                ex.handler.request_end()
+            if self.deadline_kind == "body":
+                self.deadline_kind = ""
+
+    # --- request start -------------------------------------------------------------------
+    def _begin(self, ex: Exchange) -> None:
+        """Build the RequestInfo, route it on the current snapshot, dispatch."""
+        self.deadline_kind = "" if ex.request_complete else "body"
+        self.deadline = self.state.loop.time() + self._limits.body_timeout
+        x = ex.x
+        path, _, query = ex.target.decode("latin-1").partition("?")
+        host = x.get(b"host")
+        info = RequestInfo(ex.method.decode("latin-1"), path, query,
+                           host.decode("latin-1") if host is not None else "", self.peer_ip,
+                           None, "", ex.content_length, ex.chunked, ex.upgrade)
+        rid = None
+        if len(x) > 1 or host is None:  # more than Host was kept: fill what is present
+            for name, value in x.items():
+                field = _INFO_TEXT_FIELDS.get(name)
+                if field is not None:
+                    setattr(info, field, value.decode("latin-1"))
+            rid = x.get(b"x-request-id")
+            if b"fly-replay-failed" in x:
+                info.fly_replay_failed = True
+            retry = x.get(b"x-navigator-retry")
+            if retry is not None:
+                info.navigator_retry = retry.strip().lower() == b"true"
+            if self.state.snapshot.config.trust_proxy:
+                # Forwarding headers are believed only from a proxy we trust; otherwise the
+                # client is the socket peer, whatever it wrote (issue 22).
+                xff, real, fly = (x.get(b"x-forwarded-for"), x.get(b"x-real-ip"),
+                                  x.get(b"fly-client-ip"))
+                if xff is not None or real is not None or fly is not None:
+                    info.client_ip = wire.trusted_client(self.peer_ip, xff, real, fly)
+                proto = x.get(b"x-forwarded-proto")
+                if proto is not None:
+                    info.forwarded_proto = proto.strip().decode("latin-1")
+        ex.request_id = rid if rid else self.state.new_request_id()
+        ex.info = info
+        self._dispatch(ex)
+
+    def _dispatch(self, ex: Exchange) -> None:
+        """Route on the current snapshot, count the request for machine idle, then act."""
+        info = ex.info
+        assert info is not None
+        try:
+            decision = route(self.state.snapshot, info)
+        except Exception:
+            log.exception("routing failed for %s %s", info.method, info.path)
+            self._respond_error(ex, 500)
+            return
+        activity = self.state.activity
+        # Synthetic health answers are not activity: a platform probe must not keep the
+        # machine awake forever (reference section 5.1 defect).
+        if activity is not None and not (type(decision) is Respond
+                                         and decision.response_type == "health"):
+            activity.request_started()
+            ex.activity_counted = True
+            if activity.resuming:  # machine just resumed: hold until resume hooks are done
+                ex.body_buffer = ex.body_buffer or []
+                self.state.spawn(self._act_after_resume(ex, decision, activity))
+                return
+        self._act(ex, decision)
+
+    async def _act_after_resume(self, ex: Exchange, decision: Decision,
+                                activity: ActivityTracker) -> None:
+        await activity.wait_resumed()
+        if not self.closed and ex is self._current:
+            self._act(ex, decision)
+
+    def _act(self, ex: Exchange, decision: Decision) -> None:
+        kind = type(decision)
+        if kind is Respond:
+            assert isinstance(decision, Respond)
+            self.respond(ex, decision)
+        elif kind is ProxyTenant:
+            assert isinstance(decision, ProxyTenant)
+            handlers.proxy_to_tenant(self, ex, decision)
+        elif kind is ProxyExternal:
+            assert isinstance(decision, ProxyExternal)
+            handlers.proxy_to_external(self, ex, decision)
+        elif kind is ServeFile:
+            assert isinstance(decision, ServeFile)
+            handlers.serve_file(self, ex, decision)
+        elif kind is RunCgi:
+            assert isinstance(decision, RunCgi)
+            handlers.run_cgi(self, ex, decision)
+        elif kind is CableSocket:
+            handlers.cable_socket(self, ex)
+        elif kind is CableBroadcast:
+            handlers.cable_broadcast(self, ex)
+        elif kind is ServeMetrics:
+            handlers.serve_metrics(self, ex)
+        else:  # pragma: no cover - exhaustive
+            self._respond_error(ex, 500)
+
+    # --- responding ----------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def writelines(self, data: Sequence[bytes | memoryview]) -> None:
+        """One write per message: uvloop's writelines sends each part separately."""
+        if self.transport is not None and not self.closed:
+            write_parts(self.transport, data)
+
+    def respond(self, ex: Exchange, decision: Respond) -> None:
+        keep_alive = ex.keep_alive and ex.request_complete
+        ex.keep_alive = keep_alive
+        data = wire.response(decision.status, decision.body, decision.headers,
+                             keep_alive=keep_alive, head_only=ex.method == b"HEAD",
+                             content_type=None if _has_type(decision.headers)
+                             else "text/plain; charset=utf-8")
+        ex.status = decision.status
+        ex.response_type = decision.response_type
+        ex.head_sent = True
+        ex.bytes_sent = 0 if ex.method == b"HEAD" else len(decision.body)
+        self.write(data)
+        self.finish(ex)
+
+    def respond_bytes(self, ex: Exchange, status: int, data: bytes, body_len: int,
+                      response_type: str) -> None:
+        """Write a complete prebuilt response and finish the exchange."""
+        ex.status = status
+        ex.response_type = ex.response_type or response_type
+        ex.head_sent = True
+        ex.bytes_sent = body_len
+        self.write(data)
+        self.finish(ex)
+
+    def _respond_error(self, ex: Exchange, status: int, message: str | None = None) -> None:
+        ex.keep_alive = False
+        data = wire.error_response(status, message)
+        head_end = data.index(b"\r\n\r\n") + 4
+        if ex.method == b"HEAD":  # no content in an answer to HEAD (RFC 9110 §9.3.2)
+            data = data[:head_end]
+        self.respond_bytes(ex, status, data, len(data) - head_end, "error")
+
+    def fail(self, ex: Exchange, status: int, reason: str = "") -> None:
+        """An error after dispatch: an error page if nothing was sent yet, else a close."""
+        if ex.error == "":
+            ex.error = reason
+        if ex is not self._current:
+            return
+        if not ex.head_sent:
+            self._respond_error(ex, status)
+        else:
+            ex.keep_alive = False
+            self.finish(ex)
+
+    def finish(self, ex: Exchange) -> None:
+        """The response is complete: log, then close or move to the next request."""
+        if ex is not self._current:
+            return
+        ex.handler = None
+        self._current = None
+        self._log(ex)
+        if self._deferred_error is not None and not self._pipeline:
+            if self._deferred_error:
+                self.write(wire.error_response(self._deferred_error))
+            self.close()
+            return
+        if not (ex.keep_alive and ex.request_complete) or self._eof or self.state.shutting_down:
+            if not ex.request_complete and not self._eof:
+                self._linger()  # a body still arriving that nobody wants
+                return
+            self.close()
+            return
+        if self._pipeline:
+            nxt = self._pipeline.popleft()
+            if not self._pipeline:
+                self.resume_reading(PAUSE_PIPELINE)
+            self._current = nxt
+            # On the next loop turn: by then the backend connection that just answered is back
+            # in the pool (it is released after telling us), so the next request reuses it.
+            self.state.loop.call_soon(self._begin_pipelined, nxt)
+        else:
+            self.resume_reading(PAUSE_BUFFER)
+            self._arm("keepalive", self._limits.keepalive_timeout)
+
+    def _begin_pipelined(self, ex: Exchange) -> None:
+        if self._current is not ex or self.closed:
+            return
+        try:
+            self._begin(ex)
+        except Exception:  # a bug in a handler must not kill the loop
+            log.exception("error while handling request from %s", self.peer_ip)
+            self._abort_with(500)
+
+    def finish_tunnel_exchange(self, ex: Exchange) -> None:
+        """The 101 went out: the exchange is logged now, the connection stays a tunnel."""
+        if ex is self._current:
+            ex.handler = None
+            self._current = None
+            self._log(ex)
+
+    def _log(self, ex: Exchange) -> None:
+        if ex.tenant_counted and ex.tenant is not None:
+            ex.tenant_counted = False
+            self.state.tenants.request_finished(ex.tenant)
+        if ex.activity_counted and self.state.activity is not None:
+            ex.activity_counted = False
+            self.state.activity.request_finished()
+        observer = self.state.observer
+        if observer is not None:
+            try:
+                observer.request_done(ex)
+            except Exception:
+                log.exception("access log failed")
+
+    # --- flow control and lifecycle ---------------------------------------------------------
+    def pause_reading(self, reason: int) -> None:
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self._read_paused |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        if not self._read_paused & reason:
+            return
+        self._read_paused &= ~reason
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def take_buffered_body(self, ex: Exchange) -> list[bytes]:
+        """Hand over what arrived before a handler was ready, and resume reading."""
+        chunks = ex.body_buffer or []
+        ex.body_buffer = None
+        ex.body_buffered = 0
+        self.resume_reading(PAUSE_BUFFER)
+        return chunks
+
+    def start_tunnel(self, tunnel: Any) -> bytes:
+        """Switch to raw byte relay; returns client bytes received after the upgrade head."""
+        self.tunnel = tunnel
+        self.deadline_kind = ""
+        rest, self._tunnel_rest = self._tunnel_rest, b""
+        self.resume_reading(PAUSE_TUNNEL)
+        return rest
+
+    @property
+    def client_eof(self) -> bool:
+        """The client half-closed (its FIN arrived)."""
+        return self._eof
+
+    def refuse_upgrade(self, ex: Exchange) -> None:
+        """The backend did not switch protocols: parse what followed as new requests."""
+        ex.upgrade = False
+        rest, self._tunnel_rest = self._tunnel_rest, b""
+        self._parser = httptools.HttpRequestParser(self)
+        self.resume_reading(PAUSE_TUNNEL)
+        if rest:
+            self.state.loop.call_soon(self.data_received, rest)
+
+    def arm_deadline(self, kind: str, seconds: float) -> None:
+        self._arm(kind, seconds)
+
+    def _arm(self, kind: str, seconds: float) -> None:
+        self.deadline_kind = kind
+        self.deadline = self.state.loop.time() + seconds
+
+    def expire(self, now: float) -> None:
+        """Called by the server sweep when `deadline` has passed."""
+        kind = self.deadline_kind
+        if not kind or now < self.deadline:
+            return
+        self.deadline_kind = ""
+        cur = self._current
+        if kind in ("header", "keepalive"):
+            if kind == "header" and (self._parsing is not None and self._parsing.headers):
+                log.info("header timeout from %s", self.peer_ip)
+                self.write(wire.error_response(408))
+            self.close()
+        elif kind == "upstream" and cur is not None:
+            log.warning("upstream response timeout for %s", cur.target[:200])
+            if cur.handler is not None:
+                cur.handler.client_lost()
+            self.fail(cur, 504, "upstream timeout")
+        else:
+            log.info("%s timeout from %s", kind, self.peer_ip)
+            if cur is not None and cur.handler is not None:
+                cur.handler.client_lost()
+            self.close()
+
+    def _linger(self) -> None:
+        """Close after an early answer while the client still sends its body: half-close,
+        then discard what arrives until the client's FIN or LINGER_TIMEOUT. Closing with
+        unread bytes makes the kernel send a reset, which can destroy the answer before the
+        client reads it (nginx's lingering_close, RFC 9112 §9.6)."""
+        transport = self.transport
+        if transport is None or self.closed or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self.tunnel = _Discard(self)
+        self._read_paused = 0
+        transport.resume_reading()
+        self._arm("linger", LINGER_TIMEOUT)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def shutdown_idle(self) -> bool:
+        """Close now if between requests (graceful shutdown); True if closed."""
+        if self._current is None and (self.tunnel is None or isinstance(self.tunnel, _Discard)):
+            self.close()
+            return True
+        return False
+
+    def describe(self, now: float) -> str:
+        """The connection's state in one line (server's SIGUSR1 dump); no header values."""
+        cur = self._current
+        parts = [f"peer={self.peer_ip}", f"closed={self.closed}", f"eof={self._eof}",
+                 f"read_paused={self._read_paused}", f"write_paused={self.write_paused}",
+                 f"deadline={self.deadline_kind or '-'}"
+                 + (f"({self.deadline - now:+.1f}s)" if self.deadline_kind else ""),
+                 f"pipeline={len(self._pipeline)}", f"raw_left={self._raw_left}",
+                 f"tunnel={type(self.tunnel).__name__ if self.tunnel is not None else '-'}"]
+        if cur is not None:
+            parts += [f"request={cur.method.decode('latin-1')} "
+                      f"{cur.target[:120].decode('latin-1')}",
+                      f"age={time.time() - cur.started:.1f}s",
+                      f"complete={cur.request_complete}", f"head_sent={cur.head_sent}",
+                      f"status={cur.status}", f"sent={cur.bytes_sent}",
+                      f"handler={type(cur.handler).__name__ if cur.handler else '-'}"]
+            describe = getattr(cur.handler, "describe", None)
+            if describe is not None:
+                parts.append(describe())
+        elif self._parsing is not None:
+            parts.append("reading a request head")
+        else:
+            parts.append("idle")
+        return " ".join(parts)
+
+    # --- errors --------------------------------------------------------------------------
+    def _fail(self, status: int, reason: str) -> None:
+        self._error = wire.HttpError(status, reason)
+        raise self._error
+
+    def _parse_failed(self, exc: Exception) -> None:
+        err = self._error
+        status = err.status if err is not None else 400
+        if err is None:
+            log.info("bad request from %s: %s", self.peer_ip, exc)
+        else:
+            log.info("refused request from %s: %s", self.peer_ip, err.reason)
+        self._abort_with(status)
+
+    def _abort_with(self, status: int) -> None:
+        cur = self._current
+        if cur is not None and cur.request_complete and self._parsing is not cur:
+            # The error belongs to a later pipelined message: answer what came before it first.
+            self._deferred_error = status if cur.keep_alive else 0
+            self.pause_reading(PAUSE_PIPELINE)
+            return
+        if cur is not None and cur.head_sent:
+            self.abort()
+            return
+        if cur is not None and cur.handler is not None:
+            cur.handler.client_lost()
+        data = wire.error_response(status)
+        self.write(data)
+        answered = cur if cur is not None else self._parsing
+        if answered is not None:  # this error is its answer: say so in its access line
+            answered.status = status
+            answered.response_type = answered.response_type or "error"
+            answered.head_sent = True
+            answered.bytes_sent = len(data) - data.index(b"\r\n\r\n") - 4
+            if cur is None:  # never dispatched: log it now (connection_lost logs `cur`)
+                self._parsing = None
+                self._log_refused(answered)
+        self.close()
+
+    def _log_refused(self, ex: Exchange) -> None:
+        """The access line of a request refused while its head was parsed."""
+        path, _, query = ex.target.decode("latin-1").partition("?")
+        host = ex.x.get(b"host", b"")
+        ex.info = RequestInfo(ex.method.decode("latin-1"), path, query,
+                              host.decode("latin-1"), self.peer_ip)
+        ex.request_id = ex.x.get(b"x-request-id") or self.state.new_request_id()
+        self._log(ex)
+
+
+def _has_type(headers: tuple[tuple[str, str], ...]) -> bool:
+    return any(name.lower() == "content-type" for name, _ in headers)
+
+
+LINGER_TIMEOUT = 5.0  # seconds to discard an unwanted request body before closing
+
+
+class _Discard:
+    """Stands in for a tunnel while lingering: swallows the rest of an unwanted body."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: HttpProtocol) -> None:
+        self.client = client
+
+    def data_received(self, data: bytes) -> None:
+        """Discarded: nobody wants this body."""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Nothing to release."""
+
+    def client_eof(self) -> None:
+        self.client.close()

@@ -1,0 +1,80 @@
+"""The one mutable server-wide object handed to every connection (as uvicorn's ServerState).
+
+Room: plain container. `server` builds it and is the only writer of `snapshot` (reload swaps
+the reference). Connections read `snapshot` once per request, so a reload never changes a
+request half-way. Collaborators are typed by small Protocols so this module imports no I/O room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from navigator.config.runtime import Tenant
+    from navigator.proxy.upstream import UpstreamPool
+    from navigator.web.filecache import FileCache
+    from navigator.web.snapshot import Snapshot
+
+
+class TenantRunner(Protocol):
+    """The part of the supervisor that the request path uses."""
+
+    def ready_port(self, tenant: Tenant) -> int | None: ...
+    async def ensure_ready(self, tenant: Tenant) -> int: ...
+    def request_started(self, tenant: Tenant) -> None: ...
+    def request_finished(self, tenant: Tenant) -> None: ...
+    def websocket_opened(self, tenant: Tenant) -> None: ...
+    def websocket_closed(self, tenant: Tenant) -> None: ...
+
+
+class ActivityTracker(Protocol):
+    """Machine-idle accounting (navigator.tenants.idle.MachineIdle)."""
+
+    def request_started(self) -> None: ...
+    def request_finished(self) -> None: ...
+    def websocket_opened(self) -> None: ...
+    def websocket_closed(self) -> None: ...
+    @property
+    def resuming(self) -> bool: ...
+    async def wait_resumed(self) -> None: ...
+
+
+class RequestObserver(Protocol):
+    """Access log + metrics, told once per finished request."""
+
+    def request_done(self, record: Any) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class ServerState:
+    loop: asyncio.AbstractEventLoop
+    snapshot: Snapshot
+    pool: UpstreamPool
+    tenants: TenantRunner
+    activity: ActivityTracker | None = None
+    observer: RequestObserver | None = None
+    listen_port: int = 0
+    connections: set[Any] = field(default_factory=set)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    shutting_down: bool = False
+    on_reload_request: Callable[[str], None] | None = None  # CGI reload_config
+    extras: dict[str, Any] = field(default_factory=dict)  # cable hub, metrics, ...
+    files: FileCache | None = None  # small static files served from memory
+    # Request ids need uniqueness, not secrecy: a seeded PRNG costs no syscall per request.
+    ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
+
+    def new_request_id(self) -> bytes:
+        """32 hex digits for X-Request-Id when the client sent none."""
+        return b"%032x" % self.ids.getrandbits(128)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run a slow-path coroutine, keeping a strong reference until it ends."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task

@@ -1,0 +1,2 @@
+"""Operating the server: logging setup and non-blocking writers, the access log, metrics and
+their listener, `navigator status`."""

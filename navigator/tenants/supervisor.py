@@ -1,0 +1,621 @@
+"""Tenant processes: start on demand, readiness, crash handling, idle stop, pool limit, reload.
+
+Room: I/O (processes, timers, loopback probes). Reference sections 10.3-10.9 and 15.
+The request path calls `ready_port` (sync fast path), `ensure_ready`, `request_started/
+finished` and `websocket_opened/closed`; the server calls `start`, `apply_config`, `shutdown`.
+
+Invariants:
+- one `state` field per tenant record, changed only through `_set` against TRANSITIONS:
+  stopped → starting → ready → draining (stop hooks running, still serving) → stopping →
+  stopped; a process that dies unexpectedly goes to stopped, or to backoff when it keeps
+  dying within `crash_window` of its start (1 s, 2 s, 4 s … capped, answered with 503);
+- single flight: concurrent `ensure_ready` calls for one tenant share one start task;
+- a start runs the `before_start` hooks (defaults, then the tenant's) and spawns only if
+  they succeed; `start` hooks run alongside the boot; every tenant hook runs in its root;
+- every child is watched: on exit its port is freed, exit listeners run, its cgroup is
+  removed; the next request starts a fresh process;
+- idle stop uses one timer per tenant (re-armed lazily from `last_active`, the end of the
+  last request), never a periodic scan of all tenants;
+- readiness = any HTTP status line from `GET <health_path>` on 127.0.0.1:<port>, polled
+  every 5 ms for the first 0.5 s, then backing off to 100 ms, so cold-start overhead stays
+  close to the app's own boot time; a boot may take the tenant's `ready_timeout` (how long a
+  request waits, `startup_timeout`, is the handler's business), then it is stopped;
+- nothing is left running after `shutdown`: tenants first (in parallel), then managed
+  processes, each SIGTERM → grace → SIGKILL of the whole group.
+
+Must not touch: routing, the upstream pool (it is told about exits through listeners),
+server hooks (the server runs those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from navigator.config.runtime import PORT_PLACEHOLDER, Config, Tenant
+from navigator.tenants.hooks import run_hooks
+from navigator.tenants.leftovers import ChildLedger
+from navigator.tenants.managed import ManagedProcesses
+from navigator.tenants.ports import NoFreePort, PortAllocator
+from navigator.tenants.procs import (
+    ChildProcess,
+    MemoryCgroup,
+    OnceLog,
+    OrphanReaper,
+    SpawnSpec,
+    kill_pidfile,
+    spawn,
+    spawn_failure_reason,
+)
+from navigator.tenants.tenantstate import (
+    LOOPBACK,
+    RUNNING,
+    SERVING,
+    TRANSITIONS,
+    NoEvents,
+    SupervisorPolicy,
+    TenantEvents,
+    TenantHookFailed,
+    TenantLaunchError,
+    TenantRecord,
+    TenantState,
+    TenantUnavailable,
+    advance,
+    crash_outcome,
+    describe_stop,
+    pidfile_path,
+    probe,
+    state_of,
+    stop_label,
+)
+
+log = logging.getLogger("navigator.supervisor")
+
+ExitListener = Callable[[Tenant, int], None]
+S = TenantState
+__all__ = ["RUNNING", "SERVING", "TRANSITIONS", "ExitListener", "Supervisor",
+           "SupervisorPolicy", "TenantHookFailed", "TenantLaunchError", "TenantRecord",
+           "TenantState", "TenantUnavailable", "advance", "crash_outcome", "pidfile_path"]
+
+
+class Supervisor:
+    """Owns every tenant and managed process of one server."""
+
+    def __init__(self, config: Config, *, environ: Mapping[str, str] | None = None,
+                 policy: SupervisorPolicy | None = None,
+                 events: TenantEvents | None = None,
+                 ledger: ChildLedger | None = None) -> None:
+        self.config = config
+        self.policy = policy or SupervisorPolicy()
+        self.events: TenantEvents = events or NoEvents()
+        self._environ = dict(os.environ if environ is None else environ)
+        self._records: dict[str, TenantRecord] = {}
+        self._retired: list[TenantRecord] = []
+        self._ports = PortAllocator(config.pools.start_port, config.pools.port_count)
+        self._listeners: list[ExitListener] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._capacity_lock: asyncio.Lock | None = None
+        self._capacity_changed: asyncio.Event | None = None
+        self._closing = False
+        self._use_order = itertools.count(1)
+        self._once = OnceLog()
+        self._reaper = OrphanReaper()
+        self._ledger = ledger  # records children so a killed server's leftovers get swept
+        self.managed = ManagedProcesses(self._environ, self.policy, ledger)
+
+    # --- server lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start managed processes (in order, start_delay not blocking) and the PID-1 reaper."""
+        self._reaper.start()
+        await self.managed.apply(self.config)
+
+    def add_exit_listener(self, callback: ExitListener) -> None:
+        self._listeners.append(callback)
+
+    async def apply_config(self, config: Config) -> None:
+        """Reload diff: unchanged tenants keep running; changed ones drain and restart on the
+        next request; removed ones stop once their in-flight requests are done."""
+        self.config = config
+        self._ports.reconfigure(config.pools.start_port, config.pools.port_count)
+        wanted = {tenant.path: tenant for tenant in config.tenants}
+        for path, record in list(self._records.items()):
+            tenant = wanted.get(path)
+            if tenant is not None and tenant.spawn_key() == record.tenant.spawn_key():
+                record.tenant = tenant
+                continue
+            if record.state is S.STOPPED or record.state is S.BACKOFF:
+                if tenant is None:
+                    del self._records[path]
+                else:
+                    self._records[path] = TenantRecord(tenant)
+                continue
+            log.info("tenant %s %s: draining the running process", record.tenant.name,
+                     "removed" if tenant is None else "changed")
+            del self._records[path]
+            self._retire(record)
+        await self.managed.apply(config)
+
+    async def shutdown(self, grace: float, *, hooks_within: float | None = None) -> None:
+        """Stop every tenant (stop hooks, then SIGTERM → grace → SIGKILL), then managed ones.
+
+        `hooks_within` cuts the tenants' stop hooks off (their trees killed) so the whole
+        stop fits the shutdown budget (shutdownplan).
+        """
+        self._closing = True
+        self._reaper.stop()
+        records = [*self._records.values(), *self._retired]
+        for record in records:
+            self._cancel_idle(record)
+        await asyncio.gather(*(self._stop_for_shutdown(r, grace, hooks_within)
+                               for r in records), return_exceptions=True)
+        for record in records:
+            if record.start_task is not None:
+                record.start_task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.managed.stop_all(grace)
+
+    async def _stop_for_shutdown(self, record: TenantRecord, grace: float,
+                                 hooks_within: float | None) -> None:
+        if record.child is None:
+            return
+        if record.state in SERVING:
+            try:
+                await asyncio.wait_for(self._run_tenant_hooks(record, "stop"), hooks_within)
+            except TimeoutError:
+                log.warning("tenant %s stop hooks cut off by the shutdown budget",
+                            record.tenant.name)
+        await self._terminate(record, "shutdown", grace)
+
+    # --- request path --------------------------------------------------------------------------
+    def _lookup(self, tenant: Tenant) -> TenantRecord:
+        record = self._records.get(tenant.path)
+        if record is not None and record.tenant is tenant:
+            return record
+        return self._lookup_slow(tenant, record)
+
+    def _lookup_slow(self, tenant: Tenant, record: TenantRecord | None) -> TenantRecord:
+        key = tenant.spawn_key()
+        if record is not None and record.tenant.spawn_key() == key:
+            return record
+        for old in self._retired:  # a request routed by an older snapshot
+            if old.tenant.path == tenant.path and old.tenant.spawn_key() == key:
+                return old
+        if record is None:  # first request for this tenant (or one only a stale snapshot has)
+            record = TenantRecord(tenant)
+            self._records[tenant.path] = record
+        return record
+
+    def ready_port(self, tenant: Tenant) -> int | None:
+        record = self._records.get(tenant.path)
+        if record is None or record.tenant is not tenant:
+            record = self._lookup(tenant)
+        return record.port if record.state in SERVING else None
+
+    async def ensure_ready(self, tenant: Tenant) -> int:
+        record = self._lookup(tenant)
+        while True:
+            if self._closing:
+                raise TenantUnavailable("server shutting down")
+            if record.state in SERVING and record.port is not None:
+                return record.port
+            if record.state is S.BACKOFF:
+                remaining = record.backoff_until - asyncio.get_running_loop().time()
+                if remaining > 0:
+                    raise TenantUnavailable(f"tenant {tenant.name} is crash-looping; "
+                                            f"retrying in {remaining:.1f}s")
+                advance(record, S.STOPPED)
+            if record.state is S.STOPPING and record.stop_task is not None:
+                await asyncio.shield(record.stop_task)
+                continue
+            if record.retired and record.start_task is None:
+                record = self._lookup(self._current_definition(tenant))
+                continue
+            task = record.start_task
+            if task is None:
+                task = asyncio.get_running_loop().create_task(self._start(record))
+                record.start_task = task
+                task.add_done_callback(functools.partial(self._start_done, record))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if task.cancelled() and (current is None or not current.cancelling()):
+                    raise TenantUnavailable("start abandoned: server shutting down") from None
+                raise
+
+    def _current_definition(self, tenant: Tenant) -> Tenant:
+        record = self._records.get(tenant.path)
+        return record.tenant if record is not None else tenant
+
+    def request_started(self, tenant: Tenant) -> None:
+        record = self._records.get(tenant.path)
+        if record is None or record.tenant is not tenant:
+            record = self._lookup(tenant)
+        record.in_flight += 1
+        record.activity += 1
+
+    def request_finished(self, tenant: Tenant) -> None:
+        record = self._records.get(tenant.path)
+        if record is None or record.tenant is not tenant:
+            record = self._lookup(tenant)
+        if record.in_flight > 0:
+            record.in_flight -= 1
+        self._quiet(record)
+
+    def websocket_opened(self, tenant: Tenant) -> None:
+        if tenant.track_websockets:
+            self._lookup(tenant).websockets += 1
+
+    def websocket_closed(self, tenant: Tenant) -> None:
+        if tenant.track_websockets:
+            record = self._lookup(tenant)
+            if record.websockets > 0:
+                record.websockets -= 1
+            self._quiet(record)
+
+    def _quiet(self, record: TenantRecord) -> None:
+        record.last_active = asyncio.get_running_loop().time()
+        record.touched = next(self._use_order)
+        if record.busy:
+            return
+        if record.retired:
+            if record.state in SERVING:
+                self._spawn(self._stop_with_hooks(record, "removed by reload"))
+        elif record.idle_handle is None:
+            self._arm_idle(record)
+        if self._capacity_changed is not None:
+            self._notify_capacity()
+
+    # --- start -------------------------------------------------------------------------------
+    def _start_done(self, record: TenantRecord, task: asyncio.Task[int]) -> None:
+        if record.start_task is task:
+            record.start_task = None
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller may have timed out and left
+
+    async def _start(self, record: TenantRecord) -> int:
+        requested = asyncio.get_running_loop().time()  # cold start = first request → ready
+        if self.config.pools.max_size:
+            await self._make_room(record, self.config.pools.max_size)
+        else:
+            advance(record, S.STARTING)
+        tenant = record.tenant
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            port = self._ports.allocate(tenant.name)
+        except NoFreePort as exc:
+            advance(record, S.STOPPED)
+            log.error("tenant %s cannot start: %s", tenant.name, exc)
+            raise TenantLaunchError(str(exc)) from exc
+        record.port = port
+        try:
+            if tenant.start_delay > 0:
+                await asyncio.sleep(tenant.start_delay)
+            if not await self._run_tenant_hooks(record, "before_start"):
+                log.error("tenant %s not started: its before_start hooks failed", tenant.name)
+                raise TenantHookFailed(f"tenant {tenant.name}: before_start hooks failed")
+            pidfile = pidfile_path(tenant)
+            if pidfile is not None:
+                await kill_pidfile(pidfile, tenant.root)
+            child = await spawn(self._spawn_spec(tenant, port), self._ledger)
+        except BaseException as exc:
+            self._ports.release(port)
+            record.port = None
+            advance(record, S.STOPPED)
+            if isinstance(exc, (OSError, ValueError, KeyError, subprocess.SubprocessError)):
+                reason = spawn_failure_reason(exc)
+                log.error("tenant %s could not be launched: %s", tenant.name, reason)
+                raise TenantLaunchError(reason) from exc
+            raise
+        record.child = child
+        record.spawned_at = loop.time()
+        record.started_wall = time.time()
+        record.watch_task = loop.create_task(self._watch(record, child))
+        log.info("tenant %s starting: pid %d, port %d", tenant.name, child.pid, port)
+        self.events.tenant_started(tenant.name)
+        self._spawn(self._run_tenant_hooks(record, "start"))
+        ready = await self._wait_ready(port, tenant.health_path, child, tenant.ready_timeout)
+        if record.child is not child or child.returncode is not None:
+            if record.watch_task is not None:
+                await asyncio.shield(record.watch_task)
+            raise TenantLaunchError(f"tenant {tenant.name} exited during startup")
+        if not ready:
+            log.error("tenant %s not ready after %gs (ready_timeout): stopping it",
+                      tenant.name, tenant.ready_timeout)
+            await self._terminate(record, "not ready")
+            raise TenantLaunchError(f"tenant {tenant.name} did not become ready")
+        if record.state is not S.STARTING:
+            raise TenantUnavailable(f"tenant {tenant.name} stopped during startup")
+        advance(record, S.READY)
+        record.last_active = loop.time()
+        record.touched = next(self._use_order)
+        self._arm_idle(record)
+        log.info("tenant %s ready on port %d after %.0f ms", tenant.name, port,
+                 (loop.time() - began) * 1000)
+        self.events.tenant_ready(tenant.name, loop.time() - requested)
+        return port
+
+    def _spawn_spec(self, tenant: Tenant, port: int) -> SpawnSpec:
+        env = dict(self._environ)
+        env[tenant.port_env_var] = str(port)
+        env.update(tenant.env)
+        argv = tuple(arg.replace(PORT_PLACEHOLDER, str(port)) for arg in tenant.argv)
+        pools = self.config.pools
+        user, group = tenant.user or pools.user, tenant.group or pools.group
+        if (user or group) and os.geteuid() != 0:
+            self._once.warning("user", "pools.user/group need root: running tenants as %d",
+                               os.geteuid())
+            user = group = ""
+        return SpawnSpec(name=tenant.name or tenant.path, argv=argv, env=env, cwd=tenant.root,
+                         user=user, group=group, cgroup=self._cgroup(tenant))
+
+    def _cgroup(self, tenant: Tenant) -> MemoryCgroup | None:
+        if not tenant.memory_limit:
+            return None
+        if os.geteuid() != 0:
+            self._once.warning("cgroup", "memory limits need root: running without them")
+            return None
+        try:
+            return MemoryCgroup.create(tenant.name, tenant.memory_limit)
+        except OSError as exc:
+            self._once.warning("cgroup", "memory limits unavailable (%s): running without",
+                               exc)
+            return None
+
+    async def _wait_ready(self, port: int, path: str, child: ChildProcess,
+                          limit: float) -> bool:
+        """Poll until any HTTP status line answers; False after `limit` seconds (the tenant's
+        ready_timeout, independent of how long a request waits: a slow boot goes on after
+        the request got the maintenance page, and serves the next one)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        interval = self.policy.probe_first
+        head = (f"GET {path or '/'} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
+                "User-Agent: navigator-readiness\r\nConnection: close\r\n\r\n").encode("latin-1")
+        fast_until = loop.time() + self.policy.probe_fast_phase
+        while child.returncode is None:
+            if await probe(port, head, self.policy.probe_timeout):
+                return True
+            now = loop.time()
+            if now >= deadline:
+                return False
+            await asyncio.sleep(interval)
+            if now >= fast_until:  # a refused connect costs ~50 µs: poll fast at first
+                interval = min(self.policy.probe_max, interval * 1.5)
+        return False
+
+    async def _make_room(self, record: TenantRecord, max_size: int) -> None:
+        """pools.max_size: evict the least recently used idle tenant, or wait for one."""
+        if self._capacity_lock is None:
+            self._capacity_lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + record.tenant.startup_timeout
+        async with self._capacity_lock:
+            while self._running_count() >= max_size:
+                victim = self._least_recently_used(exclude=record)
+                if victim is not None:
+                    log.info("pool full (%d): stopping idle tenant %s", max_size,
+                             victim.tenant.name)
+                    await self._stop_with_hooks(victim, "evicted (pool full)")
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TenantUnavailable(f"pool full ({max_size} tenants busy)")
+                if self._capacity_changed is None:
+                    self._capacity_changed = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._capacity_changed.wait(), remaining)
+            advance(record, S.STARTING)
+
+    def _running_count(self) -> int:
+        records = [*self._records.values(), *self._retired]
+        return sum(1 for r in records if r.state in RUNNING)
+
+    def _least_recently_used(self, exclude: TenantRecord) -> TenantRecord | None:
+        idle = [r for r in [*self._records.values(), *self._retired]
+                if r is not exclude and r.state is S.READY and not r.busy]
+        return min(idle, key=lambda r: r.touched, default=None)
+
+    def _notify_capacity(self) -> None:
+        event, self._capacity_changed = self._capacity_changed, None
+        if event is not None:
+            event.set()
+
+    # --- exit, stop --------------------------------------------------------------------------
+    async def _watch(self, record: TenantRecord, child: ChildProcess) -> None:
+        status = await child.wait()
+        self._on_exit(record, child, status)
+
+    def _on_exit(self, record: TenantRecord, child: ChildProcess, status: int) -> None:
+        if record.child is not child:
+            return
+        loop = asyncio.get_running_loop()
+        tenant = record.tenant
+        port = record.port
+        record.child = None
+        record.port = None
+        if port is not None:
+            self._ports.release(port)
+        self._cancel_idle(record)
+        run_time = loop.time() - record.spawned_at
+        expected = record.state is S.STOPPING
+        how = child.describe_exit(status)
+        delay: float | None = None
+        if expected:
+            record.quick_crashes = 0
+            log.info("tenant %s %s", tenant.name, describe_stop(status, how))
+            self.events.tenant_stopped(tenant.name, record.stop_reason)
+        else:
+            self.events.tenant_crashed(tenant.name)
+            record.quick_crashes, delay = crash_outcome(run_time, record.quick_crashes,
+                                                        self.policy)
+            log.warning("tenant %s exited unexpectedly after %.1fs: %s%s\n%s", tenant.name,
+                        run_time, how, f"; restart back-off {delay:g}s" if delay else "",
+                        "\n".join(f"  | {line}" for line in child.tail) or "  (no output)")
+        if child.cgroup is not None:
+            self._close_cgroup(tenant, child.cgroup)
+        self._delete_pidfile(tenant)
+        if delay is not None:
+            record.backoff_until = loop.time() + delay
+            advance(record, S.BACKOFF)
+        else:
+            advance(record, S.STOPPED)
+        if record.retired:
+            with contextlib.suppress(ValueError):
+                self._retired.remove(record)
+        if port is not None:
+            for listener in list(self._listeners):
+                try:
+                    listener(tenant, port)
+                except Exception:
+                    log.exception("exit listener failed for tenant %s", tenant.name)
+        self._notify_capacity()
+
+    def _close_cgroup(self, tenant: Tenant, cgroup: MemoryCgroup) -> None:
+        current, peak = cgroup.usage()
+        if cgroup.oom_killed():
+            log.warning("tenant %s was killed by the OOM killer (peak %d bytes)", tenant.name,
+                        peak)
+        else:
+            log.info("tenant %s memory: current %d, peak %d bytes", tenant.name, current, peak)
+        cgroup.remove()
+
+    def _delete_pidfile(self, tenant: Tenant) -> None:
+        pidfile = pidfile_path(tenant)
+        if pidfile is not None:
+            with contextlib.suppress(OSError):
+                pidfile.unlink()
+
+    async def _terminate(self, record: TenantRecord, reason: str,
+                         grace: float | None = None) -> None:
+        if record.stop_task is None:
+            task = asyncio.get_running_loop().create_task(self._do_stop(record, reason, grace))
+            record.stop_task = task
+        await asyncio.shield(record.stop_task)
+
+    async def _do_stop(self, record: TenantRecord, reason: str, grace: float | None) -> None:
+        try:
+            child = record.child
+            if child is None:
+                return
+            if record.state is not S.STOPPING:
+                advance(record, S.STOPPING)
+                record.stop_reason = stop_label(reason)
+            self._cancel_idle(record)
+            log.info("stopping tenant %s (%s)", record.tenant.name, reason)
+            await child.stop(self.policy.stop_grace if grace is None else grace)
+            if record.watch_task is not None:
+                await record.watch_task
+        finally:
+            record.stop_task = None
+
+    async def _stop_with_hooks(self, record: TenantRecord, reason: str) -> None:
+        """Reference 10.7: draining → stop hooks → re-check for requests → terminate."""
+        if record.state is not S.READY:
+            return
+        advance(record, S.DRAINING)
+        self._cancel_idle(record)
+        seen = record.activity
+        await self._run_tenant_hooks(record, "stop")
+        if state_of(record) is not S.DRAINING:
+            return  # exited meanwhile
+        if (record.activity != seen or record.busy) and not record.retired:
+            log.info("tenant %s: request arrived during stop hooks, staying up",
+                     record.tenant.name)
+            advance(record, S.READY)
+            self._spawn(self._run_tenant_hooks(record, "start"))
+            if not record.busy:
+                self._arm_idle(record)
+            return
+        await self._terminate(record, reason)
+
+    async def _run_tenant_hooks(self, record: TenantRecord, which: str) -> bool:
+        """Defaults, then the tenant's own list, in the tenant's root (where a migration or
+        a relative path in args means what the tenant's own process would take it to)."""
+        tenant = record.tenant
+        defaults = getattr(self.config.tenant_hooks, which)
+        own = getattr(tenant.hooks, which)
+        if not defaults and not own:
+            return True
+        env = {**self._environ, **dict(tenant.env)}
+        variables = {"name": tenant.name, "path": tenant.path, "root": str(tenant.root),
+                     "port": str(record.port or "")}
+        # A stop hook must fit the shutdown budget; a before_start hook holds the start, so
+        # it gets as long as the boot itself may take. A start hook runs beside the boot.
+        timeout = {"stop": self.config.limits.stop_hook_timeout,
+                   "before_start": tenant.ready_timeout}.get(which)
+        result = await run_hooks(defaults, env, variables=variables, cwd=tenant.root,
+                                 default_timeout=timeout)
+        if result.ok:
+            result = await run_hooks(own, env, variables=variables, cwd=tenant.root,
+                                     default_timeout=timeout)
+        if not result.ok:
+            log.warning("tenant %s %s hooks failed", tenant.name, which)
+        return result.ok
+
+    def _retire(self, record: TenantRecord) -> None:
+        record.retired = True
+        self._retired.append(record)
+        if not record.busy and record.state in SERVING:
+            self._spawn(self._stop_with_hooks(record, "replaced by reload"))
+
+    # --- idle timer --------------------------------------------------------------------------
+    def _arm_idle(self, record: TenantRecord) -> None:
+        timeout = self.config.pools.idle_timeout
+        if record.state is not S.READY or record.busy or not timeout or self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        self._cancel_idle(record)
+        record.idle_handle = loop.call_at(record.last_active + timeout, self._idle_due, record)
+
+    def _cancel_idle(self, record: TenantRecord) -> None:
+        if record.idle_handle is not None:
+            record.idle_handle.cancel()
+            record.idle_handle = None
+
+    def _idle_due(self, record: TenantRecord) -> None:
+        record.idle_handle = None
+        if record.state is not S.READY or record.busy:
+            return  # re-armed when the last request finishes
+        if record.last_active + self.config.pools.idle_timeout > asyncio.get_running_loop().time():
+            self._arm_idle(record)
+            return
+        self._spawn(self._stop_with_hooks(record, "idle"))
+
+    # --- misc --------------------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("supervisor task failed", exc_info=task.exception())
+
+    def status(self) -> list[dict[str, object]]:
+        """Per-tenant facts for metrics and the status page."""
+        offset = time.time() - asyncio.get_running_loop().time()
+        return [{
+            "name": record.tenant.name, "path": record.tenant.path,
+            "state": record.state.value,
+            "pid": record.child.pid if record.child is not None else None,
+            "port": record.port,
+            "started_at": record.started_wall if record.child is not None else None,
+            "last_request": record.last_active + offset if record.last_active else None,
+            "in_flight": record.in_flight, "websockets": record.websockets,
+            "retired": record.retired,
+        } for record in [*self._records.values(), *self._retired]]
+
+    def managed_status(self) -> list[dict[str, object]]:
+        return self.managed.status()
