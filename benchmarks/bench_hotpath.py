@@ -1,6 +1,6 @@
 """Python cost of one request on navigator's hot path, without sockets or other processes.
 
-Drives the real `HttpProtocol`, routing, proxy and upstream code with in-memory transports:
+Drives the real `HttpConnection`, routing, proxy and upstream code with in-memory transports:
 the request bytes go into `data_received`, the proxied request comes out of a pooled fake
 backend connection, a canned backend response goes back in, and the client's bytes come out.
 What remains is exactly the per-request Python work (parse, route, rebuild heads, relay,
@@ -27,7 +27,7 @@ from typing import Any
 
 from navigator.config.loader import load_config
 from navigator.config.runtime import Tenant
-from navigator.http.connection import HttpProtocol
+from navigator.http.connection import HttpConnection
 from navigator.http.state import ServerState
 from navigator.ops.accesslog import AccessLogger
 from navigator.ops.metrics import Metrics
@@ -152,7 +152,7 @@ class Rig:
         devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the rig
         access = AccessLogger(devnull, access_log, None, loop=loop)
         self.state.observer = RequestRecorder(access, Metrics(), False)
-        self.client = HttpProtocol(self.state)
+        self.client = HttpConnection(self.state)
         self.client_transport = SinkTransport()
         self.client.connection_made(self.client_transport)  # type: ignore[arg-type]
         self.backends = {port: self._backend(pool, port) for port in (BACKEND_PORT, TENANT_PORT)}
@@ -178,7 +178,7 @@ class Rig:
         state, backend = self.state, self.backends[port]
 
         def one() -> None:
-            client = HttpProtocol(state)
+            client = HttpConnection(state)
             transport = SinkTransport()
             client.connection_made(transport)  # type: ignore[arg-type]
             client.data_received(request)

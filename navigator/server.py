@@ -29,7 +29,7 @@ from typing import Any
 from navigator.config.loader import ConfigError, load_config
 from navigator.config.runtime import Config
 from navigator.config.shutdownplan import phase_window, plan_shutdown
-from navigator.http.connection import HttpProtocol
+from navigator.http.connection import HttpConnection
 from navigator.http.state import ServerState
 from navigator.ops.accesslog import AccessLogger, open_access_log
 from navigator.ops.logs import LogOutputs
@@ -104,7 +104,7 @@ class Server:
         self.access = AccessLogger(access_file if access_file is not None else outputs.stdout,
                                    config.logging.access_log, outputs.vector, loop=loop)
         state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)
-        state.extras["metrics"] = metrics
+        state.metrics = metrics
         state.on_reload_request = self._reload_from_hook
         self._exit_event = asyncio.Event()
         idle = MachineIdle(config.idle, loop, make_action(config.idle, config.stamp,
@@ -150,7 +150,7 @@ class Server:
         loop = self.state.loop
         state = self.state
         host = config.listen.host or None
-        server = await loop.create_server(lambda: HttpProtocol(state), host, config.listen.port,
+        server = await loop.create_server(lambda: HttpConnection(state), host, config.listen.port,
                                           reuse_address=True, backlog=4096)
         self._servers.append(server)
         for sock in server.sockets:
@@ -299,11 +299,10 @@ class Server:
         assert self.state is not None
         now = self.state.loop.time()
         for conn in list(self.state.connections):
-            if conn.deadline_kind and conn.deadline <= now:
-                try:
-                    conn.expire(now)
-                except Exception:
-                    log.exception("error expiring a connection")
+            try:
+                conn.expire(now)  # a no-op unless its deadline has passed
+            except Exception:
+                log.exception("error expiring a connection")
         users = self.state.snapshot.auth
         if users is not None:
             try:
@@ -339,12 +338,8 @@ class Server:
             if not busy:
                 break
             await asyncio.sleep(0.05)
-        hub = state.extras.get("cable_hub")
-        if hub is not None:
-            hub.close_all()
-        resolver = state.extras.get("stamps_resolver")
-        if resolver is not None:
-            await resolver.close()
+        state.cable.close_all()
+        await state.machines.close()
         for conn in list(state.connections):
             conn.abort()
         if self._sweep_handle is not None:

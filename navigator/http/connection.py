@@ -21,11 +21,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
 from navigator.http import wire
+from navigator.http.client import Deadline, Tunnel
+from navigator.http.exchange import Exchange
+from navigator.http.failure import Failure, status_of
 from navigator.http.flow import (
     BODY_BUFFER_LIMIT,
     PAUSE_BUFFER,
@@ -33,30 +36,19 @@ from navigator.http.flow import (
     PAUSE_TUNNEL,
     write_parts,
 )
-from navigator.web import handlers
-from navigator.web.decision import (
-    CableBroadcast,
-    CableSocket,
-    Decision,
-    ProxyExternal,
-    ProxyTenant,
-    RequestInfo,
-    Respond,
-    RunCgi,
-    ServeFile,
-    ServeMetrics,
-)
+from navigator.web.decision import Decision, RequestInfo, Respond
+from navigator.web.handlers import dispatch
 from navigator.web.routing import route
 
 if TYPE_CHECKING:
-    from navigator.config.runtime import Limits, Tenant
+    from navigator.config.runtime import Limits
     from navigator.http.state import ActivityTracker, ServerState
 
 log = logging.getLogger("navigator.protocol")
 
 
 # Header names the protocol looks at (everything else is only forwarded). The framing ones
-# get their own code; the rest are kept by name in `Exchange.x` for routing, proxy and log.
+# get their own code; the rest are kept by name in `Exchange.kept` for routing, proxy and log.
 _H_HOST, _H_CL, _H_TE, _H_CONN, _H_EXPECT, _H_KEEP = range(6)
 _KEPT = (
     b"upgrade", b"authorization", b"user-agent", b"x-request-id", b"accept-encoding",
@@ -78,82 +70,7 @@ _HEADER_CODES = {
 }
 
 
-class Handler(Protocol):
-    """Something producing the response of the current exchange."""
-
-    def request_body(self, data: bytes) -> None: ...
-    def request_end(self) -> None: ...
-    def client_paused(self) -> None: ...
-    def client_resumed(self) -> None: ...
-    def client_lost(self) -> None: ...
-
-
-class Exchange:
-    """One request/response on a client connection, plus what the access log needs."""
-
-    __slots__ = (
-        "activity_counted",
-        "body_buffer",
-        "body_buffered",
-        "bytes_sent",
-        "chunked",
-        "conn_tokens",
-        "content_length",
-        "destination",
-        "error",
-        "expect_continue",
-        "file_path",
-        "handler",
-        "head_sent",
-        "headers",
-        "http_minor",
-        "info",
-        "keep_alive",
-        "method",
-        "request_complete",
-        "request_id",
-        "response_type",
-        "started",
-        "status",
-        "target",
-        "tenant",
-        "tenant_counted",
-        "upgrade",
-        "x",
-    )
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.method = b""
-        self.target = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.http_minor = 1
-        self.keep_alive = True
-        self.info: RequestInfo | None = None
-        self.request_complete = False
-        self.body_buffer: list[bytes] | None = None
-        self.body_buffered = 0
-        self.handler: Handler | None = None
-        self.expect_continue = False
-        self.content_length: int | None = None
-        self.chunked = False
-        self.conn_tokens: frozenset[bytes] = frozenset()
-        self.upgrade = False
-        self.activity_counted = False  # told the machine-idle tracker it started
-        self.tenant_counted = False  # told the supervisor it started (ex.tenant is set)
-        self.head_sent = False
-        self.status = 0
-        self.bytes_sent = 0
-        self.response_type = ""
-        self.tenant: Tenant | None = None
-        self.destination = ""
-        self.file_path = ""  # a static file served (access log)
-        self.error = ""
-        self.request_id = b""
-        self.x: dict[bytes, bytes] = {}  # raw values of headers the log/proxy reuse
-
-
-class HttpProtocol(asyncio.Protocol):
+class HttpConnection(asyncio.Protocol):
     """One client connection."""
 
     __slots__ = (
@@ -214,12 +131,12 @@ class HttpProtocol(asyncio.Protocol):
         self._last_parsed: Exchange | None = None
         self._body_left = 0  # Content-Length bytes of the request being parsed not yet seen
         self._raw_left = 0  # > 0: that body is being taken without the parser
-        self.tunnel: Any = None  # object with data_received/connection_lost once upgraded
+        self.tunnel: Tunnel | None = None  # takes the client's bytes once upgraded
         self.write_paused = False
         self.closed = False
         self.peer_ip = ""
         self.deadline = 0.0
-        self.deadline_kind = ""
+        self.deadline_kind = Deadline.NONE
 
     # --- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -228,7 +145,7 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
         self.state.connections.add(self)
-        self._arm("header", self._limits.header_timeout)
+        self._arm(Deadline.HEADER, self._limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -242,7 +159,7 @@ class HttpProtocol(asyncio.Protocol):
             if handler is not None:
                 handler.client_lost()
             if not current.head_sent:
-                current.status = 499
+                current.status = status_of(Failure.CLIENT_GONE)
                 current.response_type = current.response_type or "client_closed"
             self._log(current)
             self._current = None
@@ -299,7 +216,7 @@ class HttpProtocol(asyncio.Protocol):
             self._parse_failed(exc)
         except Exception:  # a bug in a handler must not kill the loop
             log.exception("error while handling request from %s", self.peer_ip)
-            self._abort_with(500)
+            self._abort_with(status_of(Failure.HANDLER_ERROR))
 
     def _relay_body(self, data: bytes) -> None:
         """Body bytes of the request being parsed, without the parser (see data_received)."""
@@ -324,8 +241,9 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
             return None
         tunnel = self.tunnel
-        if tunnel is not None and hasattr(tunnel, "client_eof"):
-            tunnel.client_eof()  # pass the half-close on; the backend ends the tunnel
+        client_eof = getattr(tunnel, "client_eof", None)
+        if client_eof is not None:
+            client_eof()  # pass the half-close on; the backend ends the tunnel
             return True
         if self._current is None and self.transport is not None:  # idle, or a tunnel
             self.transport.close()
@@ -355,7 +273,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
-        ex = Exchange(time.time())
+        ex = Exchange(time.time(), self.state.snapshot)  # the one snapshot read
         self._parsing = ex
         self._head_bytes = 0
         self._url_bytes = 0
@@ -368,7 +286,7 @@ class HttpProtocol(asyncio.Protocol):
         self._head_fed = -1  # the head began in the packet being fed
         self._body_left = 0
         if self._current is None:
-            self._arm("header", self._limits.header_timeout)
+            self._arm(Deadline.HEADER, self._limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         ex = self._parsing
@@ -401,7 +319,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if code == _H_HOST:
             self._host_count += 1
-            ex.x[b"host"] = value
+            ex.kept[b"host"] = value
         elif code == _H_CL:
             self._cls.append(value)
         elif code == _H_TE:
@@ -411,7 +329,7 @@ class HttpProtocol(asyncio.Protocol):
         elif code == _H_EXPECT:
             ex.expect_continue = value.strip().lower() == b"100-continue"
         else:
-            ex.x[lname] = value
+            ex.kept[lname] = value
 
     def on_headers_complete(self) -> None:
         ex = self._parsing
@@ -436,7 +354,7 @@ class HttpProtocol(asyncio.Protocol):
             self._fail(err.status, err.reason)
         ex.chunked = bool(self._tes)
         ex.upgrade = (b"upgrade" in self._conn_tokens
-                      and ex.x.get(b"upgrade", b"").strip().lower() == b"websocket")
+                      and ex.kept.get(b"upgrade", b"").strip().lower() == b"websocket")
         try:
             ex.target = wire.request_target(ex.target, ex.method)
         except wire.HttpError as err:
@@ -468,7 +386,7 @@ class HttpProtocol(asyncio.Protocol):
             ex.body_buffered += len(body)
             if ex.body_buffered > BODY_BUFFER_LIMIT:
                 self.pause_reading(PAUSE_BUFFER)
-        if self.deadline_kind == "body":
+        if self.deadline_kind is Deadline.BODY:
             self.deadline = self.state.loop.time() + self._limits.body_timeout
 
     def on_message_complete(self) -> None:
@@ -481,15 +399,15 @@ class HttpProtocol(asyncio.Protocol):
         if ex is self._current:
             if ex.handler is not None:
                 ex.handler.request_end()
-            if self.deadline_kind == "body":
-                self.deadline_kind = ""
+            if self.deadline_kind is Deadline.BODY:
+                self.deadline_kind = Deadline.NONE
 
     # --- request start -------------------------------------------------------------------
     def _begin(self, ex: Exchange) -> None:
         """Build the RequestInfo, route it on the current snapshot, dispatch."""
-        self.deadline_kind = "" if ex.request_complete else "body"
+        self.deadline_kind = Deadline.NONE if ex.request_complete else Deadline.BODY
         self.deadline = self.state.loop.time() + self._limits.body_timeout
-        x = ex.x
+        x = ex.kept
         path, _, query = ex.target.decode("latin-1").partition("?")
         host = x.get(b"host")
         info = RequestInfo(ex.method.decode("latin-1"), path, query,
@@ -507,7 +425,7 @@ class HttpProtocol(asyncio.Protocol):
             retry = x.get(b"x-navigator-retry")
             if retry is not None:
                 info.navigator_retry = retry.strip().lower() == b"true"
-            if self.state.snapshot.config.trust_proxy:
+            if ex.snapshot.config.trust_proxy:
                 # Forwarding headers are believed only from a proxy we trust; otherwise the
                 # client is the socket peer, whatever it wrote (issue 22).
                 xff, real, fly = (x.get(b"x-forwarded-for"), x.get(b"x-real-ip"),
@@ -526,10 +444,10 @@ class HttpProtocol(asyncio.Protocol):
         info = ex.info
         assert info is not None
         try:
-            decision = route(self.state.snapshot, info)
+            decision = route(ex.snapshot, info)
         except Exception:
             log.exception("routing failed for %s %s", info.method, info.path)
-            self._respond_error(ex, 500)
+            self._respond_error(ex, status_of(Failure.HANDLER_ERROR))
             return
         activity = self.state.activity
         # Synthetic health answers are not activity: a platform probe must not keep the
@@ -542,39 +460,13 @@ class HttpProtocol(asyncio.Protocol):
                 ex.body_buffer = ex.body_buffer or []
                 self.state.spawn(self._act_after_resume(ex, decision, activity))
                 return
-        self._act(ex, decision)
+        dispatch(self, ex, decision)
 
     async def _act_after_resume(self, ex: Exchange, decision: Decision,
                                 activity: ActivityTracker) -> None:
         await activity.wait_resumed()
         if not self.closed and ex is self._current:
-            self._act(ex, decision)
-
-    def _act(self, ex: Exchange, decision: Decision) -> None:
-        kind = type(decision)
-        if kind is Respond:
-            assert isinstance(decision, Respond)
-            self.respond(ex, decision)
-        elif kind is ProxyTenant:
-            assert isinstance(decision, ProxyTenant)
-            handlers.proxy_to_tenant(self, ex, decision)
-        elif kind is ProxyExternal:
-            assert isinstance(decision, ProxyExternal)
-            handlers.proxy_to_external(self, ex, decision)
-        elif kind is ServeFile:
-            assert isinstance(decision, ServeFile)
-            handlers.serve_file(self, ex, decision)
-        elif kind is RunCgi:
-            assert isinstance(decision, RunCgi)
-            handlers.run_cgi(self, ex, decision)
-        elif kind is CableSocket:
-            handlers.cable_socket(self, ex)
-        elif kind is CableBroadcast:
-            handlers.cable_broadcast(self, ex)
-        elif kind is ServeMetrics:
-            handlers.serve_metrics(self, ex)
-        else:  # pragma: no cover - exhaustive
-            self._respond_error(ex, 500)
+            dispatch(self, ex, decision)
 
     # --- responding ----------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -618,14 +510,14 @@ class HttpProtocol(asyncio.Protocol):
             data = data[:head_end]
         self.respond_bytes(ex, status, data, len(data) - head_end, "error")
 
-    def fail(self, ex: Exchange, status: int, reason: str = "") -> None:
+    def fail(self, ex: Exchange, failure: Failure, reason: str = "") -> None:
         """An error after dispatch: an error page if nothing was sent yet, else a close."""
         if ex.error == "":
             ex.error = reason
         if ex is not self._current:
             return
         if not ex.head_sent:
-            self._respond_error(ex, status)
+            self._respond_error(ex, status_of(failure))
         else:
             ex.keep_alive = False
             self.finish(ex)
@@ -658,7 +550,7 @@ class HttpProtocol(asyncio.Protocol):
             self.state.loop.call_soon(self._begin_pipelined, nxt)
         else:
             self.resume_reading(PAUSE_BUFFER)
-            self._arm("keepalive", self._limits.keepalive_timeout)
+            self._arm(Deadline.KEEPALIVE, self._limits.keepalive_timeout)
 
     def _begin_pipelined(self, ex: Exchange) -> None:
         if self._current is not ex or self.closed:
@@ -667,7 +559,7 @@ class HttpProtocol(asyncio.Protocol):
             self._begin(ex)
         except Exception:  # a bug in a handler must not kill the loop
             log.exception("error while handling request from %s", self.peer_ip)
-            self._abort_with(500)
+            self._abort_with(status_of(Failure.HANDLER_ERROR))
 
     def finish_tunnel_exchange(self, ex: Exchange) -> None:
         """The 101 went out: the exchange is logged now, the connection stays a tunnel."""
@@ -711,10 +603,10 @@ class HttpProtocol(asyncio.Protocol):
         self.resume_reading(PAUSE_BUFFER)
         return chunks
 
-    def start_tunnel(self, tunnel: Any) -> bytes:
+    def start_tunnel(self, tunnel: Tunnel) -> bytes:
         """Switch to raw byte relay; returns client bytes received after the upgrade head."""
         self.tunnel = tunnel
-        self.deadline_kind = ""
+        self.deadline_kind = Deadline.NONE
         rest, self._tunnel_rest = self._tunnel_rest, b""
         self.resume_reading(PAUSE_TUNNEL)
         return rest
@@ -733,10 +625,24 @@ class HttpProtocol(asyncio.Protocol):
         if rest:
             self.state.loop.call_soon(self.data_received, rest)
 
-    def arm_deadline(self, kind: str, seconds: float) -> None:
+    def end_tunnel(self, tunnel: Tunnel) -> None:
+        """The tunnel's other side is gone: stop relaying to it, read again."""
+        if self.tunnel is tunnel:
+            self.tunnel = None
+        self.resume_reading(PAUSE_TUNNEL)
+
+    def arm_deadline(self, kind: Deadline, seconds: float) -> None:
         self._arm(kind, seconds)
 
-    def _arm(self, kind: str, seconds: float) -> None:
+    def extend_deadline(self, kind: Deadline, seconds: float) -> None:
+        """Push the deadline out if it is still of `kind` (traffic on a websocket)."""
+        if self.deadline_kind is kind:
+            self.deadline = self.state.loop.time() + seconds
+
+    def clear_deadline(self) -> None:
+        self.deadline_kind = Deadline.NONE
+
+    def _arm(self, kind: Deadline, seconds: float) -> None:
         self.deadline_kind = kind
         self.deadline = self.state.loop.time() + seconds
 
@@ -745,20 +651,20 @@ class HttpProtocol(asyncio.Protocol):
         kind = self.deadline_kind
         if not kind or now < self.deadline:
             return
-        self.deadline_kind = ""
+        self.deadline_kind = Deadline.NONE
         cur = self._current
-        if kind in ("header", "keepalive"):
-            if kind == "header" and (self._parsing is not None and self._parsing.headers):
+        if kind is Deadline.HEADER or kind is Deadline.KEEPALIVE:
+            if kind is Deadline.HEADER and (self._parsing is not None and self._parsing.headers):
                 log.info("header timeout from %s", self.peer_ip)
                 self.write(wire.error_response(408))
             self.close()
-        elif kind == "upstream" and cur is not None:
+        elif kind is Deadline.UPSTREAM and cur is not None:
             log.warning("upstream response timeout for %s", cur.target[:200])
             if cur.handler is not None:
                 cur.handler.client_lost()
-            self.fail(cur, 504, "upstream timeout")
+            self.fail(cur, Failure.TIMEOUT, "upstream timeout")
         else:
-            log.info("%s timeout from %s", kind, self.peer_ip)
+            log.info("%s timeout from %s", kind.name.lower(), self.peer_ip)
             if cur is not None and cur.handler is not None:
                 cur.handler.client_lost()
             self.close()
@@ -776,7 +682,7 @@ class HttpProtocol(asyncio.Protocol):
         self.tunnel = _Discard(self)
         self._read_paused = 0
         transport.resume_reading()
-        self._arm("linger", LINGER_TIMEOUT)
+        self._arm(Deadline.LINGER, LINGER_TIMEOUT)
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
@@ -800,7 +706,7 @@ class HttpProtocol(asyncio.Protocol):
         cur = self._current
         parts = [f"peer={self.peer_ip}", f"closed={self.closed}", f"eof={self._eof}",
                  f"read_paused={self._read_paused}", f"write_paused={self.write_paused}",
-                 f"deadline={self.deadline_kind or '-'}"
+                 f"deadline={self.deadline_kind.name.lower() if self.deadline_kind else '-'}"
                  + (f"({self.deadline - now:+.1f}s)" if self.deadline_kind else ""),
                  f"pipeline={len(self._pipeline)}", f"raw_left={self._raw_left}",
                  f"tunnel={type(self.tunnel).__name__ if self.tunnel is not None else '-'}"]
@@ -862,10 +768,10 @@ class HttpProtocol(asyncio.Protocol):
     def _log_refused(self, ex: Exchange) -> None:
         """The access line of a request refused while its head was parsed."""
         path, _, query = ex.target.decode("latin-1").partition("?")
-        host = ex.x.get(b"host", b"")
+        host = ex.kept.get(b"host", b"")
         ex.info = RequestInfo(ex.method.decode("latin-1"), path, query,
                               host.decode("latin-1"), self.peer_ip)
-        ex.request_id = ex.x.get(b"x-request-id") or self.state.new_request_id()
+        ex.request_id = ex.kept.get(b"x-request-id") or self.state.new_request_id()
         self._log(ex)
 
 
@@ -881,7 +787,7 @@ class _Discard:
 
     __slots__ = ("client",)
 
-    def __init__(self, client: HttpProtocol) -> None:
+    def __init__(self, client: HttpConnection) -> None:
         self.client = client
 
     def data_received(self, data: bytes) -> None:
@@ -889,6 +795,12 @@ class _Discard:
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """Nothing to release."""
+
+    def pause_writing(self) -> None:
+        """Nothing is written while lingering."""
+
+    def resume_writing(self) -> None:
+        """Nothing is written while lingering."""
 
     def client_eof(self) -> None:
         self.client.close()

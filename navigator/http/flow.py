@@ -1,6 +1,7 @@
 """Flow-control vocabulary shared by the client protocol and its handlers.
 
-Room: constants, the one write helper both sides use, and the body-holding handler.
+Room: constants and the one write helper both sides (client and upstream) use; no other
+navigator import, so the upstream room can use it without knowing the client side.
 Reading a client socket can be paused for several independent reasons; each is one bit,
 and reading resumes only when no bit is left set.
 """
@@ -9,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from navigator.http.connection import Exchange, HttpProtocol
+from typing import Final
 
 PAUSE_PIPELINE: Final = 1  # a pipelined request waits for its turn
 PAUSE_UPSTREAM: Final = 2  # the backend's write buffer is full
@@ -40,56 +38,3 @@ def write_parts(transport: asyncio.WriteTransport, parts: Sequence[bytes | memor
         transport.write(b"".join(parts))
     else:
         transport.writelines(parts)
-
-
-class BaseHandler:
-    """A request handler that ignores every event; subclasses override what they need.
-
-    The protocol tells the current handler about request body bytes, the end of the
-    request, and the client's write buffer filling, draining or the client going away.
-    """
-
-    __slots__ = ()
-
-    def request_body(self, data: bytes) -> None:
-        """Body bytes of the current request arrived."""
-
-    def request_end(self) -> None:
-        """The current request is complete."""
-
-    def client_paused(self) -> None:
-        """The client's write buffer is above its high-water mark."""
-
-    def client_resumed(self) -> None:
-        """The client's write buffer drained."""
-
-    def client_lost(self) -> None:
-        """The client went away or the exchange was abandoned."""
-
-
-def hold_body(client: HttpProtocol, ex: Exchange, data: bytes) -> None:
-    """Keep request body bytes that no one can take yet; past BODY_BUFFER_LIMIT, stop
-    reading the client until `take_buffered_body` hands them on (and resumes)."""
-    if ex.body_buffer is None:
-        ex.body_buffer = []
-    ex.body_buffer.append(bytes(data))
-    ex.body_buffered += len(data)
-    if ex.body_buffered > BODY_BUFFER_LIMIT:
-        client.pause_reading(PAUSE_BUFFER)
-
-
-class HoldingHandler(BaseHandler):
-    """The handler while the real one is not ready yet (a tenant starting, another machine
-    being reached): holds the body, bounded."""
-
-    __slots__ = ("client", "ex")
-
-    def __init__(self, client: HttpProtocol, ex: Exchange) -> None:
-        self.client = client
-        self.ex = ex
-
-    def request_body(self, data: bytes) -> None:
-        hold_body(self.client, self.ex, data)
-
-    def client_lost(self) -> None:
-        self.ex.handler = None

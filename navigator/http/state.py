@@ -2,7 +2,8 @@
 
 Room: plain container. `server` builds it and is the only writer of `snapshot` (reload swaps
 the reference). Connections read `snapshot` once per request, so a reload never changes a
-request half-way. Collaborators are typed by small Protocols so this module imports no I/O room.
+request half-way. Collaborators are typed fields (no dict of collaborators): the supervisor
+and machine idle through small Protocols, the rest by their classes, imported for types only.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from navigator.extras.cable import CableHub
+from navigator.proxy.resolver import MachineResolver
+
 if TYPE_CHECKING:
     from navigator.config.runtime import Tenant
+    from navigator.ops.metrics import Metrics
     from navigator.proxy.upstream import UpstreamPool
     from navigator.web.filecache import FileCache
     from navigator.web.snapshot import Snapshot
@@ -63,10 +68,15 @@ class ServerState:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     shutting_down: bool = False
     on_reload_request: Callable[[str], None] | None = None  # CGI reload_config
-    extras: dict[str, Any] = field(default_factory=dict)  # cable hub, metrics, ...
     files: FileCache | None = None  # small static files served from memory
+    cable: CableHub = field(default_factory=CableHub)  # the built-in pub/sub
+    machines: MachineResolver = field(init=False)  # other machines by .internal name
+    metrics: Metrics | None = None  # rendered on a `/metrics` route of the main listener
     # Request ids need uniqueness, not secrecy: a seeded PRNG costs no syscall per request.
     ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
+
+    def __post_init__(self) -> None:
+        self.machines = MachineResolver(self.loop)
 
     def new_request_id(self) -> bytes:
         """32 hex digits for X-Request-Id when the client sent none."""

@@ -16,7 +16,7 @@ from navigator.ops.metrics import Metrics
 from navigator.tenants.idle import MachineIdle, Phase
 
 if TYPE_CHECKING:
-    from navigator.http.connection import Exchange
+    from navigator.http.exchange import Exchange
 
 # The machine counts as idle from the idle hooks on until a request starts it resuming.
 IDLE_PHASES = frozenset({Phase.IDLE_HOOKS, Phase.ACTING, Phase.SUSPENDED})
@@ -51,7 +51,7 @@ class RequestRecorder:
         if not self.access.enabled:
             return
         info = ex.info
-        x = ex.x
+        x = ex.kept
         if info is not None:
             path = info.rewritten_path or info.path
             uri = f"{path}?{info.query}" if info.query else path

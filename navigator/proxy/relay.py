@@ -1,7 +1,7 @@
 """One proxied request: connect (or reuse), relay the request, relay the response.
 
-Room: I/O glue between a client `HttpProtocol` exchange and an `UpstreamConnection`. The
-header decisions are `wire`'s; this module only sequences them.
+Room: I/O glue between a client exchange (through the narrow `http.client.Client`) and an
+`UpstreamConnection`. The header decisions are `wire`'s; this module only sequences them.
 
 Invariants:
 - the request head is rebuilt (hop-by-hop gone, X-Forwarded-* ours, our own framing);
@@ -18,12 +18,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from navigator.http import wire
-from navigator.http.flow import PAUSE_TUNNEL, PAUSE_UPSTREAM, hold_body
+from navigator.http.client import Client, Deadline, hold_body
+from navigator.http.failure import Failure
+from navigator.http.flow import PAUSE_UPSTREAM
 from navigator.proxy.upstream import PoolKey, UpstreamConnection
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Pairs, Tenant
-    from navigator.http.connection import Exchange, HttpProtocol
+    from navigator.http.exchange import Exchange
 
 log = logging.getLogger("navigator.proxy")
 
@@ -34,7 +36,7 @@ _NO_DROP: frozenset[bytes] = frozenset()
 def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: bool,
                        set_headers: Pairs) -> bytes:
     """The request head we send upstream (RFC 9110 §7.6.1, reference section 10.6)."""
-    x = ex.x
+    kept = ex.kept
     drop = wire.REBUILT_REQUEST_HEADERS
     named: frozenset[bytes] = frozenset()
     if set_headers:  # a route's own value replaces ours (e.g. X-Forwarded-Proto: $scheme)
@@ -44,29 +46,29 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
     parts += wire.filter_headers(ex.headers, drop, ex.conn_tokens)
     if b"x-forwarded-for" not in named:
         parts.append(b"X-Forwarded-For: %s\r\n" % wire.forwarded_for(
-            x.get(b"x-forwarded-for"), peer_ip))
+            kept.get(b"x-forwarded-for"), peer_ip))
     # Incoming X-Forwarded-Proto/-Host are kept only from a trusted proxy (server.trust_proxy);
     # X-Real-IP is always ours: the client address we believe (the peer unless trusted).
     if b"x-forwarded-proto" not in named:
-        proto = x.get(b"x-forwarded-proto") if trust_proxy else None
+        proto = kept.get(b"x-forwarded-proto") if trust_proxy else None
         parts.append(b"X-Forwarded-Proto: %s\r\n" % (proto or b"http"))
     if b"x-forwarded-host" not in named:
-        fhost = x.get(b"x-forwarded-host") if trust_proxy else None
-        parts.append(b"X-Forwarded-Host: %s\r\n" % (fhost or x.get(b"host", b"")))
+        fhost = kept.get(b"x-forwarded-host") if trust_proxy else None
+        parts.append(b"X-Forwarded-Host: %s\r\n" % (fhost or kept.get(b"host", b"")))
     if b"x-real-ip" not in named:
         info = ex.info
         client = info.client_ip if info is not None and info.client_ip else peer_ip
         parts.append(b"X-Real-IP: %s\r\n" % client.encode("ascii"))
-    if b"host" not in x:  # HTTP/1.0 without Host: HTTP/1.1 requires one (RFC 9112 §3.2)
+    if b"host" not in kept:  # HTTP/1.0 without Host: HTTP/1.1 requires one (RFC 9112 §3.2)
         parts.append(b"Host: localhost\r\n")
-    if b"x-request-id" not in x:
+    if b"x-request-id" not in kept:
         parts.append(b"X-Request-Id: %s\r\n" % ex.request_id)
     if ex.chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
     elif ex.content_length is not None:
         parts.append(b"Content-Length: %d\r\n" % ex.content_length)
     if ex.upgrade:
-        parts.append(b"Connection: Upgrade\r\nUpgrade: %s\r\n" % x.get(b"upgrade", b"websocket"))
+        parts.append(b"Connection: Upgrade\r\nUpgrade: %s\r\n" % kept.get(b"upgrade", b"websocket"))
     for name, value in set_headers:
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
     parts.append(b"\r\n")
@@ -81,7 +83,7 @@ class ProxyExchange:
         "response_headers", "tenant", "tunnel_open",
     )
 
-    def __init__(self, client: HttpProtocol, ex: Exchange, head: bytes,
+    def __init__(self, client: Client, ex: Exchange, head: bytes,
                  response_headers: Pairs = (), tenant: Tenant | None = None) -> None:
         self.client = client
         self.ex = ex
@@ -126,11 +128,11 @@ class ProxyExchange:
     async def _connect(self) -> None:
         state = self.client.state
         try:
-            conn = await state.pool.connect(self.key, state.snapshot.config.limits
+            conn = await state.pool.connect(self.key, self.ex.snapshot.config.limits
                                             .upstream_connect_timeout)
         except (OSError, TimeoutError) as exc:
             log.warning("cannot connect to %s:%d: %s", self.key[0], self.key[1], exc)
-            self.client.fail(self.ex, 502, f"connect failed: {exc}")
+            self.client.fail(self.ex, Failure.UNREACHABLE, f"connect failed: {exc}")
             return
         if self.client.closed or self.ex.handler is not self:
             conn.close()
@@ -158,8 +160,8 @@ class ProxyExchange:
         if ex.request_complete:
             if ex.chunked:
                 parts.append(wire.LAST_CHUNK)
-            client.arm_deadline("upstream", client.state.snapshot.config.limits
-                                .upstream_response_timeout)
+            client.arm_deadline(Deadline.UPSTREAM,
+                                ex.snapshot.config.limits.upstream_response_timeout)
         conn.writelines(parts)
 
     # --- client -> upstream (Handler) ------------------------------------------------------
@@ -177,8 +179,8 @@ class ProxyExchange:
         if self.ex.chunked:
             conn.write(wire.LAST_CHUNK)
         if not self.ex.head_sent:
-            self.client.arm_deadline("upstream", self.client.state.snapshot.config.limits
-                                     .upstream_response_timeout)
+            self.client.arm_deadline(Deadline.UPSTREAM,
+                                     self.ex.snapshot.config.limits.upstream_response_timeout)
 
     def client_paused(self) -> None:
         if self.conn is not None:
@@ -204,7 +206,7 @@ class ProxyExchange:
         client = self.client
         ex.head_sent = True
         ex.status = status
-        client.deadline_kind = ""
+        client.clear_deadline()
         if status == 101:
             if not ex.upgrade:
                 self._upstream_failed("unexpected 101 from backend")
@@ -283,9 +285,9 @@ class ProxyExchange:
             client.state.activity.websocket_opened()
         pending = client.start_tunnel(self)
         client.finish_tunnel_exchange(ex)
-        ws_idle = client.state.snapshot.config.limits.websocket_idle_timeout
+        ws_idle = ex.snapshot.config.limits.websocket_idle_timeout
         if ws_idle:
-            client.arm_deadline("websocket", ws_idle)
+            client.arm_deadline(Deadline.WEBSOCKET, ws_idle)
         if pending and self.conn is not None:
             self.conn.write(pending)
         if client.client_eof:  # the client's FIN came before the 101: pass it on now
@@ -346,11 +348,9 @@ class ProxyExchange:
             self.conn.resume_reading()
 
     def _touch_tunnel(self) -> None:
-        client = self.client
-        if client.deadline_kind == "websocket":
-            ws_idle = client.state.snapshot.config.limits.websocket_idle_timeout
-            if ws_idle:
-                client.deadline = client.state.loop.time() + ws_idle
+        ws_idle = self.ex.snapshot.config.limits.websocket_idle_timeout
+        if ws_idle:
+            self.client.extend_deadline(Deadline.WEBSOCKET, ws_idle)
 
     def _close_tunnel_accounting(self) -> None:
         if not self.tunnel_open:
@@ -361,16 +361,14 @@ class ProxyExchange:
             state.tenants.websocket_closed(self.tenant)
         if state.activity is not None:
             state.activity.websocket_closed()
-        if state.tenants is not None and self.client.tunnel is self:
-            self.client.tunnel = None
-        self.client.resume_reading(PAUSE_TUNNEL)
+        self.client.end_tunnel(self)
 
     def _upstream_failed(self, reason: str) -> None:
         log.warning("upstream %s:%d failed: %s", self.key[0], self.key[1], reason)
         if self.conn is not None:
             self.conn.abort()
             self.conn = None
-        self.client.fail(self.ex, 502, reason)
+        self.client.fail(self.ex, Failure.BAD_RESPONSE, reason)
 
 
 def _connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:

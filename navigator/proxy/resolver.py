@@ -153,6 +153,37 @@ class InternalResolver:
             await channel.close()
 
 
+class MachineResolver:
+    """The server's `.internal` resolver, made again when a reload changes the DNS servers.
+
+    One per server (built by `server`, a typed field of `ServerState`); the first lookup
+    creates the aiodns channel, so a server that never replays to another machine opens none.
+    """
+
+    __slots__ = ("_current", "_loop", "_retired")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._current: InternalResolver | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def for_servers(self, servers: tuple[str, ...]) -> InternalResolver:
+        """The resolver asking `servers` (the current snapshot's `stamp.dns_servers`)."""
+        current = self._current
+        if current is None or current.servers != servers:
+            if current is not None:  # the old one's lookups in flight end with it
+                task = self._loop.create_task(current.close())
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
+            current = self._current = InternalResolver(self._loop, servers)
+        return current
+
+    async def close(self) -> None:
+        if self._current is not None:
+            await self._current.close()
+            self._current = None
+
+
 async def reach(pool: UpstreamPool, resolver: InternalResolver, host: str, port: int, *,
                 retries: int, budget: float) -> tuple[UpstreamConnection, PoolKey]:
     """A new connection to `host:port` (resolved by `resolver`), within `budget` seconds."""

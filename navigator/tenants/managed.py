@@ -24,15 +24,11 @@ import enum
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from navigator.config.runtime import Config, ManagedProcess
 from navigator.tenants.leftovers import ChildLedger
 from navigator.tenants.procs import ChildProcess, SpawnSpec, spawn, spawn_failure_reason
-from navigator.tenants.tenantstate import describe_stop
-
-if TYPE_CHECKING:
-    from navigator.tenants.supervisor import SupervisorPolicy
+from navigator.tenants.tenantstate import SupervisorPolicy, describe_stop
 
 log = logging.getLogger("navigator.supervisor")
 

@@ -19,16 +19,33 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from navigator.extras.cable_handler import start_broadcast, start_cable
+from navigator.extras.cgi_handler import start_cgi
 from navigator.http import wire
-from navigator.http.flow import BaseHandler, HoldingHandler
+from navigator.http.client import Client, HoldingHandler
+from navigator.http.exchange import BaseHandler, Exchange
+from navigator.http.failure import Failure
+from navigator.ops.metrics import CONTENT_TYPE
+from navigator.proxy.machine import start_machine_proxy
 from navigator.proxy.relay import ProxyExchange, build_request_head
+from navigator.tenants.supervisor import TenantLaunchError
+from navigator.web.decision import (
+    CableBroadcast,
+    CableSocket,
+    Decision,
+    ProxyExternal,
+    ProxyTenant,
+    Respond,
+    RunCgi,
+    ServeFile,
+    ServeMetrics,
+)
 from navigator.web.filecache import MAX_FILE_BYTES
+from navigator.web.routing import maintenance_response
 from navigator.web.static import prepare_file
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Tenant
-    from navigator.http.connection import Exchange, HttpProtocol
-    from navigator.web.decision import ProxyExternal, ProxyTenant, RunCgi, ServeFile
 
 log = logging.getLogger("navigator.handlers")
 
@@ -40,7 +57,7 @@ LOOPBACK = "127.0.0.1"
 
 
 # --- tenants ------
-def proxy_to_tenant(client: HttpProtocol, ex: Exchange, decision: ProxyTenant) -> None:
+def proxy_to_tenant(client: Client, ex: Exchange, decision: ProxyTenant) -> None:
     tenant = decision.tenant
     state = client.state
     ex.tenant = tenant
@@ -49,7 +66,7 @@ def proxy_to_tenant(client: HttpProtocol, ex: Exchange, decision: ProxyTenant) -
     state.tenants.request_started(tenant)
     ex.tenant_counted = True
     head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
-                              state.snapshot.config.trust_proxy, ())
+                              ex.snapshot.config.trust_proxy, ())
     proxy = ProxyExchange(client, ex, head, tenant=tenant)
     port = state.tenants.ready_port(tenant)
     if port is not None:
@@ -59,11 +76,8 @@ def proxy_to_tenant(client: HttpProtocol, ex: Exchange, decision: ProxyTenant) -
     state.spawn(_start_tenant_then_proxy(client, ex, tenant, proxy))
 
 
-async def _start_tenant_then_proxy(client: HttpProtocol, ex: Exchange, tenant: Tenant,
+async def _start_tenant_then_proxy(client: Client, ex: Exchange, tenant: Tenant,
                                    proxy: ProxyExchange) -> None:
-    from navigator.tenants.supervisor import TenantLaunchError
-    from navigator.web.routing import maintenance_response
-
     state = client.state
     try:
         ready = asyncio.ensure_future(state.tenants.ensure_ready(tenant))
@@ -75,13 +89,13 @@ async def _start_tenant_then_proxy(client: HttpProtocol, ex: Exchange, tenant: T
         if not client.closed and ex.handler is not None:
             ex.handler = None
             ex.error = "startup timeout"
-            client.respond(ex, maintenance_response(state.snapshot))
+            client.respond(ex, maintenance_response(ex.snapshot))
         return
     except TenantLaunchError as exc:
         log.error("tenant %s failed to start: %s", tenant.name, exc)
         if not client.closed and ex.handler is not None:
             ex.handler = None
-            client.fail(ex, 500, "Failed to start application")
+            client.fail(ex, Failure.HANDLER_ERROR, "Failed to start application")
             return
         return
     except Exception as exc:  # TenantUnavailable (crash-loop back-off) and the unexpected
@@ -89,7 +103,7 @@ async def _start_tenant_then_proxy(client: HttpProtocol, ex: Exchange, tenant: T
         if not client.closed and ex.handler is not None:
             ex.handler = None
             ex.error = str(exc)
-            client.respond(ex, maintenance_response(state.snapshot))
+            client.respond(ex, maintenance_response(ex.snapshot))
         return
     if client.closed or ex.handler is None:
         return
@@ -113,23 +127,21 @@ class _Waiting(HoldingHandler):
 
 
 # --- external upstreams ------
-def proxy_to_external(client: HttpProtocol, ex: Exchange, decision: ProxyExternal) -> None:
+def proxy_to_external(client: Client, ex: Exchange, decision: ProxyExternal) -> None:
     target = decision.target
     ex.response_type = decision.response_type
     ex.destination = f"{target.scheme}://{target.host}:{target.port}"
     head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
-                              client.state.snapshot.config.trust_proxy, decision.set_headers)
+                              ex.snapshot.config.trust_proxy, decision.set_headers)
     proxy = ProxyExchange(client, ex, head, decision.response_headers)
     if decision.response_type == "fly-replay-proxy":  # another machine, by .internal name
-        from navigator.extras.glue import start_machine_proxy
-
         start_machine_proxy(client, ex, decision, proxy)
         return
     proxy.start((target.host, target.port, target.scheme == "https"))
 
 
 # --- static files ------
-def serve_file(client: HttpProtocol, ex: Exchange, decision: ServeFile) -> None:
+def serve_file(client: Client, ex: Exchange, decision: ServeFile) -> None:
     info = ex.info
     assert info is not None
     ex.response_type = decision.response_type
@@ -191,7 +203,7 @@ class _FileSender(BaseHandler):
 
     __slots__ = ("client", "ex", "fd", "offset", "remaining", "sock_fd")
 
-    def __init__(self, client: HttpProtocol, ex: Exchange, fd: int, offset: int,
+    def __init__(self, client: Client, ex: Exchange, fd: int, offset: int,
                  length: int) -> None:
         self.client = client
         self.ex = ex
@@ -289,10 +301,8 @@ class _FileSender(BaseHandler):
 
 
 # --- metrics ------
-def serve_metrics(client: HttpProtocol, ex: Exchange) -> None:
-    from navigator.ops.metrics import CONTENT_TYPE
-
-    metrics = client.state.extras.get("metrics")
+def serve_metrics(client: Client, ex: Exchange) -> None:
+    metrics = client.state.metrics
     body = metrics.render() if metrics is not None else b""
     keep = ex.keep_alive and ex.request_complete
     ex.keep_alive = keep
@@ -301,20 +311,30 @@ def serve_metrics(client: HttpProtocol, ex: Exchange) -> None:
     client.respond_bytes(ex, 200, data, len(body), "metrics")
 
 
-# --- extras (CGI, built-in pub/sub) ------------------------------------------------------
-def run_cgi(client: HttpProtocol, ex: Exchange, decision: RunCgi) -> None:
-    from navigator.extras.glue import start_cgi
-
-    start_cgi(client, ex, decision)
-
-
-def cable_socket(client: HttpProtocol, ex: Exchange) -> None:
-    from navigator.extras.glue import start_cable
-
-    start_cable(client, ex)
-
-
-def cable_broadcast(client: HttpProtocol, ex: Exchange) -> None:
-    from navigator.extras.glue import start_broadcast
-
-    start_broadcast(client, ex)
+# --- dispatch ------
+def dispatch(client: Client, ex: Exchange, decision: Decision) -> None:
+    """Act on a routing Decision: answer now or install the handler that will."""
+    kind = type(decision)
+    if kind is Respond:
+        assert isinstance(decision, Respond)
+        client.respond(ex, decision)
+    elif kind is ProxyTenant:
+        assert isinstance(decision, ProxyTenant)
+        proxy_to_tenant(client, ex, decision)
+    elif kind is ProxyExternal:
+        assert isinstance(decision, ProxyExternal)
+        proxy_to_external(client, ex, decision)
+    elif kind is ServeFile:
+        assert isinstance(decision, ServeFile)
+        serve_file(client, ex, decision)
+    elif kind is RunCgi:
+        assert isinstance(decision, RunCgi)
+        start_cgi(client, ex, decision)
+    elif kind is CableSocket:
+        start_cable(client, ex)
+    elif kind is CableBroadcast:
+        start_broadcast(client, ex)
+    elif kind is ServeMetrics:
+        serve_metrics(client, ex)
+    else:  # pragma: no cover - exhaustive
+        client.fail(ex, Failure.HANDLER_ERROR, "unknown decision")

@@ -41,7 +41,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from navigator.config.runtime import (
@@ -55,7 +55,7 @@ from navigator.config.runtime import (
     UpstreamTarget,
 )
 from navigator.web import bots, static
-from navigator.web.auth import PublicPaths, www_authenticate
+from navigator.web.auth import Htpasswd, PublicPaths, www_authenticate
 from navigator.web.decision import (
     CableBroadcast,
     CableSocket,
@@ -76,8 +76,17 @@ from navigator.web.rules import (
     redirect_response,
 )
 
-if TYPE_CHECKING:
-    from navigator.web.snapshot import Snapshot
+
+class RoutingView(Protocol):
+    """What routing reads of a snapshot (`web.snapshot.Snapshot` is one). Declared here, the
+    lower room, so the snapshot can import the route table without a cycle."""
+
+    @property
+    def routes(self) -> RouteTable: ...
+    @property
+    def auth(self) -> Htpasswd | None: ...
+    @property
+    def maintenance(self) -> Respond: ...
 
 # Re-encoding keeps `;` encoded: a decoded `%3B` must stay data, never become a parameter.
 _PATH_SAFE = "/:@!$&'()*+,=-._~"
@@ -346,13 +355,13 @@ class RouteTable:
         return path
 
 
-def maintenance_response(snapshot: Snapshot) -> Respond:
+def maintenance_response(snapshot: RoutingView) -> Respond:
     """The 503 maintenance page (section 12), built once per snapshot."""
     return snapshot.maintenance
 
 
 # --- the pipeline ---------------------------------------------------------------------------
-def route(snapshot: Snapshot, req: RequestInfo) -> Decision:
+def route(snapshot: RoutingView, req: RequestInfo) -> Decision:
     """Reference section 4, stages 3-13, for one request on one snapshot."""
     table = snapshot.routes
     target = split_target(req.path)

@@ -1,6 +1,6 @@
 """Flow control of a request body while its backend connection is still being opened.
 
-Drives the real `HttpProtocol` and `ProxyExchange` with in-memory transports on a real event
+Drives the real `HttpConnection` and `ProxyExchange` with in-memory transports on a real event
 loop whose backend connect never finishes (until the test lets it), so the window that
 sockets make short and racy is held open.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from navigator.config.loader import load_config
 from navigator.config.runtime import Tenant
-from navigator.http.connection import HttpProtocol
+from navigator.http.connection import HttpConnection
 from navigator.http.flow import BODY_BUFFER_LIMIT
 from navigator.http.state import ServerState
 from navigator.proxy.upstream import PoolKey, UpstreamConnection, UpstreamPool
@@ -89,14 +89,14 @@ class GatedPool(UpstreamPool):
 
 
 def rig(tmp_path: Path, loop: asyncio.AbstractEventLoop
-        ) -> tuple[GatedPool, HttpProtocol, Transport]:
+        ) -> tuple[GatedPool, HttpConnection, Transport]:
     cfg = tmp_path / "navigator.yml"
     cfg.write_text("server:\n  listen: 127.0.0.1:0\nroutes:\n  reverse_proxies:\n"
                    "    - {name: up, prefix: /up, target: 'http://127.0.0.1:9'}\n")
     pool = GatedPool(loop)
     state = ServerState(loop=loop, snapshot=build_snapshot(load_config(cfg)), pool=pool,
                         tenants=NoTenants())
-    client = HttpProtocol(state)
+    client = HttpConnection(state)
     transport = Transport()
     client.connection_made(transport)  # type: ignore[arg-type]
     return pool, client, transport
@@ -150,7 +150,7 @@ def test_raw_body_split_anywhere_then_a_pipelined_request_in_the_same_packet(
             pool, client, transport = rig(tmp_path, loop)
             pool.gate.set_result(None)
 
-            async def scenario(pool: GatedPool, client: HttpProtocol, transport: Transport,
+            async def scenario(pool: GatedPool, client: HttpConnection, transport: Transport,
                                cuts: list[int]) -> None:
                 last = 0
                 for cut in [*cuts, len(stream)]:

@@ -1,0 +1,117 @@
+"""The narrow interface handlers, the proxy, CGI and cable use to answer a client.
+
+Room: types only, plus the body-holding handler written against them. `HttpConnection` is
+the one implementation; nothing outside it reads or writes its fields, everything goes
+through `Client` (as the upstream side goes through `proxy.upstream.ResponseSink`). Declared
+here, below every user, so no handler imports the connection.
+
+Deadlines are data: a `Deadline` kind and a loop time. The server's sweep compares them,
+so a request arms no timer; `Client.arm_deadline` replaces the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from navigator.http.exchange import BaseHandler, Exchange
+from navigator.http.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER
+
+if TYPE_CHECKING:
+    from navigator.http.failure import Failure
+    from navigator.http.state import ServerState
+    from navigator.web.decision import Respond
+
+
+class Deadline(enum.IntEnum):
+    """What the connection is waiting for; the sweep acts on the kind when it passes."""
+
+    NONE = 0
+    HEADER = 1  # a request head (408 if one began, else a silent close)
+    KEEPALIVE = 2  # the next request on an idle connection
+    BODY = 3  # the next bytes of a request body
+    UPSTREAM = 4  # the backend's response head (504)
+    WEBSOCKET = 5  # traffic on a tunnel (extended by each message)
+    LINGER = 6  # the rest of an unwanted body before closing
+
+
+class Tunnel(Protocol):
+    """What takes the client's bytes after a protocol switch (a proxied websocket, a cable
+    session, the discarding of an unwanted body)."""
+
+    def data_received(self, data: bytes) -> None: ...
+    def connection_lost(self, exc: BaseException | None) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+
+
+class Client(Protocol):
+    """One client connection, as handlers see it."""
+
+    @property
+    def state(self) -> ServerState: ...
+    @property
+    def peer_ip(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def write_paused(self) -> bool: ...
+    @property
+    def client_eof(self) -> bool: ...
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+
+    # writing
+    def write(self, data: bytes) -> None: ...
+    def writelines(self, data: Sequence[bytes | memoryview]) -> None: ...
+    def respond(self, ex: Exchange, decision: Respond) -> None: ...
+    def respond_bytes(self, ex: Exchange, status: int, data: bytes, body_len: int,
+                      response_type: str) -> None: ...
+    def fail(self, ex: Exchange, failure: Failure, reason: str = "") -> None: ...
+    def finish(self, ex: Exchange) -> None: ...
+    # reading
+    def pause_reading(self, reason: int) -> None: ...
+    def resume_reading(self, reason: int) -> None: ...
+    def take_buffered_body(self, ex: Exchange) -> list[bytes]: ...
+    # deadlines
+    def arm_deadline(self, kind: Deadline, seconds: float) -> None: ...
+    def extend_deadline(self, kind: Deadline, seconds: float) -> None: ...
+    def clear_deadline(self) -> None: ...
+    # protocol switch
+    def start_tunnel(self, tunnel: Tunnel) -> bytes: ...
+    def end_tunnel(self, tunnel: Tunnel) -> None: ...
+    def finish_tunnel_exchange(self, ex: Exchange) -> None: ...
+    def refuse_upgrade(self, ex: Exchange) -> None: ...
+    # ending
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def hold_body(client: Client, ex: Exchange, data: bytes) -> None:
+    """Keep request body bytes that no one can take yet; past BODY_BUFFER_LIMIT, stop
+    reading the client until `take_buffered_body` hands them on (and resumes)."""
+    if ex.body_buffer is None:
+        ex.body_buffer = []
+    ex.body_buffer.append(bytes(data))
+    ex.body_buffered += len(data)
+    if ex.body_buffered > BODY_BUFFER_LIMIT:
+        client.pause_reading(PAUSE_BUFFER)
+
+
+class HoldingHandler(BaseHandler):
+    """The handler while the real one is not ready yet (a tenant starting, another machine
+    being reached): holds the body, bounded."""
+
+    __slots__ = ("client", "ex")
+
+    def __init__(self, client: Client, ex: Exchange) -> None:
+        self.client = client
+        self.ex = ex
+
+    def request_body(self, data: bytes) -> None:
+        hold_body(self.client, self.ex, data)
+
+    def client_lost(self) -> None:
+        self.ex.handler = None
