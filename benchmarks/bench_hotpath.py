@@ -19,14 +19,15 @@ import cProfile
 import io
 import os
 import pstats
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.fakes
 
 from navigator.config.loader import load_config
-from navigator.config.runtime import Tenant
 from navigator.http.connection import HttpConnection
 from navigator.http.state import ServerState
 from navigator.ops.accesslog import AccessLogger
@@ -35,6 +36,7 @@ from navigator.ops.observer import RequestRecorder
 from navigator.proxy.upstream import UpstreamConnection, UpstreamPool
 from navigator.web.filecache import FileCache
 from navigator.web.snapshot import build_snapshot
+from tests.fakes import FixedTenants, MemoryTransport
 
 BACKEND_PORT = 18999
 TENANT_PORT = 19001
@@ -56,64 +58,6 @@ def backend_response(body: bytes) -> bytes:
             b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n"
             b"Last-Modified: Sun, 29 Nov 2026 05:00:00 GMT\r\nConnection: keep-alive\r\n"
             b"ETag: \"6929e1a0-64\"\r\nAccept-Ranges: bytes\r\n\r\n" % len(body)) + body
-
-
-class SinkTransport:
-    """Enough of a uvloop transport for the protocol: counts what is written."""
-
-    def __init__(self) -> None:
-        self.written = 0
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.written += len(data)
-
-    def writelines(self, parts: list[bytes]) -> None:
-        for part in parts:
-            self.written += len(part)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def can_write_eof(self) -> bool:
-        return True
-
-
-class ReadyTenants:
-    """The supervisor's request-path API with every tenant already running."""
-
-    def ready_port(self, tenant: Tenant) -> int | None:
-        return TENANT_PORT
-
-    async def ensure_ready(self, tenant: Tenant) -> int:
-        return TENANT_PORT
-
-    def request_started(self, tenant: Tenant) -> None:
-        pass
-
-    def request_finished(self, tenant: Tenant) -> None:
-        pass
-
-    def websocket_opened(self, tenant: Tenant) -> None:
-        pass
-
-    def websocket_closed(self, tenant: Tenant) -> None:
-        pass
 
 
 CONFIG = """
@@ -148,18 +92,18 @@ class Rig:
         config = load_config(cfg)
         pool = UpstreamPool(loop)
         self.state = ServerState(loop=loop, snapshot=build_snapshot(config), pool=pool,
-                                 tenants=ReadyTenants(), files=FileCache())
+                                 tenants=FixedTenants(TENANT_PORT), files=FileCache())
         devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the rig
         access = AccessLogger(devnull, access_log, None, loop=loop)
         self.state.observer = RequestRecorder(access, Metrics(), False)
         self.client = HttpConnection(self.state)
-        self.client_transport = SinkTransport()
+        self.client_transport = MemoryTransport(keep=False, peer=("127.0.0.1", 40000))
         self.client.connection_made(self.client_transport)  # type: ignore[arg-type]
         self.backends = {port: self._backend(pool, port) for port in (BACKEND_PORT, TENANT_PORT)}
 
     def _backend(self, pool: UpstreamPool, port: int) -> UpstreamConnection:
         conn = UpstreamConnection(pool, ("127.0.0.1", port, False))
-        conn.connection_made(SinkTransport())  # type: ignore[arg-type]
+        conn.connection_made(MemoryTransport(keep=False, peer=("127.0.0.1", 40000)))  # type: ignore[arg-type]
         pool.release(conn)
         return conn
 
@@ -179,7 +123,7 @@ class Rig:
 
         def one() -> None:
             client = HttpConnection(state)
-            transport = SinkTransport()
+            transport = MemoryTransport(keep=False, peer=("127.0.0.1", 40000))
             client.connection_made(transport)  # type: ignore[arg-type]
             client.data_received(request)
             backend.data_received(response)

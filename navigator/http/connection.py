@@ -23,8 +23,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-import httptools
-
 from navigator.http import wire
 from navigator.http.client import Deadline, Tunnel
 from navigator.http.exchange import Exchange
@@ -36,6 +34,7 @@ from navigator.http.flow import (
     PAUSE_TUNNEL,
     write_parts,
 )
+from navigator.http.reader import ParseError, RequestReader
 from navigator.web.decision import Decision, RequestInfo, Respond
 from navigator.web.handlers import dispatch
 from navigator.web.routing import route
@@ -47,26 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("navigator.protocol")
 
 
-# Header names the protocol looks at (everything else is only forwarded). The framing ones
-# get their own code; the rest are kept by name in `Exchange.kept` for routing, proxy and log.
-_H_HOST, _H_CL, _H_TE, _H_CONN, _H_EXPECT, _H_KEEP = range(6)
-_KEPT = (
-    b"upgrade", b"authorization", b"user-agent", b"x-request-id", b"accept-encoding",
-    b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip",
-    b"fly-replay-failed", b"x-navigator-retry", b"if-modified-since", b"if-none-match",
-    b"range", b"x-amzn-trace-id", b"referer", b"fly-request-id", b"x-remote-user",
-    b"fly-client-ip",
-)
-_FRAMING_NAMES = frozenset({b"host", b"content-length", b"transfer-encoding"})
 _INFO_TEXT_FIELDS = {  # kept header -> RequestInfo text field it fills, decoded as is
     b"authorization": "authorization", b"user-agent": "user_agent",
     b"accept-encoding": "accept_encoding", b"if-modified-since": "if_modified_since",
     b"if-none-match": "if_none_match", b"range": "range",
-}
-_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
-_HEADER_CODES = {
-    b"host": _H_HOST, b"content-length": _H_CL, b"transfer-encoding": _H_TE,
-    b"connection": _H_CONN, b"expect": _H_EXPECT, **dict.fromkeys(_KEPT, _H_KEEP),
 }
 
 
@@ -74,28 +57,14 @@ class HttpConnection(asyncio.Protocol):
     """One client connection."""
 
     __slots__ = (
-        "_body_left",
-        "_cls",
-        "_conn_tokens",
         "_current",
         "_deferred_error",
         "_eof",
-        "_error",
-        "_head_bytes",
-        "_head_fed",
-        "_host_count",
-        "_in_head",
-        "_in_trailers",
-        "_last_parsed",
         "_limits",
-        "_parser",
-        "_parsing",
         "_pipeline",
-        "_raw_left",
         "_read_paused",
-        "_tes",
+        "_reader",
         "_tunnel_rest",
-        "_url_bytes",
         "closed",
         "deadline",
         "deadline_kind",
@@ -109,28 +78,14 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpRequestParser(self)
         self._limits: Limits = state.snapshot.config.limits
-        self._parsing: Exchange | None = None
+        self._reader = RequestReader(self, self._limits)
         self._current: Exchange | None = None
         self._pipeline: deque[Exchange] = deque()
         self._read_paused = 0
-        self._error: wire.HttpError | None = None
-        self._head_bytes = 0
-        self._url_bytes = 0
-        self._host_count = 0
-        self._cls: list[bytes] = []
-        self._tes: list[bytes] = []
-        self._conn_tokens: frozenset[bytes] = frozenset()
         self._tunnel_rest = b""
         self._eof = False
-        self._head_fed = 0
-        self._in_head = False
-        self._in_trailers = False
         self._deferred_error: int | None = None
-        self._last_parsed: Exchange | None = None
-        self._body_left = 0  # Content-Length bytes of the request being parsed not yet seen
-        self._raw_left = 0  # > 0: that body is being taken without the parser
         self.tunnel: Tunnel | None = None  # takes the client's bytes once upgraded
         self.write_paused = False
         self.closed = False
@@ -173,68 +128,69 @@ class HttpConnection(asyncio.Protocol):
             return  # the stream is already broken: answer in-flight requests, then close
         cur = self._current
         if cur is not None and cur.upgrade and cur.request_complete:
-            self._hold_tunnel_bytes(data)  # for the tunnel, if the backend says 101
+            self.tunnel_bytes(data)  # for the tunnel, if the backend says 101
             return
         try:
-            if self._raw_left:
-                self._relay_body(data)
-                return
-            self._parser.feed_data(data)
-            if self._body_left and self._parsing is not None:
-                # A Content-Length body goes on past this packet: take the rest raw, as the
-                # loop's own bytes objects, instead of through the parser's copy. The parser
-                # is mid-body, so the next request gets a fresh one.
-                self._raw_left = self._body_left
-                self._parser = httptools.HttpRequestParser(self)
-            elif self._in_head:
-                # httptools buffers a header line until its CRLF and only then calls us, so an
-                # endless line must be cut here, by bytes fed (RFC 9112 §2.3 hardening). A head
-                # that began in this packet counts what the callbacks saw of it (a body may
-                # precede it here); the packets after count whole.
-                fed = self._head_fed
-                self._head_fed = (fed + len(data) if fed >= 0
-                                  else self._url_bytes + self._head_bytes)
-                limits = self._limits
-                if self._head_fed > limits.max_request_line + limits.max_header_bytes + 1024:
-                    self._error = wire.HttpError(431, "request head too large")
-                    self._parse_failed(self._error)
-                elif data.endswith(b"\n") and self._parser.get_http_version() == "0.0":
-                    # A complete request line without a version is HTTP/0.9: refuse, don't wait.
-                    self._error = wire.HttpError(400, "HTTP/0.9 is not supported")
-                    self._parse_failed(self._error)
-        except httptools.HttpParserUpgrade as exc:
-            offset = exc.args[0] if exc.args else len(data)
-            last = self._last_parsed
-            if last is not None and last.upgrade:
-                self._hold_tunnel_bytes(data[offset:])
-            else:
-                # Only websocket upgrades are forwarded (no h2c): go on parsing plain HTTP/1.1.
-                self._parser = httptools.HttpRequestParser(self)
-                if offset < len(data):
-                    self.data_received(data[offset:])
-        except httptools.HttpParserError as exc:
-            self._parse_failed(exc)
+            rest = self._reader.feed(data)
+        except ParseError as err:
+            log.info("bad request from %s: %s", self.peer_ip, err.reason)
+            self._abort_with(err.status)
+            return
+        except wire.HttpError as err:
+            log.info("refused request from %s: %s", self.peer_ip, err.reason)
+            self._abort_with(err.status)
+            return
         except Exception:  # a bug in a handler must not kill the loop
             log.exception("error while handling request from %s", self.peer_ip)
             self._abort_with(status_of(Failure.HANDLER_ERROR))
-
-    def _relay_body(self, data: bytes) -> None:
-        """Body bytes of the request being parsed, without the parser (see data_received)."""
-        left = self._raw_left
-        if len(data) < left:
-            self._raw_left = self._body_left = left - len(data)
-            self.on_body(data)
             return
-        self._raw_left = self._body_left = 0
-        self.on_body(data[:left] if len(data) > left else data)
-        self.on_message_complete()
-        if len(data) > left:  # the next pipelined request begins in this packet
-            self.data_received(data[left:])
+        if rest is not None:
+            self.data_received(rest)
+
+    # --- RequestReader events (ReaderSink) -----------------------------------------------------
+    def request_begin(self) -> Exchange:
+        if self._current is None:
+            self._arm(Deadline.HEADER, self._limits.header_timeout)
+        return Exchange(time.time(), self.state.snapshot)  # the request's one snapshot read
+
+    def request_head(self, ex: Exchange) -> None:
+        if self._current is None:
+            self._current = ex
+            self._begin(ex)
+        else:
+            self._pipeline.append(ex)
+            self.pause_reading(PAUSE_PIPELINE)
+
+    def request_body(self, ex: Exchange, data: bytes) -> None:
+        if ex is self._current and ex.handler is not None:
+            ex.handler.request_body(data)
+        else:
+            if ex.body_buffer is None:
+                ex.body_buffer = []
+            ex.body_buffer.append(bytes(data))
+            ex.body_buffered += len(data)
+            if ex.body_buffered > BODY_BUFFER_LIMIT:
+                self.pause_reading(PAUSE_BUFFER)
+        if self.deadline_kind is Deadline.BODY:
+            self.deadline = self.state.loop.time() + self._limits.body_timeout
+
+    def request_end(self, ex: Exchange) -> None:
+        if ex is self._current:
+            if ex.handler is not None:
+                ex.handler.request_end()
+            if self.deadline_kind is Deadline.BODY:
+                self.deadline_kind = Deadline.NONE
+
+    def tunnel_bytes(self, data: bytes) -> None:
+        """Client bytes after an upgrade request, kept for the tunnel if the backend says 101."""
+        self._tunnel_rest += data
+        if len(self._tunnel_rest) > BODY_BUFFER_LIMIT:
+            self.pause_reading(PAUSE_TUNNEL)
 
     def eof_received(self) -> bool | None:
         # Half-close from the client: finish the current response, then close.
         self._eof = True
-        parsing = self._parsing
+        parsing = self._reader.parsing
         if parsing is not None:  # a request cut short: its body can never complete
             if parsing is self._current and parsing.handler is not None:
                 parsing.handler.client_lost()
@@ -249,11 +205,6 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
             return None
         return True
-
-    def _hold_tunnel_bytes(self, data: bytes) -> None:
-        self._tunnel_rest += data
-        if len(self._tunnel_rest) > BODY_BUFFER_LIMIT:
-            self.pause_reading(PAUSE_TUNNEL)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -270,137 +221,6 @@ class HttpConnection(asyncio.Protocol):
             cur.handler.client_resumed()
         elif self.tunnel is not None:
             self.tunnel.resume_writing()
-
-    # --- httptools callbacks -------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        ex = Exchange(time.time(), self.state.snapshot)  # the one snapshot read
-        self._parsing = ex
-        self._head_bytes = 0
-        self._url_bytes = 0
-        self._host_count = 0
-        self._cls = []
-        self._tes = []
-        self._conn_tokens = frozenset()
-        self._in_head = True
-        self._in_trailers = False
-        self._head_fed = -1  # the head began in the packet being fed
-        self._body_left = 0
-        if self._current is None:
-            self._arm(Deadline.HEADER, self._limits.header_timeout)
-
-    def on_url(self, url: bytes) -> None:
-        ex = self._parsing
-        assert ex is not None
-        self._url_bytes += len(url)
-        if self._url_bytes > self._limits.max_request_line:
-            self._fail(414, "request line too long")
-        ex.target += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        ex = self._parsing
-        assert ex is not None
-        self._head_bytes += len(name) + len(value) + 4
-        limits = self._limits
-        if self._in_trailers:  # trailer fields are never merged into the head (RFC 9110 §6.5.1)
-            if self._head_bytes > limits.max_header_bytes:
-                self._fail(431, "trailer section too large")
-            return
-        lname = name.lower()
-        if b"_" in name and lname.replace(b"_", b"-") in _FRAMING_NAMES:
-            self._fail(400, "underscore variant of a framing header")
-        headers = ex.headers
-        headers.append((name, value))
-        if self._head_bytes > limits.max_header_bytes:
-            self._fail(431, "header section too large")
-        if len(headers) > limits.max_header_count:
-            self._fail(431, "too many headers")
-        code = _HEADER_CODES.get(lname)
-        if code is None:
-            return
-        if code == _H_HOST:
-            self._host_count += 1
-            ex.kept[b"host"] = value
-        elif code == _H_CL:
-            self._cls.append(value)
-        elif code == _H_TE:
-            self._tes.append(value)
-        elif code == _H_CONN:
-            self._conn_tokens = self._conn_tokens | wire.connection_tokens(value)
-        elif code == _H_EXPECT:
-            ex.expect_continue = value.strip().lower() == b"100-continue"
-        else:
-            ex.kept[lname] = value
-
-    def on_headers_complete(self) -> None:
-        ex = self._parsing
-        assert ex is not None
-        parser = self._parser
-        self._in_head = False
-        self._in_trailers = True
-        ex.method = parser.get_method()
-        if ex.method == b"CONNECT":
-            self._fail(405, "CONNECT is not supported")
-        version = parser.get_http_version()
-        if version not in _HTTP_VERSIONS:
-            self._fail(505, f"HTTP version {version} not supported")
-        ex.http_minor = 0 if version == "1.0" else 1
-        ex.keep_alive = parser.should_keep_alive()
-        try:
-            ex.content_length = wire.check_request_framing(
-                http_minor=ex.http_minor, host_count=self._host_count,
-                content_lengths=self._cls, transfer_encodings=self._tes,
-                max_body=self._limits.max_body_bytes)
-        except wire.HttpError as err:
-            self._fail(err.status, err.reason)
-        ex.chunked = bool(self._tes)
-        ex.upgrade = (b"upgrade" in self._conn_tokens
-                      and ex.kept.get(b"upgrade", b"").strip().lower() == b"websocket")
-        try:
-            ex.target = wire.request_target(ex.target, ex.method)
-        except wire.HttpError as err:
-            self._fail(err.status, err.reason)
-        ex.conn_tokens = self._conn_tokens
-        if not ex.chunked and not ex.content_length and not ex.upgrade:
-            ex.request_complete = True  # no body can follow: answers may keep the connection
-        elif ex.content_length and not ex.upgrade:
-            self._body_left = ex.content_length
-        if self._current is None:
-            self._current = ex
-            self._begin(ex)
-        else:
-            self._pipeline.append(ex)
-            self.pause_reading(PAUSE_PIPELINE)
-
-    def on_body(self, body: bytes) -> None:
-        ex = self._parsing
-        if ex is None:
-            return
-        if self._body_left:
-            self._body_left -= len(body)
-        if ex is self._current and ex.handler is not None:
-            ex.handler.request_body(body)
-        else:
-            if ex.body_buffer is None:
-                ex.body_buffer = []
-            ex.body_buffer.append(bytes(body))
-            ex.body_buffered += len(body)
-            if ex.body_buffered > BODY_BUFFER_LIMIT:
-                self.pause_reading(PAUSE_BUFFER)
-        if self.deadline_kind is Deadline.BODY:
-            self.deadline = self.state.loop.time() + self._limits.body_timeout
-
-    def on_message_complete(self) -> None:
-        ex = self._parsing
-        if ex is None:
-            return
-        ex.request_complete = True
-        self._parsing = None
-        self._last_parsed = ex
-        if ex is self._current:
-            if ex.handler is not None:
-                ex.handler.request_end()
-            if self.deadline_kind is Deadline.BODY:
-                self.deadline_kind = Deadline.NONE
 
     # --- request start -------------------------------------------------------------------
     def _begin(self, ex: Exchange) -> None:
@@ -620,7 +440,7 @@ class HttpConnection(asyncio.Protocol):
         """The backend did not switch protocols: parse what followed as new requests."""
         ex.upgrade = False
         rest, self._tunnel_rest = self._tunnel_rest, b""
-        self._parser = httptools.HttpRequestParser(self)
+        self._reader.restart()
         self.resume_reading(PAUSE_TUNNEL)
         if rest:
             self.state.loop.call_soon(self.data_received, rest)
@@ -654,7 +474,8 @@ class HttpConnection(asyncio.Protocol):
         self.deadline_kind = Deadline.NONE
         cur = self._current
         if kind is Deadline.HEADER or kind is Deadline.KEEPALIVE:
-            if kind is Deadline.HEADER and (self._parsing is not None and self._parsing.headers):
+            parsing = self._reader.parsing
+            if kind is Deadline.HEADER and (parsing is not None and parsing.headers):
                 log.info("header timeout from %s", self.peer_ip)
                 self.write(wire.error_response(408))
             self.close()
@@ -708,7 +529,7 @@ class HttpConnection(asyncio.Protocol):
                  f"read_paused={self._read_paused}", f"write_paused={self.write_paused}",
                  f"deadline={self.deadline_kind.name.lower() if self.deadline_kind else '-'}"
                  + (f"({self.deadline - now:+.1f}s)" if self.deadline_kind else ""),
-                 f"pipeline={len(self._pipeline)}", f"raw_left={self._raw_left}",
+                 f"pipeline={len(self._pipeline)}", f"raw_left={self._reader.raw_left}",
                  f"tunnel={type(self.tunnel).__name__ if self.tunnel is not None else '-'}"]
         if cur is not None:
             parts += [f"request={cur.method.decode('latin-1')} "
@@ -720,29 +541,17 @@ class HttpConnection(asyncio.Protocol):
             describe = getattr(cur.handler, "describe", None)
             if describe is not None:
                 parts.append(describe())
-        elif self._parsing is not None:
+        elif self._reader.parsing is not None:
             parts.append("reading a request head")
         else:
             parts.append("idle")
         return " ".join(parts)
 
     # --- errors --------------------------------------------------------------------------
-    def _fail(self, status: int, reason: str) -> None:
-        self._error = wire.HttpError(status, reason)
-        raise self._error
-
-    def _parse_failed(self, exc: Exception) -> None:
-        err = self._error
-        status = err.status if err is not None else 400
-        if err is None:
-            log.info("bad request from %s: %s", self.peer_ip, exc)
-        else:
-            log.info("refused request from %s: %s", self.peer_ip, err.reason)
-        self._abort_with(status)
-
     def _abort_with(self, status: int) -> None:
         cur = self._current
-        if cur is not None and cur.request_complete and self._parsing is not cur:
+        parsing = self._reader.parsing
+        if cur is not None and cur.request_complete and parsing is not cur:
             # The error belongs to a later pipelined message: answer what came before it first.
             self._deferred_error = status if cur.keep_alive else 0
             self.pause_reading(PAUSE_PIPELINE)
@@ -754,14 +563,14 @@ class HttpConnection(asyncio.Protocol):
             cur.handler.client_lost()
         data = wire.error_response(status)
         self.write(data)
-        answered = cur if cur is not None else self._parsing
+        answered = cur if cur is not None else parsing
         if answered is not None:  # this error is its answer: say so in its access line
             answered.status = status
             answered.response_type = answered.response_type or "error"
             answered.head_sent = True
             answered.bytes_sent = len(data) - data.index(b"\r\n\r\n") - 4
             if cur is None:  # never dispatched: log it now (connection_lost logs `cur`)
-                self._parsing = None
+                self._reader.forget_parsing()
                 self._log_refused(answered)
         self.close()
 

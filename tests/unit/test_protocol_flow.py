@@ -9,63 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from navigator.config.loader import load_config
-from navigator.config.runtime import Tenant
 from navigator.http.connection import HttpConnection
 from navigator.http.flow import BODY_BUFFER_LIMIT
 from navigator.http.state import ServerState
 from navigator.proxy.upstream import PoolKey, UpstreamConnection, UpstreamPool
 from navigator.web.snapshot import build_snapshot
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.paused = False
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def writelines(self, parts: list[bytes]) -> None:
-        for part in parts:
-            self.data += part
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 50000) if name == "peername" else default
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
-
-
-class NoTenants:
-    def ready_port(self, tenant: Tenant) -> int | None:
-        return None
-
-    async def ensure_ready(self, tenant: Tenant) -> int:
-        raise AssertionError("no tenant in this config")
-
-    def request_started(self, tenant: Tenant) -> None: ...
-    def request_finished(self, tenant: Tenant) -> None: ...
-    def websocket_opened(self, tenant: Tenant) -> None: ...
-    def websocket_closed(self, tenant: Tenant) -> None: ...
+from tests.fakes import FixedTenants, MemoryTransport
 
 
 class GatedPool(UpstreamPool):
@@ -74,7 +25,7 @@ class GatedPool(UpstreamPool):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
         self.gate: asyncio.Future[None] = loop.create_future()
-        self.backend = Transport()
+        self.backend = MemoryTransport()
         self.opened: list[UpstreamConnection] = []
         self.lose_before_handing_over = False
 
@@ -89,15 +40,15 @@ class GatedPool(UpstreamPool):
 
 
 def rig(tmp_path: Path, loop: asyncio.AbstractEventLoop
-        ) -> tuple[GatedPool, HttpConnection, Transport]:
+        ) -> tuple[GatedPool, HttpConnection, MemoryTransport]:
     cfg = tmp_path / "navigator.yml"
     cfg.write_text("server:\n  listen: 127.0.0.1:0\nroutes:\n  reverse_proxies:\n"
                    "    - {name: up, prefix: /up, target: 'http://127.0.0.1:9'}\n")
     pool = GatedPool(loop)
     state = ServerState(loop=loop, snapshot=build_snapshot(load_config(cfg)), pool=pool,
-                        tenants=NoTenants())
+                        tenants=FixedTenants(None))
     client = HttpConnection(state)
-    transport = Transport()
+    transport = MemoryTransport()
     client.connection_made(transport)  # type: ignore[arg-type]
     return pool, client, transport
 
@@ -150,7 +101,7 @@ def test_raw_body_split_anywhere_then_a_pipelined_request_in_the_same_packet(
             pool, client, transport = rig(tmp_path, loop)
             pool.gate.set_result(None)
 
-            async def scenario(pool: GatedPool, client: HttpConnection, transport: Transport,
+            async def scenario(pool: GatedPool, client: HttpConnection, transport: MemoryTransport,
                                cuts: list[int]) -> None:
                 last = 0
                 for cut in [*cuts, len(stream)]:

@@ -1,0 +1,296 @@
+"""Reading requests off a client's byte stream: httptools callbacks in, request events out.
+
+Room: transport-free. `RequestReader.feed(bytes)` drives httptools and reports each request
+to its `ReaderSink` (the connection) as four events: begin (give me an Exchange), head
+(complete and validated), body bytes, end. It owns every limit and framing check of the
+request head (through `wire`): a refused request raises `wire.HttpError` with its 4xx/5xx
+status, a malformed one `ParseError` (400). No sockets, clocks or server state, so it is
+unit-tested with bytes in and events out (tests/unit/test_reader.py).
+
+Invariants:
+- a head is limited by bytes fed, not only by what the callbacks saw (an endless line);
+- framing is decided once, at the end of the head: Content-Length with Transfer-Encoding,
+  differing lengths, codings other than chunked, missing Host on 1.1 → refused;
+- trailer fields are counted against the head limit and never merged into the head;
+- a Content-Length body that goes on past the packet is taken raw (no parser copy).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import httptools
+
+from navigator.http import wire
+from navigator.http.exchange import Exchange
+
+if TYPE_CHECKING:
+    from navigator.config.runtime import Limits
+
+
+class ParseError(wire.HttpError):
+    """httptools refused the bytes (a malformed request line, header or chunk)."""
+
+
+class ReaderSink(Protocol):
+    """Who hears about the requests read (the connection)."""
+
+    def request_begin(self) -> Exchange: ...
+    def request_head(self, ex: Exchange) -> None: ...
+    def request_body(self, ex: Exchange, data: bytes) -> None: ...
+    def request_end(self, ex: Exchange) -> None: ...
+    def tunnel_bytes(self, data: bytes) -> None: ...
+
+
+# Header names the protocol looks at (everything else is only forwarded). The framing ones
+# get their own code; the rest are kept by name in `Exchange.kept` for routing, proxy and log.
+_H_HOST, _H_CL, _H_TE, _H_CONN, _H_EXPECT, _H_KEEP = range(6)
+_KEPT = (
+    b"upgrade", b"authorization", b"user-agent", b"x-request-id", b"accept-encoding",
+    b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip",
+    b"fly-replay-failed", b"x-navigator-retry", b"if-modified-since", b"if-none-match",
+    b"range", b"x-amzn-trace-id", b"referer", b"fly-request-id", b"x-remote-user",
+    b"fly-client-ip",
+)
+_FRAMING_NAMES = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
+_HEADER_CODES = {
+    b"host": _H_HOST, b"content-length": _H_CL, b"transfer-encoding": _H_TE,
+    b"connection": _H_CONN, b"expect": _H_EXPECT, **dict.fromkeys(_KEPT, _H_KEEP),
+}
+
+
+class RequestReader:
+    """The parse state of one client connection's request stream."""
+
+    __slots__ = (
+        "_body_left",
+        "_conn_tokens",
+        "_content_lengths",
+        "_error",
+        "_head_bytes",
+        "_head_fed",
+        "_host_count",
+        "_in_head",
+        "_in_trailers",
+        "_last_parsed",
+        "_limits",
+        "_parser",
+        "_parsing",
+        "_raw_left",
+        "_sink",
+        "_transfer_codings",
+        "_url_bytes",
+    )
+
+    def __init__(self, sink: ReaderSink, limits: Limits) -> None:
+        self._sink = sink
+        self._limits = limits
+        self._parser = httptools.HttpRequestParser(self)
+        self._parsing: Exchange | None = None
+        self._last_parsed: Exchange | None = None
+        self._error: wire.HttpError | None = None
+        self._head_bytes = 0
+        self._url_bytes = 0
+        self._host_count = 0
+        self._content_lengths: list[bytes] = []
+        self._transfer_codings: list[bytes] = []
+        self._conn_tokens: frozenset[bytes] = frozenset()
+        self._in_head = False
+        self._in_trailers = False
+        self._head_fed = 0
+        self._body_left = 0  # Content-Length bytes of the request being parsed not yet seen
+        self._raw_left = 0  # > 0: that body is being taken without the parser
+
+    @property
+    def parsing(self) -> Exchange | None:
+        """The request whose head or body is being read, if any."""
+        return self._parsing
+
+    @property
+    def raw_left(self) -> int:
+        return self._raw_left
+
+    def forget_parsing(self) -> None:
+        """The request being read was refused and answered: it is no longer in progress."""
+        self._parsing = None
+
+    def restart(self) -> None:
+        """Parse what follows as new requests (after an upgrade the backend refused)."""
+        self._parser = httptools.HttpRequestParser(self)
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Read `data`; returns bytes that belong to the stream after a change of state (the
+        connection feeds them again, so they see its new state), else None.
+
+        Raises `wire.HttpError` for a request refused by a limit or a framing rule,
+        `ParseError` for bytes that are not HTTP/1.x.
+        """
+        if self._raw_left:
+            return self._relay_body(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            last = self._last_parsed
+            if last is not None and last.upgrade:
+                self._sink.tunnel_bytes(data[offset:])  # for the tunnel, if the backend says 101
+                return None
+            # Only websocket upgrades are forwarded (no h2c): go on parsing plain HTTP/1.1.
+            self._parser = httptools.HttpRequestParser(self)
+            return data[offset:] if offset < len(data) else None
+        except httptools.HttpParserError as exc:
+            if self._error is not None:  # a callback refused the request (see _fail)
+                raise self._error from exc
+            raise ParseError(400, str(exc)) from exc
+        if self._body_left and self._parsing is not None:
+            # A Content-Length body goes on past this packet: take the rest raw, as the
+            # loop's own bytes objects, instead of through the parser's copy. The parser
+            # is mid-body, so the next request gets a fresh one.
+            self._raw_left = self._body_left
+            self._parser = httptools.HttpRequestParser(self)
+        elif self._in_head:
+            # httptools buffers a header line until its CRLF and only then calls us, so an
+            # endless line must be cut here, by bytes fed (RFC 9112 §2.3 hardening). A head
+            # that began in this packet counts what the callbacks saw of it (a body may
+            # precede it here); the packets after count whole.
+            fed = self._head_fed
+            self._head_fed = (fed + len(data) if fed >= 0
+                              else self._url_bytes + self._head_bytes)
+            limits = self._limits
+            if self._head_fed > limits.max_request_line + limits.max_header_bytes + 1024:
+                self._error = wire.HttpError(431, "request head too large")
+                raise self._error
+            if data.endswith(b"\n") and self._parser.get_http_version() == "0.0":
+                # A complete request line without a version is HTTP/0.9: refuse, don't wait.
+                self._error = wire.HttpError(400, "HTTP/0.9 is not supported")
+                raise self._error
+        return None
+
+    def _relay_body(self, data: bytes) -> bytes | None:
+        """Body bytes of the request being parsed, without the parser (see feed)."""
+        left = self._raw_left
+        if len(data) < left:
+            self._raw_left = self._body_left = left - len(data)
+            self.on_body(data)
+            return None
+        self._raw_left = self._body_left = 0
+        self.on_body(data[:left] if len(data) > left else data)
+        self.on_message_complete()
+        if len(data) > left:  # the next pipelined request begins in this packet
+            return data[left:]
+        return None
+
+    # --- httptools callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._parsing = self._sink.request_begin()
+        self._head_bytes = 0
+        self._url_bytes = 0
+        self._host_count = 0
+        self._content_lengths = []
+        self._transfer_codings = []
+        self._conn_tokens = frozenset()
+        self._in_head = True
+        self._in_trailers = False
+        self._head_fed = -1  # the head began in the packet being fed
+        self._body_left = 0
+
+    def on_url(self, url: bytes) -> None:
+        ex = self._parsing
+        assert ex is not None
+        self._url_bytes += len(url)
+        if self._url_bytes > self._limits.max_request_line:
+            self._fail(414, "request line too long")
+        ex.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self._parsing
+        assert ex is not None
+        self._head_bytes += len(name) + len(value) + 4
+        limits = self._limits
+        if self._in_trailers:  # trailer fields are never merged into the head (RFC 9110 §6.5.1)
+            if self._head_bytes > limits.max_header_bytes:
+                self._fail(431, "trailer section too large")
+            return
+        lname = name.lower()
+        if b"_" in name and lname.replace(b"_", b"-") in _FRAMING_NAMES:
+            self._fail(400, "underscore variant of a framing header")
+        headers = ex.headers
+        headers.append((name, value))
+        if self._head_bytes > limits.max_header_bytes:
+            self._fail(431, "header section too large")
+        if len(headers) > limits.max_header_count:
+            self._fail(431, "too many headers")
+        code = _HEADER_CODES.get(lname)
+        if code is None:
+            return
+        if code == _H_HOST:
+            self._host_count += 1
+            ex.kept[b"host"] = value
+        elif code == _H_CL:
+            self._content_lengths.append(value)
+        elif code == _H_TE:
+            self._transfer_codings.append(value)
+        elif code == _H_CONN:
+            self._conn_tokens = self._conn_tokens | wire.connection_tokens(value)
+        elif code == _H_EXPECT:
+            ex.expect_continue = value.strip().lower() == b"100-continue"
+        else:
+            ex.kept[lname] = value
+
+    def on_headers_complete(self) -> None:
+        ex = self._parsing
+        assert ex is not None
+        parser = self._parser
+        self._in_head = False
+        self._in_trailers = True
+        ex.method = parser.get_method()
+        if ex.method == b"CONNECT":
+            self._fail(405, "CONNECT is not supported")
+        version = parser.get_http_version()
+        if version not in _HTTP_VERSIONS:
+            self._fail(505, f"HTTP version {version} not supported")
+        ex.http_minor = 0 if version == "1.0" else 1
+        ex.keep_alive = parser.should_keep_alive()
+        try:
+            ex.content_length = wire.check_request_framing(
+                http_minor=ex.http_minor, host_count=self._host_count,
+                content_lengths=self._content_lengths,
+                transfer_encodings=self._transfer_codings,
+                max_body=self._limits.max_body_bytes)
+        except wire.HttpError as err:
+            self._fail(err.status, err.reason)
+        ex.chunked = bool(self._transfer_codings)
+        ex.upgrade = (b"upgrade" in self._conn_tokens
+                      and ex.kept.get(b"upgrade", b"").strip().lower() == b"websocket")
+        try:
+            ex.target = wire.request_target(ex.target, ex.method)
+        except wire.HttpError as err:
+            self._fail(err.status, err.reason)
+        ex.conn_tokens = self._conn_tokens
+        if not ex.chunked and not ex.content_length and not ex.upgrade:
+            ex.request_complete = True  # no body can follow: answers may keep the connection
+        elif ex.content_length and not ex.upgrade:
+            self._body_left = ex.content_length
+        self._sink.request_head(ex)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self._parsing
+        if ex is None:
+            return
+        if self._body_left:
+            self._body_left -= len(body)
+        self._sink.request_body(ex, body)
+
+    def on_message_complete(self) -> None:
+        ex = self._parsing
+        if ex is None:
+            return
+        ex.request_complete = True
+        self._parsing = None
+        self._last_parsed = ex
+        self._sink.request_end(ex)
+
+    def _fail(self, status: int, reason: str) -> None:
+        self._error = wire.HttpError(status, reason)
+        raise self._error
