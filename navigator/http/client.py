@@ -1,9 +1,10 @@
 """The narrow interface handlers, the proxy, CGI and cable use to answer a client.
 
-Room: types only, plus the body-holding handler written against them. `HttpConnection` is
-the one implementation; nothing outside it reads or writes its fields, everything goes
-through `Client` (as the upstream side goes through `proxy.upstream.ResponseSink`). Declared
-here, below every user, so no handler imports the connection.
+Room: types, plus the few helpers written against them (a whole response, holding a body).
+`HttpConnection` is the one implementation; nothing outside it reads or writes its fields,
+everything goes through `Client` (as the upstream side goes through
+`proxy.upstream.ResponseSink`). Declared here, below every user, so no handler imports the
+connection.
 
 Deadlines are data: a `Deadline` kind and a loop time. The server's sweep compares them,
 so a request arms no timer; `Client.arm_deadline` replaces the current one.
@@ -16,6 +17,7 @@ import enum
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from navigator.http import wire
 from navigator.http.exchange import BaseHandler, Exchange
 from navigator.http.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER
 
@@ -66,11 +68,11 @@ class Client(Protocol):
     # writing
     def write(self, data: bytes) -> None: ...
     def writelines(self, data: Sequence[bytes | memoryview]) -> None: ...
-    def respond(self, ex: Exchange, decision: Respond) -> None: ...
     def respond_bytes(self, ex: Exchange, status: int, data: bytes, body_len: int,
                       response_type: str) -> None: ...
     def fail(self, ex: Exchange, failure: Failure, reason: str = "") -> None: ...
     def finish(self, ex: Exchange) -> None: ...
+    def answering(self, ex: Exchange) -> bool: ...
     # reading
     def pause_reading(self, reason: int) -> None: ...
     def resume_reading(self, reason: int) -> None: ...
@@ -87,6 +89,23 @@ class Client(Protocol):
     # ending
     def close(self) -> None: ...
     def abort(self) -> None: ...
+
+
+def respond(client: Client, ex: Exchange, decision: Respond) -> None:
+    """Answer with a response routing built whole (redirect, health, maintenance page)."""
+    keep_alive = ex.keep_alive and ex.request_complete
+    ex.keep_alive = keep_alive
+    data = wire.response(decision.status, decision.body, decision.headers,
+                         keep_alive=keep_alive, head_only=ex.method == b"HEAD",
+                         content_type=None if _has_type(decision.headers)
+                         else "text/plain; charset=utf-8")
+    ex.response_type = decision.response_type
+    client.respond_bytes(ex, decision.status, data,
+                         0 if ex.method == b"HEAD" else len(decision.body), decision.response_type)
+
+
+def _has_type(headers: tuple[tuple[str, str], ...]) -> bool:
+    return any(name.lower() == "content-type" for name, _ in headers)
 
 
 def hold_body(client: Client, ex: Exchange, data: bytes) -> None:

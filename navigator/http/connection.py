@@ -1,9 +1,11 @@
-"""Client side of the server: one asyncio Protocol per accepted connection.
+"""The client connection: one asyncio Protocol per accepted connection, the one
+implementation of `http.client.Client`.
 
-Room: I/O. Parses requests with httptools, enforces limits and framing (through `wire`), asks
-`routing` for a Decision on one snapshot, and hands the request to a handler (canned answer,
-file, proxy exchange, websocket endpoint). Keeps HTTP/1.1 keep-alive and pipelining
-(responses strictly in request order) and flow control in both directions.
+Room: I/O. Feeds the socket's bytes to its `RequestReader` (limits and framing live there),
+keeps the request queue (HTTP/1.1 keep-alive and pipelining, responses strictly in request
+order), hands each request to `web.handlers.handle` when its turn comes, writes responses,
+and owns flow control in both directions and the connection's deadline. Its life is one
+`Phase` (open, error pending, tunnel, linger, closed) changed only by `_enter`.
 
 Invariants:
 - no exception escapes an asyncio callback: parse errors become a 4xx then close, handler
@@ -11,12 +13,15 @@ Invariants:
 - at most one request is being answered at a time; a pipelined request whose head arrives
   meanwhile waits in `_pipeline` and reading pauses until it is its turn;
 - reading pauses for any of several reasons (bitmask) and resumes only when all are clear;
-- deadlines are plain floats checked by the server's sweep, so a request arms no timer.
+- deadlines are data (a `Deadline` kind and a loop time) checked by the server's sweep, so a
+  request arms no timer;
+- handlers, the proxy, CGI and cable reach it only through `Client`; none reads its fields.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections import deque
@@ -34,22 +39,35 @@ from navigator.http.flow import (
     PAUSE_TUNNEL,
     write_parts,
 )
-from navigator.http.reader import ParseError, RequestReader
-from navigator.web.decision import Decision, RequestInfo, Respond
-from navigator.web.handlers import dispatch
-from navigator.web.routing import route
+from navigator.http.reader import ParseError, RequestReader, refused_facts, request_facts
+from navigator.web.handlers import handle
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Limits
-    from navigator.http.state import ActivityTracker, ServerState
+    from navigator.http.state import ServerState
 
 log = logging.getLogger("navigator.protocol")
 
 
-_INFO_TEXT_FIELDS = {  # kept header -> RequestInfo text field it fills, decoded as is
-    b"authorization": "authorization", b"user-agent": "user_agent",
-    b"accept-encoding": "accept_encoding", b"if-modified-since": "if_modified_since",
-    b"if-none-match": "if_none_match", b"range": "range",
+class Phase(enum.Enum):
+    """The connection's life; `_NEXT` lists every transition, `HttpConnection._enter` makes
+    them. Orthogonal to it: the request queue (`_current`, `_pipeline`), the client's
+    half-close (`_eof`), read pauses (a bitmask of reasons) and the deadline."""
+
+    OPEN = "open"  # reading requests, answering them in request order
+    ERROR_PENDING = "error_pending"  # a pipelined request was bad: answer those before it,
+    # then its error, then close; reading has stopped
+    TUNNEL = "tunnel"  # switched protocols: client bytes go to `tunnel`
+    LINGER = "linger"  # answered early: discard the rest of the body until FIN or deadline
+    CLOSED = "closed"
+
+
+_NEXT: dict[Phase, frozenset[Phase]] = {
+    Phase.OPEN: frozenset({Phase.ERROR_PENDING, Phase.TUNNEL, Phase.LINGER, Phase.CLOSED}),
+    Phase.ERROR_PENDING: frozenset({Phase.CLOSED}),
+    Phase.TUNNEL: frozenset({Phase.OPEN, Phase.CLOSED}),  # OPEN: the tunnel's backend left
+    Phase.LINGER: frozenset({Phase.CLOSED}),
+    Phase.CLOSED: frozenset(),
 }
 
 
@@ -58,8 +76,8 @@ class HttpConnection(asyncio.Protocol):
 
     __slots__ = (
         "_current",
-        "_deferred_error",
         "_eof",
+        "_error_status",
         "_limits",
         "_pipeline",
         "_read_paused",
@@ -69,6 +87,7 @@ class HttpConnection(asyncio.Protocol):
         "deadline",
         "deadline_kind",
         "peer_ip",
+        "phase",
         "state",
         "transport",
         "tunnel",
@@ -85,10 +104,11 @@ class HttpConnection(asyncio.Protocol):
         self._read_paused = 0
         self._tunnel_rest = b""
         self._eof = False
-        self._deferred_error: int | None = None
+        self._error_status = 0  # ERROR_PENDING: the status to answer (0: close silently)
         self.tunnel: Tunnel | None = None  # takes the client's bytes once upgraded
         self.write_paused = False
-        self.closed = False
+        self.phase = Phase.OPEN
+        self.closed = False  # phase is CLOSED (a plain field: read on every write)
         self.peer_ip = ""
         self.deadline = 0.0
         self.deadline_kind = Deadline.NONE
@@ -103,7 +123,7 @@ class HttpConnection(asyncio.Protocol):
         self._arm(Deadline.HEADER, self._limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self._enter(Phase.CLOSED)
         self.state.connections.discard(self)
         if self.tunnel is not None:
             self.tunnel.connection_lost(exc)
@@ -116,16 +136,15 @@ class HttpConnection(asyncio.Protocol):
             if not current.head_sent:
                 current.status = status_of(Failure.CLIENT_GONE)
                 current.response_type = current.response_type or "client_closed"
-            self._log(current)
+            self.state.request_done(current)
             self._current = None
         self._pipeline.clear()
 
     def data_received(self, data: bytes) -> None:
-        if self.tunnel is not None:
-            self.tunnel.data_received(data)
-            return
-        if self._deferred_error is not None:
-            return  # the stream is already broken: answer in-flight requests, then close
+        if self.phase is not Phase.OPEN:
+            if self.tunnel is not None:  # TUNNEL, LINGER
+                self.tunnel.data_received(data)
+            return  # ERROR_PENDING: the stream is broken; answer in-flight requests, then close
         cur = self._current
         if cur is not None and cur.upgrade and cur.request_complete:
             self.tunnel_bytes(data)  # for the tunnel, if the backend says 101
@@ -224,69 +243,15 @@ class HttpConnection(asyncio.Protocol):
 
     # --- request start -------------------------------------------------------------------
     def _begin(self, ex: Exchange) -> None:
-        """Build the RequestInfo, route it on the current snapshot, dispatch."""
+        """The head is complete and it is this request's turn: route and act on it."""
         self.deadline_kind = Deadline.NONE if ex.request_complete else Deadline.BODY
         self.deadline = self.state.loop.time() + self._limits.body_timeout
-        x = ex.kept
-        path, _, query = ex.target.decode("latin-1").partition("?")
-        host = x.get(b"host")
-        info = RequestInfo(ex.method.decode("latin-1"), path, query,
-                           host.decode("latin-1") if host is not None else "", self.peer_ip,
-                           None, "", ex.content_length, ex.chunked, ex.upgrade)
-        rid = None
-        if len(x) > 1 or host is None:  # more than Host was kept: fill what is present
-            for name, value in x.items():
-                field = _INFO_TEXT_FIELDS.get(name)
-                if field is not None:
-                    setattr(info, field, value.decode("latin-1"))
-            rid = x.get(b"x-request-id")
-            if b"fly-replay-failed" in x:
-                info.fly_replay_failed = True
-            retry = x.get(b"x-navigator-retry")
-            if retry is not None:
-                info.navigator_retry = retry.strip().lower() == b"true"
-            if ex.snapshot.config.trust_proxy:
-                # Forwarding headers are believed only from a proxy we trust; otherwise the
-                # client is the socket peer, whatever it wrote (issue 22).
-                xff, real, fly = (x.get(b"x-forwarded-for"), x.get(b"x-real-ip"),
-                                  x.get(b"fly-client-ip"))
-                if xff is not None or real is not None or fly is not None:
-                    info.client_ip = wire.trusted_client(self.peer_ip, xff, real, fly)
-                proto = x.get(b"x-forwarded-proto")
-                if proto is not None:
-                    info.forwarded_proto = proto.strip().decode("latin-1")
-        ex.request_id = rid if rid else self.state.new_request_id()
-        ex.info = info
-        self._dispatch(ex)
+        ex.request_id = request_facts(ex, self.peer_ip) or self.state.new_request_id()
+        handle(self, ex)
 
-    def _dispatch(self, ex: Exchange) -> None:
-        """Route on the current snapshot, count the request for machine idle, then act."""
-        info = ex.info
-        assert info is not None
-        try:
-            decision = route(ex.snapshot, info)
-        except Exception:
-            log.exception("routing failed for %s %s", info.method, info.path)
-            self._respond_error(ex, status_of(Failure.HANDLER_ERROR))
-            return
-        activity = self.state.activity
-        # Synthetic health answers are not activity: a platform probe must not keep the
-        # machine awake forever (reference section 5.1 defect).
-        if activity is not None and not (type(decision) is Respond
-                                         and decision.response_type == "health"):
-            activity.request_started()
-            ex.activity_counted = True
-            if activity.resuming:  # machine just resumed: hold until resume hooks are done
-                ex.body_buffer = ex.body_buffer or []
-                self.state.spawn(self._act_after_resume(ex, decision, activity))
-                return
-        dispatch(self, ex, decision)
-
-    async def _act_after_resume(self, ex: Exchange, decision: Decision,
-                                activity: ActivityTracker) -> None:
-        await activity.wait_resumed()
-        if not self.closed and ex is self._current:
-            dispatch(self, ex, decision)
+    def answering(self, ex: Exchange) -> bool:
+        """`ex` is the exchange being answered (not finished, connection open)."""
+        return ex is self._current and not self.closed
 
     # --- responding ----------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -297,20 +262,6 @@ class HttpConnection(asyncio.Protocol):
         """One write per message: uvloop's writelines sends each part separately."""
         if self.transport is not None and not self.closed:
             write_parts(self.transport, data)
-
-    def respond(self, ex: Exchange, decision: Respond) -> None:
-        keep_alive = ex.keep_alive and ex.request_complete
-        ex.keep_alive = keep_alive
-        data = wire.response(decision.status, decision.body, decision.headers,
-                             keep_alive=keep_alive, head_only=ex.method == b"HEAD",
-                             content_type=None if _has_type(decision.headers)
-                             else "text/plain; charset=utf-8")
-        ex.status = decision.status
-        ex.response_type = decision.response_type
-        ex.head_sent = True
-        ex.bytes_sent = 0 if ex.method == b"HEAD" else len(decision.body)
-        self.write(data)
-        self.finish(ex)
 
     def respond_bytes(self, ex: Exchange, status: int, data: bytes, body_len: int,
                       response_type: str) -> None:
@@ -348,10 +299,10 @@ class HttpConnection(asyncio.Protocol):
             return
         ex.handler = None
         self._current = None
-        self._log(ex)
-        if self._deferred_error is not None and not self._pipeline:
-            if self._deferred_error:
-                self.write(wire.error_response(self._deferred_error))
+        self.state.request_done(ex)
+        if self.phase is Phase.ERROR_PENDING and not self._pipeline:
+            if self._error_status:
+                self.write(wire.error_response(self._error_status))
             self.close()
             return
         if not (ex.keep_alive and ex.request_complete) or self._eof or self.state.shutting_down:
@@ -386,21 +337,7 @@ class HttpConnection(asyncio.Protocol):
         if ex is self._current:
             ex.handler = None
             self._current = None
-            self._log(ex)
-
-    def _log(self, ex: Exchange) -> None:
-        if ex.tenant_counted and ex.tenant is not None:
-            ex.tenant_counted = False
-            self.state.tenants.request_finished(ex.tenant)
-        if ex.activity_counted and self.state.activity is not None:
-            ex.activity_counted = False
-            self.state.activity.request_finished()
-        observer = self.state.observer
-        if observer is not None:
-            try:
-                observer.request_done(ex)
-            except Exception:
-                log.exception("access log failed")
+            self.state.request_done(ex)
 
     # --- flow control and lifecycle ---------------------------------------------------------
     def pause_reading(self, reason: int) -> None:
@@ -426,6 +363,7 @@ class HttpConnection(asyncio.Protocol):
     def start_tunnel(self, tunnel: Tunnel) -> bytes:
         """Switch to raw byte relay; returns client bytes received after the upgrade head."""
         self.tunnel = tunnel
+        self._enter(Phase.TUNNEL)
         self.deadline_kind = Deadline.NONE
         rest, self._tunnel_rest = self._tunnel_rest, b""
         self.resume_reading(PAUSE_TUNNEL)
@@ -449,6 +387,7 @@ class HttpConnection(asyncio.Protocol):
         """The tunnel's other side is gone: stop relaying to it, read again."""
         if self.tunnel is tunnel:
             self.tunnel = None
+            self._enter(Phase.OPEN)
         self.resume_reading(PAUSE_TUNNEL)
 
     def arm_deadline(self, kind: Deadline, seconds: float) -> None:
@@ -501,51 +440,38 @@ class HttpConnection(asyncio.Protocol):
             return
         transport.write_eof()
         self.tunnel = _Discard(self)
+        self._enter(Phase.LINGER)
         self._read_paused = 0
         transport.resume_reading()
         self._arm(Deadline.LINGER, LINGER_TIMEOUT)
 
+    def _enter(self, phase: Phase) -> None:
+        """The one place the phase changes; a transition not in `_NEXT` is ignored (closing
+        twice, a tunnel starting on a connection already closed)."""
+        if phase in _NEXT[self.phase]:
+            self.phase = phase
+            self.closed = phase is Phase.CLOSED
+
     def close(self) -> None:
         if self.transport is not None and not self.closed:
-            self.closed = True
+            self._enter(Phase.CLOSED)
             self.transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
-            self.closed = True
+            self._enter(Phase.CLOSED)
             self.transport.abort()
 
     def shutdown_idle(self) -> bool:
         """Close now if between requests (graceful shutdown); True if closed."""
-        if self._current is None and (self.tunnel is None or isinstance(self.tunnel, _Discard)):
+        if self._current is None and (self.tunnel is None or self.phase is Phase.LINGER):
             self.close()
             return True
         return False
 
     def describe(self, now: float) -> str:
         """The connection's state in one line (server's SIGUSR1 dump); no header values."""
-        cur = self._current
-        parts = [f"peer={self.peer_ip}", f"closed={self.closed}", f"eof={self._eof}",
-                 f"read_paused={self._read_paused}", f"write_paused={self.write_paused}",
-                 f"deadline={self.deadline_kind.name.lower() if self.deadline_kind else '-'}"
-                 + (f"({self.deadline - now:+.1f}s)" if self.deadline_kind else ""),
-                 f"pipeline={len(self._pipeline)}", f"raw_left={self._reader.raw_left}",
-                 f"tunnel={type(self.tunnel).__name__ if self.tunnel is not None else '-'}"]
-        if cur is not None:
-            parts += [f"request={cur.method.decode('latin-1')} "
-                      f"{cur.target[:120].decode('latin-1')}",
-                      f"age={time.time() - cur.started:.1f}s",
-                      f"complete={cur.request_complete}", f"head_sent={cur.head_sent}",
-                      f"status={cur.status}", f"sent={cur.bytes_sent}",
-                      f"handler={type(cur.handler).__name__ if cur.handler else '-'}"]
-            describe = getattr(cur.handler, "describe", None)
-            if describe is not None:
-                parts.append(describe())
-        elif self._reader.parsing is not None:
-            parts.append("reading a request head")
-        else:
-            parts.append("idle")
-        return " ".join(parts)
+        return _describe(self, now)
 
     # --- errors --------------------------------------------------------------------------
     def _abort_with(self, status: int) -> None:
@@ -553,7 +479,8 @@ class HttpConnection(asyncio.Protocol):
         parsing = self._reader.parsing
         if cur is not None and cur.request_complete and parsing is not cur:
             # The error belongs to a later pipelined message: answer what came before it first.
-            self._deferred_error = status if cur.keep_alive else 0
+            self._error_status = status if cur.keep_alive else 0
+            self._enter(Phase.ERROR_PENDING)
             self.pause_reading(PAUSE_PIPELINE)
             return
         if cur is not None and cur.head_sent:
@@ -571,21 +498,10 @@ class HttpConnection(asyncio.Protocol):
             answered.bytes_sent = len(data) - data.index(b"\r\n\r\n") - 4
             if cur is None:  # never dispatched: log it now (connection_lost logs `cur`)
                 self._reader.forget_parsing()
-                self._log_refused(answered)
+                answered.request_id = (refused_facts(answered, self.peer_ip)
+                                       or self.state.new_request_id())
+                self.state.request_done(answered)
         self.close()
-
-    def _log_refused(self, ex: Exchange) -> None:
-        """The access line of a request refused while its head was parsed."""
-        path, _, query = ex.target.decode("latin-1").partition("?")
-        host = ex.kept.get(b"host", b"")
-        ex.info = RequestInfo(ex.method.decode("latin-1"), path, query,
-                              host.decode("latin-1"), self.peer_ip)
-        ex.request_id = ex.kept.get(b"x-request-id") or self.state.new_request_id()
-        self._log(ex)
-
-
-def _has_type(headers: tuple[tuple[str, str], ...]) -> bool:
-    return any(name.lower() == "content-type" for name, _ in headers)
 
 
 LINGER_TIMEOUT = 5.0  # seconds to discard an unwanted request body before closing
@@ -613,3 +529,30 @@ class _Discard:
 
     def client_eof(self) -> None:
         self.client.close()
+
+
+def _describe(self: HttpConnection, now: float) -> str:
+    """HttpConnection.describe, kept out of the class body (diagnostics only)."""
+    cur = self._current
+    parts = [f"peer={self.peer_ip}", f"phase={self.phase.value}", f"closed={self.closed}",
+             f"eof={self._eof}",
+             f"read_paused={self._read_paused}", f"write_paused={self.write_paused}",
+             f"deadline={self.deadline_kind.name.lower() if self.deadline_kind else '-'}"
+             + (f"({self.deadline - now:+.1f}s)" if self.deadline_kind else ""),
+             f"pipeline={len(self._pipeline)}", f"raw_left={self._reader.raw_left}",
+             f"tunnel={type(self.tunnel).__name__ if self.tunnel is not None else '-'}"]
+    if cur is not None:
+        parts += [f"request={cur.method.decode('latin-1')} "
+                  f"{cur.target[:120].decode('latin-1')}",
+                  f"age={time.time() - cur.started:.1f}s",
+                  f"complete={cur.request_complete}", f"head_sent={cur.head_sent}",
+                  f"status={cur.status}", f"sent={cur.bytes_sent}",
+                  f"handler={type(cur.handler).__name__ if cur.handler else '-'}"]
+        describe = getattr(cur.handler, "describe", None)
+        if describe is not None:
+            parts.append(describe())
+    elif self._reader.parsing is not None:
+        parts.append("reading a request head")
+    else:
+        parts.append("idle")
+    return " ".join(parts)

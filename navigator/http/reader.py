@@ -23,6 +23,7 @@ import httptools
 
 from navigator.http import wire
 from navigator.http.exchange import Exchange
+from navigator.web.decision import RequestInfo
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Limits
@@ -57,6 +58,12 @@ _HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _HEADER_CODES = {
     b"host": _H_HOST, b"content-length": _H_CL, b"transfer-encoding": _H_TE,
     b"connection": _H_CONN, b"expect": _H_EXPECT, **dict.fromkeys(_KEPT, _H_KEEP),
+}
+
+_INFO_TEXT_FIELDS = {  # kept header -> RequestInfo text field it fills, decoded as is
+    b"authorization": "authorization", b"user-agent": "user_agent",
+    b"accept-encoding": "accept_encoding", b"if-modified-since": "if_modified_since",
+    b"if-none-match": "if_none_match", b"range": "range",
 }
 
 
@@ -294,3 +301,47 @@ class RequestReader:
     def _fail(self, status: int, reason: str) -> None:
         self._error = wire.HttpError(status, reason)
         raise self._error
+
+
+def request_facts(ex: Exchange, peer_ip: str) -> bytes | None:
+    """Fill `ex.info`, the request's facts that routing decides on, from its complete head;
+    returns the client's X-Request-Id (None when it sent none). Pure."""
+    kept = ex.kept
+    path, _, query = ex.target.decode("latin-1").partition("?")
+    host = kept.get(b"host")
+    info = RequestInfo(ex.method.decode("latin-1"), path, query,
+                       host.decode("latin-1") if host is not None else "", peer_ip,
+                       None, "", ex.content_length, ex.chunked, ex.upgrade)
+    ex.info = info
+    if len(kept) == 1 and host is not None:  # only Host was kept: nothing more to fill
+        return None
+    for name, value in kept.items():
+        field = _INFO_TEXT_FIELDS.get(name)
+        if field is not None:
+            setattr(info, field, value.decode("latin-1"))
+    if b"fly-replay-failed" in kept:
+        info.fly_replay_failed = True
+    retry = kept.get(b"x-navigator-retry")
+    if retry is not None:
+        info.navigator_retry = retry.strip().lower() == b"true"
+    if ex.snapshot.config.trust_proxy:
+        # Forwarding headers are believed only from a proxy we trust; otherwise the
+        # client is the socket peer, whatever it wrote (issue 22).
+        xff, real, fly = (kept.get(b"x-forwarded-for"), kept.get(b"x-real-ip"),
+                          kept.get(b"fly-client-ip"))
+        if xff is not None or real is not None or fly is not None:
+            info.client_ip = wire.trusted_client(peer_ip, xff, real, fly)
+        proto = kept.get(b"x-forwarded-proto")
+        if proto is not None:
+            info.forwarded_proto = proto.strip().decode("latin-1")
+    return kept.get(b"x-request-id")
+
+
+def refused_facts(ex: Exchange, peer_ip: str) -> bytes | None:
+    """The facts of a request refused while its head was read, for its access line only;
+    returns the client's X-Request-Id (None when it sent none)."""
+    path, _, query = ex.target.decode("latin-1").partition("?")
+    host = ex.kept.get(b"host", b"")
+    ex.info = RequestInfo(ex.method.decode("latin-1"), path, query, host.decode("latin-1"),
+                          peer_ip)
+    return ex.kept.get(b"x-request-id")

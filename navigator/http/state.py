@@ -9,6 +9,7 @@ and machine idle through small Protocols, the rest by their classes, imported fo
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 from collections.abc import Callable
@@ -20,10 +21,14 @@ from navigator.proxy.resolver import MachineResolver
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Tenant
+    from navigator.http.exchange import Exchange
     from navigator.ops.metrics import Metrics
     from navigator.proxy.upstream import UpstreamPool
     from navigator.web.filecache import FileCache
     from navigator.web.snapshot import Snapshot
+
+
+log = logging.getLogger("navigator.protocol")
 
 
 class TenantRunner(Protocol):
@@ -77,6 +82,22 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.machines = MachineResolver(self.loop)
+
+    def request_done(self, ex: Exchange) -> None:
+        """An exchange ended (answered, refused or abandoned): close its accounting with the
+        supervisor and machine idle, then log it (access log and metrics)."""
+        if ex.tenant_counted and ex.tenant is not None:
+            ex.tenant_counted = False
+            self.tenants.request_finished(ex.tenant)
+        if ex.activity_counted and self.activity is not None:
+            ex.activity_counted = False
+            self.activity.request_finished()
+        observer = self.observer
+        if observer is not None:
+            try:
+                observer.request_done(ex)
+            except Exception:
+                log.exception("access log failed")
 
     def new_request_id(self) -> bytes:
         """32 hex digits for X-Request-Id when the client sent none."""

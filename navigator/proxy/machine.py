@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from navigator.http.client import Client, HoldingHandler
+from navigator.http.client import Client, HoldingHandler, respond
 from navigator.http.exchange import Exchange
 from navigator.proxy.relay import ProxyExchange
 from navigator.proxy.resolver import InternalResolver, Unreachable, reach
@@ -59,7 +59,7 @@ async def _reach_then_proxy(client: Client, ex: Exchange, decision: ProxyExterna
         if not client.closed and ex.handler is holder:
             ex.handler = None
             ex.error = str(exc)
-            client.respond(ex, snapshot.maintenance)
+            respond(client, ex, snapshot.maintenance)
         return
     if client.closed or ex.handler is not holder:
         conn.close()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from navigator.extras.cable_handler import start_broadcast, start_cable
 from navigator.extras.cgi_handler import start_cgi
 from navigator.http import wire
-from navigator.http.client import Client, HoldingHandler
+from navigator.http.client import Client, HoldingHandler, respond
 from navigator.http.exchange import BaseHandler, Exchange
 from navigator.http.failure import Failure
 from navigator.ops.metrics import CONTENT_TYPE
@@ -41,11 +41,12 @@ from navigator.web.decision import (
     ServeMetrics,
 )
 from navigator.web.filecache import MAX_FILE_BYTES
-from navigator.web.routing import maintenance_response
+from navigator.web.routing import maintenance_response, route
 from navigator.web.static import prepare_file
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Tenant
+    from navigator.http.state import ActivityTracker
 
 log = logging.getLogger("navigator.handlers")
 
@@ -89,7 +90,7 @@ async def _start_tenant_then_proxy(client: Client, ex: Exchange, tenant: Tenant,
         if not client.closed and ex.handler is not None:
             ex.handler = None
             ex.error = "startup timeout"
-            client.respond(ex, maintenance_response(ex.snapshot))
+            respond(client, ex, maintenance_response(ex.snapshot))
         return
     except TenantLaunchError as exc:
         log.error("tenant %s failed to start: %s", tenant.name, exc)
@@ -103,7 +104,7 @@ async def _start_tenant_then_proxy(client: Client, ex: Exchange, tenant: Tenant,
         if not client.closed and ex.handler is not None:
             ex.handler = None
             ex.error = str(exc)
-            client.respond(ex, maintenance_response(ex.snapshot))
+            respond(client, ex, maintenance_response(ex.snapshot))
         return
     if client.closed or ex.handler is None:
         return
@@ -312,12 +313,44 @@ def serve_metrics(client: Client, ex: Exchange) -> None:
 
 
 # --- dispatch ------
+def handle(client: Client, ex: Exchange) -> None:
+    """Route a request whose facts are read (`ex.info`) on its snapshot, count it for machine
+    idle, then act on the decision."""
+    info = ex.info
+    assert info is not None
+    try:
+        decision = route(ex.snapshot, info)
+    except Exception:
+        log.exception("routing failed for %s %s", info.method, info.path)
+        client.fail(ex, Failure.HANDLER_ERROR)
+        return
+    activity = client.state.activity
+    # Synthetic health answers are not activity: a platform probe must not keep the
+    # machine awake forever (reference section 5.1 defect).
+    if activity is not None and not (type(decision) is Respond
+                                     and decision.response_type == "health"):
+        activity.request_started()
+        ex.activity_counted = True
+        if activity.resuming:  # machine just resumed: hold until resume hooks are done
+            ex.body_buffer = ex.body_buffer or []
+            client.state.spawn(_dispatch_after_resume(client, ex, decision, activity))
+            return
+    dispatch(client, ex, decision)
+
+
+async def _dispatch_after_resume(client: Client, ex: Exchange, decision: Decision,
+                                 activity: ActivityTracker) -> None:
+    await activity.wait_resumed()
+    if client.answering(ex):
+        dispatch(client, ex, decision)
+
+
 def dispatch(client: Client, ex: Exchange, decision: Decision) -> None:
     """Act on a routing Decision: answer now or install the handler that will."""
     kind = type(decision)
     if kind is Respond:
         assert isinstance(decision, Respond)
-        client.respond(ex, decision)
+        respond(client, ex, decision)
     elif kind is ProxyTenant:
         assert isinstance(decision, ProxyTenant)
         proxy_to_tenant(client, ex, decision)

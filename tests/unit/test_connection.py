@@ -17,7 +17,7 @@ import pytest
 
 from navigator.config.loader import load_config
 from navigator.http.client import Deadline
-from navigator.http.connection import HttpConnection
+from navigator.http.connection import _NEXT, HttpConnection, Phase
 from navigator.http.state import ServerState
 from navigator.proxy.upstream import UpstreamPool
 from navigator.web.snapshot import build_snapshot
@@ -80,6 +80,7 @@ def test_a_framing_refusal_is_answered_then_closed(rig: Rig) -> None:
                    b"Transfer-Encoding: chunked\r\n\r\nabc")
     assert statuses(out) == [b"400"]
     assert rig.transport.closed
+    assert rig.client.phase is Phase.CLOSED
 
 
 def test_an_error_after_answered_requests_waits_for_them(rig: Rig) -> None:
@@ -117,6 +118,7 @@ def test_an_unwanted_body_is_lingered_on_not_reset(rig: Rig) -> None:
     assert rig.transport.eof_written  # half-closed: the client still may send
     assert not rig.transport.closed
     assert "deadline=linger" in rig.client.describe(rig.loop.time())
+    assert rig.client.phase is Phase.LINGER
     rig.send(b"x" * 5000)  # discarded
     assert rig.transport.take() == b""
     rig.client.eof_received()
@@ -134,3 +136,16 @@ def test_deadline_api_only_extends_its_own_kind(rig: Rig) -> None:
     client.clear_deadline()
     client.expire(rig.loop.time() + 5000)  # nothing armed: nothing expires
     assert not rig.transport.closed
+
+
+def test_every_phase_can_close_and_closed_is_final() -> None:
+    assert set(_NEXT) == set(Phase)
+    assert _NEXT[Phase.CLOSED] == frozenset()
+    assert all(Phase.CLOSED in exits for phase, exits in _NEXT.items() if phase is not Phase.CLOSED)
+
+
+def test_a_closed_connection_stays_closed(rig: Rig) -> None:
+    rig.client.close()
+    rig.client.start_tunnel(rig.client)  # type: ignore[arg-type]  # not a transition from CLOSED
+    assert rig.client.phase is Phase.CLOSED
+    assert rig.client.closed
