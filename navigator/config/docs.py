@@ -46,7 +46,7 @@ BOOL_TEXT = "^(" + "|".join(_any_case(word) for word in BOOL_WORDS) + ")$"
 
 
 def _loosen(node: dict[str, Any]) -> dict[str, Any]:
-    """One value's schema, widened to what `schema._check` converts."""
+    """One value's schema, widened to what `yamlfile._check` converts."""
     if "anyOf" in node:
         return {**node, "anyOf": [_loosen(option) for option in node["anyOf"]]}
     kind = node.get("type")

@@ -1,6 +1,7 @@
 """Config: load a navigator YAML file and resolve it into the frozen runtime Config.
 
 Room: config (PURE apart from reading the file and checking directories at load time).
+The `applications` section is resolved by `applications`, shared helpers live in `context`.
 `load_config` reads + decodes (`schema`) + resolves; `resolve` precomputes everything a
 request or a process start needs (runtime.py docstrings say what); `summarize` renders a
 Config for `navigator check`.
@@ -18,7 +19,7 @@ Invariants:
   if it was configured); `maintenance.page` is None when unset (the snapshot falls back to
   `<public_dir>/503.html`); `${NAME}` expansion from `environ` also applies to a tenant's own
   env values, and an unset `${NAME}` without `:-default` is left as written; regex and
-  replacement syntax is Go's (see `gore`), and a bad regex is an error, not a dropped rule.
+  replacement syntax is Go's (see `goregex`), and a bad regex is an error, not a dropped rule.
 
 Must not touch: sockets, asyncio, subprocesses, clocks, logging configuration.
 """
@@ -27,90 +28,54 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from navigator.config import runtime as rt
 from navigator.config import schema as sc
-from navigator.config.goregex import RegexSyntaxError, compile_go_regex, translate_replacement
+from navigator.config.applications import (
+    expand_environ,
+    resolve_managed,
+    resolve_tenants,
+    tenant_argv,
+    tenant_env,
+    tenant_name,
+    warn_cable_shadows,
+)
+from navigator.config.context import (
+    Context,
+    pairs,
+    resolve_bots,
+    resolve_hooks,
+    resolve_tenant_hooks,
+    slashed,
+)
+from navigator.config.goregex import (
+    translate_replacement,
+)
 from navigator.config.schema import ConfigError, KeyPath, dotted, located
-from navigator.config.shutdownplan import DEFAULT_STOP_GRACE, budget_warnings, plan_shutdown
-from navigator.config.stamps import placement_rules, valid_stamp_name
-from navigator.config.units import format_duration, format_size, parse_duration, parse_size
+from navigator.config.shutdownplan import (
+    DEFAULT_STOP_GRACE,
+    budget_warnings,
+    plan_shutdown,
+)
+from navigator.config.stamps import placement_rules
+from navigator.config.units import (
+    format_duration,
+    format_size,
+)
+from navigator.config.yamlfile import decode, parse_yaml
 
 __all__ = ["ConfigError", "dotted", "expand_environ", "load_config", "parse_listen", "resolve",
            "summarize", "tenant_argv", "tenant_env", "tenant_name"]
 
 DEFAULT_PORT = 3000
-DEFAULT_READY_TIMEOUT = 300.0  # a slow boot (Rails, several tenants on a small shared CPU)
-LEGACY_ARGV = ("ruby", "bin/rails", "server", "-b", "0.0.0.0", "-p", rt.PORT_PLACEHOLDER)
-_PORT_FORMS = re.compile(r"\{\{\s*port\s*\}\}|\$\{port\}")
-_VAR_REF = re.compile(r"\$\{([^}]*)\}")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_YAML_BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
 _IDLE_ACTIONS = frozenset({"suspend", "stop", "exit", "command"})
 _OFF_WORDS = frozenset({"", "off", "none", "false", "no", "disabled"})
-_BOT_ACTIONS = frozenset({"reject", "ignore", "static-only"})
-Issues = list[tuple[KeyPath, str]]
-
-
-class _Context:
-    """Per-resolve helpers: where relative paths start, FLY_*/`${NAME}` values, warnings."""
-
-    def __init__(self, cwd: Path, environ: Mapping[str, str]) -> None:
-        self.cwd = cwd
-        self.environ = environ
-        self.issues: Issues = []
-
-    def warn(self, key: KeyPath, reason: str) -> None:
-        self.issues.append((key, reason))
-
-    def path(self, text: str, base: Path | None = None) -> Path:
-        return Path(os.path.normpath((base or self.cwd) / os.path.expanduser(text)))
-
-    def duration(self, text: str, key: KeyPath, default: float | None, *,
-                 extended: bool = True) -> float | None:
-        """Empty → default; unparseable or negative → default and a warning."""
-        if not text:
-            return default
-        try:
-            seconds = parse_duration(text, extended=extended)
-        except ValueError as exc:
-            reason = str(exc)
-        else:
-            if seconds >= 0:
-                return seconds
-            reason = f"negative duration {text!r}"
-        shown = "none" if default is None else format_duration(default)
-        self.warn(key, f"{reason}; using the default ({shown})")
-        return default
-
-    def seconds(self, text: str, key: KeyPath, default: float, *, extended: bool = True) -> float:
-        value = self.duration(text, key, default, extended=extended)
-        return default if value is None else value
-
-    def size(self, text: str, key: KeyPath) -> int | None:
-        if not text:
-            return None
-        try:
-            return parse_size(text)
-        except ValueError as exc:
-            raise ConfigError(str(exc), key) from None
-
-    def regex(self, text: str, key: KeyPath) -> re.Pattern[str]:
-        try:
-            return compile_go_regex(text)
-        except RegexSyntaxError as exc:
-            raise ConfigError(str(exc), key) from None
-
-
-def _pairs(mapping: Mapping[str, str]) -> rt.Pairs:
-    return tuple(mapping.items())
 
 
 def parse_listen(text: str, key: KeyPath) -> rt.ListenAddress:
@@ -127,13 +92,6 @@ def parse_listen(text: str, key: KeyPath) -> rt.ListenAddress:
     return rt.ListenAddress(host, int(port))
 
 
-def _slashed(path: str) -> str:
-    path = path.strip()
-    if not path.startswith("/"):
-        path = "/" + path
-    return path if path.endswith("/") else path + "/"
-
-
 # --- server sections -------------------------------------------------------------------------
 def _health(spec: sc.HealthCheckSpec) -> rt.HealthCheck:
     response = spec.response
@@ -142,18 +100,18 @@ def _health(spec: sc.HealthCheckSpec) -> rt.HealthCheck:
     if not 100 <= response.status <= 599:
         raise ConfigError(f"invalid HTTP status {response.status}",
                           ("server", "health_check", "response", "status"))
-    headers = _pairs(response.headers)
+    headers = pairs(response.headers)
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers = (("Content-Type", "text/plain"), *headers)
     return rt.HealthCheck(spec.path, rt.HealthResponse(response.status, response.body.encode(),
                                                        headers))
 
 
-def _public_dir(spec: sc.StaticSpec, ctx: _Context) -> Path:
+def _public_dir(spec: sc.StaticSpec, ctx: Context) -> Path:
     return ctx.path(spec.public_dir or "public")
 
 
-def _static(spec: sc.StaticSpec, ctx: _Context) -> rt.StaticSettings | None:
+def _static(spec: sc.StaticSpec, ctx: Context) -> rt.StaticSettings | None:
     """None when public_dir is not a directory (no static stage at all, as the contract says)."""
     key: KeyPath = ("server", "static")
     public = _public_dir(spec, ctx)
@@ -183,7 +141,7 @@ def _static(spec: sc.StaticSpec, ctx: _Context) -> rt.StaticSettings | None:
         cache_overrides=tuple(overrides))
 
 
-def _idle(spec: sc.IdleSpec, ctx: _Context) -> rt.IdleSettings:
+def _idle(spec: sc.IdleSpec, ctx: Context) -> rt.IdleSettings:
     key: KeyPath = ("server", "idle")
     action = "" if spec.action.lower() in _OFF_WORDS else spec.action
     if action and action not in _IDLE_ACTIONS:
@@ -198,7 +156,7 @@ def _idle(spec: sc.IdleSpec, ctx: _Context) -> rt.IdleSettings:
                            spec.count_websockets)
 
 
-def _limits(spec: sc.LimitsSpec, ctx: _Context) -> rt.Limits:
+def _limits(spec: sc.LimitsSpec, ctx: Context) -> rt.Limits:
     key: KeyPath = ("server", "limits")
     base = rt.Limits()
     sizes = {name: ctx.size(getattr(spec, name), (*key, name))
@@ -215,16 +173,7 @@ def _limits(spec: sc.LimitsSpec, ctx: _Context) -> rt.Limits:
     return dataclasses.replace(base, **values)  # type: ignore[arg-type]
 
 
-def _bots(spec: sc.BotDetectionSpec, key: KeyPath, ctx: _Context) -> rt.BotDetection:
-    action = spec.action or "reject"
-    if action not in _BOT_ACTIONS:
-        ctx.warn((*key, "action"), f"unknown action {action!r}; using 'reject'")
-        action = "reject"
-    return rt.BotDetection(spec.enabled,
-                           cast(Literal["reject", "ignore", "static-only"], action))
-
-
-def _cgi(specs: Sequence[sc.CgiScriptSpec], ctx: _Context) -> tuple[rt.CgiScript, ...]:
+def _cgi(specs: Sequence[sc.CgiScriptSpec], ctx: Context) -> tuple[rt.CgiScript, ...]:
     scripts = []
     for index, spec in enumerate(specs):
         key: KeyPath = ("server", "cgi_scripts", index)
@@ -238,12 +187,12 @@ def _cgi(specs: Sequence[sc.CgiScriptSpec], ctx: _Context) -> tuple[rt.CgiScript
         scripts.append(rt.CgiScript(
             path=spec.path, script=script, method=spec.method.upper(), user=spec.user,
             group=spec.group, allowed_users=frozenset(u.strip() for u in spec.allowed_users),
-            env=_pairs(spec.env), timeout=ctx.duration(spec.timeout, (*key, "timeout"), None),
+            env=pairs(spec.env), timeout=ctx.duration(spec.timeout, (*key, "timeout"), None),
             reload_config=spec.reload_config))
     return tuple(scripts)
 
 
-def _auth(spec: sc.AuthSpec, ctx: _Context) -> rt.AuthSettings:
+def _auth(spec: sc.AuthSpec, ctx: Context) -> rt.AuthSettings:
     """A bad `auth_patterns` regex refuses the file only while auth is on: with auth off
     the patterns decide nothing, and the reference does not even read them then."""
     realm = spec.realm or "Restricted"
@@ -263,7 +212,7 @@ def _auth(spec: sc.AuthSpec, ctx: _Context) -> rt.AuthSettings:
         public_paths=tuple(spec.public_paths), auth_patterns=tuple(patterns))
 
 
-def _maintenance(spec: sc.MaintenanceSpec, public_dir: Path, ctx: _Context) -> rt.Maintenance:
+def _maintenance(spec: sc.MaintenanceSpec, public_dir: Path, ctx: Context) -> rt.Maintenance:
     """Section 12: `/x` is inside public_dir, other values are relative to the cwd."""
     page = None
     if spec.page:
@@ -272,20 +221,8 @@ def _maintenance(spec: sc.MaintenanceSpec, public_dir: Path, ctx: _Context) -> r
     return rt.Maintenance(spec.enabled, page)
 
 
-def _hooks(specs: Sequence[sc.HookSpec], key: KeyPath, ctx: _Context) -> tuple[rt.Hook, ...]:
-    return tuple(rt.Hook(h.command, tuple(h.args),
-                         ctx.duration(h.timeout, (*key, i, "timeout"), None), h.reload_config)
-                 for i, h in enumerate(specs))
-
-
-def _tenant_hooks(spec: sc.TenantHooksSpec, key: KeyPath, ctx: _Context) -> rt.TenantHooks:
-    return rt.TenantHooks(before_start=_hooks(spec.before_start, (*key, "before_start"), ctx),
-                          start=_hooks(spec.start, (*key, "start"), ctx),
-                          stop=_hooks(spec.stop, (*key, "stop"), ctx))
-
-
 # --- routes ----------------------------------------------------------------------------------
-def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: _Context,
+def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: Context,
            placement: Sequence[rt.Rule] = ()) -> tuple[rt.Rule, ...]:
     """Section 6 order: redirects, rewrites, replays, slash redirects for `slash_paths`, then
     the placement map's replays (a bare `/tenant` is redirected here, without a hop)."""
@@ -332,7 +269,7 @@ def _dns_servers(servers: Sequence[str]) -> tuple[str, ...]:
         host, port = entry, ""
         if entry.startswith("["):
             host, _, rest = entry[1:].partition("]")
-            port = rest[1:] if rest.startswith(":") else rest
+            port = rest.removeprefix(":")
         elif entry.count(":") == 1:
             host, _, port = entry.partition(":")
         try:
@@ -381,7 +318,7 @@ def _upstream(text: str, key: KeyPath, templated: bool) -> rt.UpstreamTarget:
 
 
 def _proxies(specs: Sequence[sc.ReverseProxySpec],
-             ctx: _Context) -> tuple[rt.ReverseProxyRoute, ...]:
+             ctx: Context) -> tuple[rt.ReverseProxyRoute, ...]:
     routes = []
     for index, spec in enumerate(specs):
         key: KeyPath = ("routes", "reverse_proxies", index)
@@ -397,199 +334,14 @@ def _proxies(specs: Sequence[sc.ReverseProxySpec],
             prefix=spec.prefix or None,
             target=_upstream(spec.target, (*key, "target"), templated),
             target_template=spec.target if templated else "", strip_path=spec.strip_path,
-            headers=_pairs(spec.headers), response_headers=_pairs(spec.response_headers),
+            headers=pairs(spec.headers), response_headers=pairs(spec.response_headers),
             websocket=spec.websocket))
     return tuple(routes)
 
 
-# --- tenants ---------------------------------------------------------------------------------
-def _render(value: object) -> str:
-    """A tenant `var` value as text: scalars as written, YAML 1.2 booleans in lowercase."""
-    if isinstance(value, str):
-        return value.lower() if value in _YAML_BOOL else value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    return str(value) if isinstance(value, int | float) else json.dumps(value)
-
-
-def expand_environ(text: str, environ: Mapping[str, str]) -> str:
-    """`${NAME}` / `${NAME:-default}` from `environ`; an unset `${NAME}` stays as written."""
-    if "${" not in text:
-        return text
-
-    def one(match: re.Match[str]) -> str:
-        value = environ.get(match.group(1))
-        default = match.group(2)
-        if default is not None:
-            return value or default
-        return match.group(0) if value is None else value
-
-    return _ENV_REF.sub(one, text)
-
-
-def tenant_env(template: Mapping[str, str], variables: Mapping[str, object],
-               own: Mapping[str, str], environ: Mapping[str, str]) -> rt.Pairs:
-    """Section 10.2: template with `${var}`, then the tenant's env, then `${NAME}` from environ."""
-    rendered = {name: _render(value) for name, value in variables.items()}
-
-    def var(match: re.Match[str]) -> str:
-        return rendered.get(match.group(1), match.group(0))
-
-    env = {name: _VAR_REF.sub(var, value) if "${" in value else value
-           for name, value in template.items()}
-    env.update(own)
-    return tuple((name, expand_environ(value, environ)) for name, value in env.items())
-
-
-def tenant_argv(apps: sc.ApplicationsSpec, tenant: sc.TenantSpec) -> tuple[str, ...]:
-    """Section 10.3, generalised: `framework.command + args`, overridable per tenant and by
-    the runtime/server/args maps; Rails (`ruby bin/rails server ...`) only if nothing is set."""
-    fw = tenant.framework
-    program = tenant.runtime or apps.runtime.get(fw, "")
-    server = tenant.server or apps.server.get(fw, "")
-    args = tenant.args or apps.args.get(fw) or None
-    command = apps.framework.command
-    if command:
-        argv = [program or command, *([server] if server else []),
-                *(apps.framework.args if args is None else args)]
-    elif program or server or args is not None:
-        argv = [program or LEGACY_ARGV[0], server or LEGACY_ARGV[1],
-                *(LEGACY_ARGV[2:] if args is None else args)]
-    else:
-        argv = list(LEGACY_ARGV)
-    return tuple(_PORT_FORMS.sub(rt.PORT_PLACEHOLDER, arg) for arg in argv)
-
-
-def tenant_name(spec: sc.TenantSpec, path: str, root_path: str) -> str:
-    """Explicit name, else the path below root_path without slashes ([legacy] without a root
-    path a leading /showcase/ is dropped, as the reference does)."""
-    if spec.name:
-        return spec.name
-    if root_path != "/" and path.startswith(root_path):
-        path = path[len(root_path):]
-    elif root_path == "/" and path.startswith("/showcase/"):
-        path = path[len("/showcase/"):]
-    return path.strip("/")
-
-
-def unique_name(name: str, taken: Collection[str]) -> str:
-    """`name-2`, `name-3`, ...: the first not in `taken` (the reference never refuses two
-    tenants with one name, but logs, metrics and cgroups need them apart)."""
-    base = name or "tenant"
-    for number in range(2, len(taken) + 3):
-        candidate = f"{base}-{number}"
-        if candidate not in taken:
-            return candidate
-    raise AssertionError("unreachable: more candidates than taken names")  # pragma: no cover
-
-
-def _tenants(apps: sc.ApplicationsSpec, root_path: str,
-             ctx: _Context) -> tuple[rt.Tenant, ...]:
-    pools = apps.pools
-    fw = apps.framework
-    fkey: KeyPath = ("applications", "framework")
-    workdir = ctx.path(fw.app_directory) if fw.app_directory else ctx.cwd
-    start_delay = ctx.seconds(fw.start_delay, (*fkey, "start_delay"), 0.0)
-    startup = ctx.seconds(apps.startup_timeout, ("applications", "startup_timeout"), 5.0)
-    ready = ctx.seconds(apps.ready_timeout, ("applications", "ready_timeout"),
-                        DEFAULT_READY_TIMEOUT)
-    pool_limit = ctx.size(pools.default_memory_limit,
-                          ("applications", "pools", "default_memory_limit"))
-    wanted = {tenant_name(spec, _slashed(spec.path), root_path)
-              for spec in apps.tenants if spec.path.strip()}
-    paths: dict[str, int] = {}
-    names: dict[str, int] = {}
-    tenants = []
-    for index, spec in enumerate(apps.tenants):
-        key: KeyPath = ("applications", "tenants", index)
-        if not spec.path.strip():
-            ctx.warn(key, "tenant without a path never matches; skipped")
-            continue
-        path = _slashed(spec.path)
-        if path in paths:
-            raise ConfigError(f"duplicate tenant path {path!r} (also tenants[{paths[path]}]); "
-                              "the second tenant could never be reached", (*key, "path"))
-        paths[path] = index
-        name = tenant_name(spec, path, root_path)
-        if name in names:
-            unique = unique_name(name, names.keys() | wanted)
-            ctx.warn((*key, "name") if spec.name else (*key, "path"),
-                     f"tenant name {name!r} is also tenants[{names[name]}]'s; "
-                     f"this tenant is named {unique!r} (logs, metrics, cgroups)")
-            name = unique
-        names[name] = index
-        root = ctx.path(spec.root) if spec.root else workdir
-        for which in ("region", "machine"):
-            value = getattr(spec, which)
-            if value and not valid_stamp_name(value):
-                raise ConfigError(f"{value!r} is not a valid Fly {which} name (letters, "
-                                  "digits and '-')", (*key, which))
-        wait = ctx.seconds(spec.startup_timeout, (*key, "startup_timeout"), startup)
-        tenants.append(rt.Tenant(
-            name=name, path=path, root=root, argv=tenant_argv(apps, spec),
-            env=tenant_env(apps.env, spec.var, spec.env, ctx.environ),
-            port_env_var=fw.port_env_var or "PORT",
-            health_path=spec.health_check or apps.health_check or "/",
-            startup_timeout=wait,
-            ready_timeout=_ready_timeout(spec, key, ready, wait, ctx),
-            start_delay=start_delay,
-            track_websockets=(apps.track_websockets if spec.track_websockets is None
-                              else spec.track_websockets),
-            hooks=_tenant_hooks(spec.hooks, (*key, "hooks"), ctx),
-            public_dir=ctx.path(spec.public_dir, root) if spec.public_dir else None,
-            memory_limit=ctx.size(spec.memory_limit, (*key, "memory_limit")) or pool_limit,
-            user=spec.user or pools.user, group=spec.group or pools.group,
-            bot_detection=None if spec.bot_detection is None
-            else _bots(spec.bot_detection, (*key, "bot_detection"), ctx),
-            region=spec.region, machine=spec.machine))
-    return tuple(tenants)
-
-
-def _ready_timeout(spec: sc.TenantSpec, key: KeyPath, default: float, wait: float,
-                   ctx: _Context) -> float:
-    """How long the process may boot: never shorter than a request may wait for it, or a
-    request could be answered 500 by the kill of a tenant still inside its startup_timeout."""
-    ready = ctx.seconds(spec.ready_timeout, (*key, "ready_timeout"), default)
-    return max(ready, wait)
-
-
-def _warn_cable_shadows(cable: rt.CableSettings, specs: Sequence[sc.TenantSpec],
-                        ctx: _Context) -> None:
-    """The built-in pub/sub answers WebSocket upgrades on `cable.path` before any tenant, so a
-    tenant mounted over that path (a Rails app at `/` with Action Cable on `/cable`) never
-    sees its own socket. The reference's default stays; the operator is told."""
-    if not cable.enabled:
-        return
-    for index, spec in enumerate(specs):
-        if spec.path.strip() and cable.path.startswith(_slashed(spec.path)):
-            ctx.warn(("applications", "tenants", index, "path"),
-                     f"tenant {_slashed(spec.path)!r} covers the cable path {cable.path}: "
-                     "navigator's built-in pub/sub answers WebSocket upgrades there and the "
-                     "tenant never sees them; if the app serves its own (Rails Action "
-                     "Cable), set cable.enabled: false or move cable.path")
-
-
-def _managed(specs: Sequence[sc.ManagedProcessSpec],
-             ctx: _Context) -> tuple[rt.ManagedProcess, ...]:
-    names: set[str] = set()
-    processes = []
-    for index, spec in enumerate(specs):
-        key: KeyPath = ("managed_processes", index)
-        if spec.name in names:
-            raise ConfigError(f"duplicate managed process name {spec.name!r}", (*key, "name"))
-        names.add(spec.name)
-        processes.append(rt.ManagedProcess(
-            spec.name, spec.command, tuple(spec.args),
-            ctx.path(spec.working_dir) if spec.working_dir else None, _pairs(spec.env),
-            spec.auto_restart, ctx.seconds(spec.start_delay, (*key, "start_delay"), 0.0)))
-    return tuple(processes)
-
-
 # --- the whole file --------------------------------------------------------------------------
 def _logging(spec: sc.LoggingSpec, server_access_log: bool | str,
-             ctx: _Context) -> rt.LoggingSettings:
+             ctx: Context) -> rt.LoggingSettings:
     """`access_log` is on/off or (as in older reference versions) a file that gets the
     access lines instead of stdout; `logging.access_log` wins over `server.access_log`."""
     fmt = spec.format or "text"
@@ -615,18 +367,18 @@ def _trust_proxy(setting: bool | None, environ: Mapping[str, str]) -> bool:
     return bool(environ.get("FLY_APP_NAME"))
 
 
-def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
+def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
     server = raw.server
     apps = raw.applications
-    root_path = _slashed(server.root_path) if server.root_path.strip("/ ") else "/"
-    tenants = _tenants(apps, root_path, ctx)
+    root_path = slashed(server.root_path) if server.root_path.strip("/ ") else "/"
+    tenants = resolve_tenants(apps, root_path, ctx)
     slash_paths = ([root_path] if root_path != "/" else []) + [t.path for t in tenants]
     pools = apps.pools
     metrics = server.metrics
     environ = ctx.environ
     cable = rt.CableSettings(raw.cable.enabled, raw.cable.path or "/cable",
                              raw.cable.broadcast_path or "/_broadcast")
-    _warn_cable_shadows(cable, apps.tenants, ctx)
+    warn_cable_shadows(cable, apps.tenants, ctx)
     hooks = raw.hooks.server
     hkey: KeyPath = ("hooks", "server")
     config = rt.Config(
@@ -640,7 +392,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
         static=_static(server.static, ctx),
         idle=_idle(server.idle, ctx),
         limits=_limits(server.limits, ctx),
-        bot_detection=_bots(server.bot_detection, ("server", "bot_detection"), ctx),
+        bot_detection=resolve_bots(server.bot_detection, ("server", "bot_detection"), ctx),
         cgi_scripts=_cgi(server.cgi_scripts, ctx),
         cable=cable,
         auth=_auth(raw.auth, ctx),
@@ -652,10 +404,10 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
                        idle_timeout=ctx.seconds(pools.timeout,
                                                 ("applications", "pools", "timeout"), 600.0),
                        start_port=pools.start_port, user=pools.user, group=pools.group),
-        tenant_hooks=_tenant_hooks(raw.hooks.tenant, ("hooks", "tenant"), ctx),
-        server_hooks=rt.ServerHooks(*(_hooks(getattr(hooks, which), (*hkey, which), ctx)
+        tenant_hooks=resolve_tenant_hooks(raw.hooks.tenant, ("hooks", "tenant"), ctx),
+        server_hooks=rt.ServerHooks(*(resolve_hooks(getattr(hooks, which), (*hkey, which), ctx)
                                       for which in ("start", "ready", "idle", "resume", "stop"))),
-        managed_processes=_managed(raw.managed_processes, ctx),
+        managed_processes=resolve_managed(raw.managed_processes, ctx),
         logging=_logging(raw.logging, server.access_log, ctx),
         metrics=rt.MetricsSettings(
             metrics.enabled, metrics.path or "/_navigator/metrics",
@@ -673,7 +425,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: _Context) -> rt.Config:
 def resolve(raw: sc.NavigatorFile, source_path: str | Path, environ: Mapping[str, str], *,
             cwd: Path | None = None) -> rt.Config:
     """The runtime Config for a decoded file; warnings carry key paths but no line numbers."""
-    ctx = _Context(cwd or Path.cwd(), environ)
+    ctx = Context(cwd or Path.cwd(), environ)
     config = _resolve(raw, Path(source_path), ctx)
     warnings = tuple(located("", None, key, reason) for key, reason in ctx.issues)
     return dataclasses.replace(config, warnings=warnings) if warnings else config
@@ -688,13 +440,13 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"cannot read config: {reason}", file=name) from None
-    ctx = _Context(cwd or Path.cwd(), os.environ if environ is None else environ)
+    ctx = Context(cwd or Path.cwd(), os.environ if environ is None else environ)
     try:
-        document = sc.parse_yaml(text)
+        document = parse_yaml(text)
     except ConfigError as exc:
         raise exc.at(name, exc.line) from None
     try:
-        raw, unknown = sc.decode(document.data)
+        raw, unknown = decode(document.data)
         config = _resolve(raw, Path(path), ctx)
     except ConfigError as exc:
         raise exc.at(name, document.lines([exc.key]).get(exc.key) if exc.key else None) \

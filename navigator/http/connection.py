@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from navigator.http import wire
-from navigator.http.client import Deadline, Tunnel
+from navigator.http.client import Deadline, Tunnel, hold_body
 from navigator.http.exchange import Exchange
 from navigator.http.failure import Failure, status_of
 from navigator.http.flow import (
@@ -75,23 +75,9 @@ class HttpConnection(asyncio.Protocol):
     """One client connection."""
 
     __slots__ = (
-        "_current",
-        "_eof",
-        "_error_status",
-        "_limits",
-        "_pipeline",
-        "_read_paused",
-        "_reader",
-        "_tunnel_rest",
-        "closed",
-        "deadline",
-        "deadline_kind",
-        "peer_ip",
-        "phase",
-        "state",
-        "transport",
-        "tunnel",
-        "write_paused",
+        "_current", "_eof", "_error_status", "_limits", "_pipeline", "_read_paused",
+        "_reader", "_tunnel_rest", "closed", "deadline", "deadline_kind", "peer_ip",
+        "phase", "state", "transport", "tunnel", "write_paused",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -120,7 +106,7 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
         self.state.connections.add(self)
-        self._arm(Deadline.HEADER, self._limits.header_timeout)
+        self.arm_deadline(Deadline.HEADER, self._limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._enter(Phase.CLOSED)
@@ -169,7 +155,7 @@ class HttpConnection(asyncio.Protocol):
     # --- RequestReader events (ReaderSink) -----------------------------------------------------
     def request_begin(self) -> Exchange:
         if self._current is None:
-            self._arm(Deadline.HEADER, self._limits.header_timeout)
+            self.arm_deadline(Deadline.HEADER, self._limits.header_timeout)
         return Exchange(time.time(), self.state.snapshot)  # the request's one snapshot read
 
     def request_head(self, ex: Exchange) -> None:
@@ -184,12 +170,7 @@ class HttpConnection(asyncio.Protocol):
         if ex is self._current and ex.handler is not None:
             ex.handler.request_body(data)
         else:
-            if ex.body_buffer is None:
-                ex.body_buffer = []
-            ex.body_buffer.append(bytes(data))
-            ex.body_buffered += len(data)
-            if ex.body_buffered > BODY_BUFFER_LIMIT:
-                self.pause_reading(PAUSE_BUFFER)
+            hold_body(self, ex, data)
         if self.deadline_kind is Deadline.BODY:
             self.deadline = self.state.loop.time() + self._limits.body_timeout
 
@@ -321,7 +302,7 @@ class HttpConnection(asyncio.Protocol):
             self.state.loop.call_soon(self._begin_pipelined, nxt)
         else:
             self.resume_reading(PAUSE_BUFFER)
-            self._arm(Deadline.KEEPALIVE, self._limits.keepalive_timeout)
+            self.arm_deadline(Deadline.KEEPALIVE, self._limits.keepalive_timeout)
 
     def _begin_pipelined(self, ex: Exchange) -> None:
         if self._current is not ex or self.closed:
@@ -390,8 +371,6 @@ class HttpConnection(asyncio.Protocol):
             self._enter(Phase.OPEN)
         self.resume_reading(PAUSE_TUNNEL)
 
-    def arm_deadline(self, kind: Deadline, seconds: float) -> None:
-        self._arm(kind, seconds)
 
     def extend_deadline(self, kind: Deadline, seconds: float) -> None:
         """Push the deadline out if it is still of `kind` (traffic on a websocket)."""
@@ -401,7 +380,7 @@ class HttpConnection(asyncio.Protocol):
     def clear_deadline(self) -> None:
         self.deadline_kind = Deadline.NONE
 
-    def _arm(self, kind: Deadline, seconds: float) -> None:
+    def arm_deadline(self, kind: Deadline, seconds: float) -> None:
         self.deadline_kind = kind
         self.deadline = self.state.loop.time() + seconds
 
@@ -443,7 +422,7 @@ class HttpConnection(asyncio.Protocol):
         self._enter(Phase.LINGER)
         self._read_paused = 0
         transport.resume_reading()
-        self._arm(Deadline.LINGER, LINGER_TIMEOUT)
+        self.arm_deadline(Deadline.LINGER, LINGER_TIMEOUT)
 
     def _enter(self, phase: Phase) -> None:
         """The one place the phase changes; a transition not in `_NEXT` is ignored (closing

@@ -40,23 +40,21 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from navigator.config.runtime import PORT_PLACEHOLDER, Config, Tenant
+from navigator.config.runtime import Config, Tenant
 from navigator.tenants.hooks import run_hooks
+from navigator.tenants.launch import close_cgroup, delete_pidfile, spawn_spec, wait_ready
 from navigator.tenants.leftovers import ChildLedger
 from navigator.tenants.managed import ManagedProcesses
 from navigator.tenants.ports import NoFreePort, PortAllocator
 from navigator.tenants.procs import (
     ChildProcess,
-    MemoryCgroup,
     OnceLog,
     OrphanReaper,
-    SpawnSpec,
     kill_pidfile,
     spawn,
     spawn_failure_reason,
 )
 from navigator.tenants.tenantstate import (
-    LOOPBACK,
     RUNNING,
     SERVING,
     TRANSITIONS,
@@ -72,7 +70,6 @@ from navigator.tenants.tenantstate import (
     crash_outcome,
     describe_stop,
     pidfile_path,
-    probe,
     state_of,
     stop_label,
 )
@@ -307,7 +304,8 @@ class Supervisor:
             pidfile = pidfile_path(tenant)
             if pidfile is not None:
                 await kill_pidfile(pidfile, tenant.root)
-            child = await spawn(self._spawn_spec(tenant, port), self._ledger)
+            child = await spawn(spawn_spec(tenant, port, self._environ, self.config.pools,
+                                           self._once), self._ledger)
         except BaseException as exc:
             self._ports.release(port)
             record.port = None
@@ -324,7 +322,8 @@ class Supervisor:
         log.info("tenant %s starting: pid %d, port %d", tenant.name, child.pid, port)
         self.events.tenant_started(tenant.name)
         self._spawn(self._run_tenant_hooks(record, "start"))
-        ready = await self._wait_ready(port, tenant.health_path, child, tenant.ready_timeout)
+        ready = await wait_ready(port, tenant.health_path, child, tenant.ready_timeout,
+                                 self.policy)
         if record.child is not child or child.returncode is not None:
             if record.watch_task is not None:
                 await asyncio.shield(record.watch_task)
@@ -344,55 +343,6 @@ class Supervisor:
                  (loop.time() - began) * 1000)
         self.events.tenant_ready(tenant.name, loop.time() - requested)
         return port
-
-    def _spawn_spec(self, tenant: Tenant, port: int) -> SpawnSpec:
-        env = dict(self._environ)
-        env[tenant.port_env_var] = str(port)
-        env.update(tenant.env)
-        argv = tuple(arg.replace(PORT_PLACEHOLDER, str(port)) for arg in tenant.argv)
-        pools = self.config.pools
-        user, group = tenant.user or pools.user, tenant.group or pools.group
-        if (user or group) and os.geteuid() != 0:
-            self._once.warning("user", "pools.user/group need root: running tenants as %d",
-                               os.geteuid())
-            user = group = ""
-        return SpawnSpec(name=tenant.name or tenant.path, argv=argv, env=env, cwd=tenant.root,
-                         user=user, group=group, cgroup=self._cgroup(tenant))
-
-    def _cgroup(self, tenant: Tenant) -> MemoryCgroup | None:
-        if not tenant.memory_limit:
-            return None
-        if os.geteuid() != 0:
-            self._once.warning("cgroup", "memory limits need root: running without them")
-            return None
-        try:
-            return MemoryCgroup.create(tenant.name, tenant.memory_limit)
-        except OSError as exc:
-            self._once.warning("cgroup", "memory limits unavailable (%s): running without",
-                               exc)
-            return None
-
-    async def _wait_ready(self, port: int, path: str, child: ChildProcess,
-                          limit: float) -> bool:
-        """Poll until any HTTP status line answers; False after `limit` seconds (the tenant's
-        ready_timeout, independent of how long a request waits: a slow boot goes on after
-        the request got the maintenance page, and serves the next one)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        interval = self.policy.probe_first
-        head = (f"GET {path or '/'} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
-                "User-Agent: navigator-readiness\r\nConnection: close\r\n\r\n").encode("latin-1")
-        fast_until = loop.time() + self.policy.probe_fast_phase
-        while child.returncode is None:
-            if await probe(port, head, self.policy.probe_timeout):
-                return True
-            now = loop.time()
-            if now >= deadline:
-                return False
-            await asyncio.sleep(interval)
-            if now >= fast_until:  # a refused connect costs ~50 µs: poll fast at first
-                interval = min(self.policy.probe_max, interval * 1.5)
-        return False
 
     async def _make_room(self, record: TenantRecord, max_size: int) -> None:
         """pools.max_size: evict the least recently used idle tenant, or wait for one."""
@@ -463,8 +413,8 @@ class Supervisor:
                         run_time, how, f"; restart back-off {delay:g}s" if delay else "",
                         "\n".join(f"  | {line}" for line in child.tail) or "  (no output)")
         if child.cgroup is not None:
-            self._close_cgroup(tenant, child.cgroup)
-        self._delete_pidfile(tenant)
+            close_cgroup(tenant, child.cgroup)
+        delete_pidfile(tenant)
         if delay is not None:
             record.backoff_until = loop.time() + delay
             advance(record, S.BACKOFF)
@@ -480,21 +430,6 @@ class Supervisor:
                 except Exception:
                     log.exception("exit listener failed for tenant %s", tenant.name)
         self._notify_capacity()
-
-    def _close_cgroup(self, tenant: Tenant, cgroup: MemoryCgroup) -> None:
-        current, peak = cgroup.usage()
-        if cgroup.oom_killed():
-            log.warning("tenant %s was killed by the OOM killer (peak %d bytes)", tenant.name,
-                        peak)
-        else:
-            log.info("tenant %s memory: current %d, peak %d bytes", tenant.name, current, peak)
-        cgroup.remove()
-
-    def _delete_pidfile(self, tenant: Tenant) -> None:
-        pidfile = pidfile_path(tenant)
-        if pidfile is not None:
-            with contextlib.suppress(OSError):
-                pidfile.unlink()
 
     async def _terminate(self, record: TenantRecord, reason: str,
                          grace: float | None = None) -> None:

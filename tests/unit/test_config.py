@@ -18,7 +18,7 @@ from navigator.config.loader import (
     summarize,
     tenant_env,
 )
-from navigator.config.schema import decode, parse_yaml
+from navigator.config.yamlfile import decode, parse_yaml
 
 
 def load(tmp_path: Path, text: str, environ: Mapping[str, str] | None = None) -> rt.Config:

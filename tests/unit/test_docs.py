@@ -16,7 +16,7 @@ import yaml
 
 from navigator.config.docs import REFERENCE, main, missing_texts, reference_markdown
 from navigator.config.loader import ConfigError
-from navigator.config.schema import decode, parse_yaml
+from navigator.config.yamlfile import decode, parse_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIGS = sorted([REPO / "config.example.yml", *(REPO / "examples").rglob("*.yml")])

@@ -1,0 +1,88 @@
+"""Launching one tenant process: its spawn spec (argv, env, user, memory cgroup), waiting
+for it to answer HTTP, and cleaning up after it exits.
+
+Room: I/O helpers for `supervisor`, which decides when; these only do. No tenant state here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+
+from navigator.config.runtime import PORT_PLACEHOLDER, Pools, Tenant
+from navigator.tenants.procs import ChildProcess, MemoryCgroup, OnceLog, SpawnSpec
+from navigator.tenants.tenantstate import LOOPBACK, SupervisorPolicy, pidfile_path, probe
+
+log = logging.getLogger("navigator.supervisor")
+
+
+def spawn_spec(tenant: Tenant, port: int, environ: Mapping[str, str], pools: Pools,
+               once: OnceLog) -> SpawnSpec:
+    """How to start `tenant` on `port`: its argv and env with the port filled in, the user
+    and group to run as (root only), and a memory cgroup when it has a limit."""
+    env = dict(environ)
+    env[tenant.port_env_var] = str(port)
+    env.update(tenant.env)
+    argv = tuple(arg.replace(PORT_PLACEHOLDER, str(port)) for arg in tenant.argv)
+    user, group = tenant.user or pools.user, tenant.group or pools.group
+    if (user or group) and os.geteuid() != 0:
+        once.warning("user", "pools.user/group need root: running tenants as %d",
+                           os.geteuid())
+        user = group = ""
+    return SpawnSpec(name=tenant.name or tenant.path, argv=argv, env=env, cwd=tenant.root,
+                     user=user, group=group, cgroup=_cgroup(tenant, once))
+
+def _cgroup(tenant: Tenant, once: OnceLog) -> MemoryCgroup | None:
+    if not tenant.memory_limit:
+        return None
+    if os.geteuid() != 0:
+        once.warning("cgroup", "memory limits need root: running without them")
+        return None
+    try:
+        return MemoryCgroup.create(tenant.name, tenant.memory_limit)
+    except OSError as exc:
+        once.warning("cgroup", "memory limits unavailable (%s): running without",
+                           exc)
+        return None
+
+async def wait_ready(port: int, path: str, child: ChildProcess, limit: float,
+                     policy: SupervisorPolicy) -> bool:
+    """Poll until any HTTP status line answers; False after `limit` seconds (the tenant's
+    ready_timeout, independent of how long a request waits: a slow boot goes on after
+    the request got the maintenance page, and serves the next one)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    interval = policy.probe_first
+    head = (f"GET {path or '/'} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
+            "User-Agent: navigator-readiness\r\nConnection: close\r\n\r\n").encode("latin-1")
+    fast_until = loop.time() + policy.probe_fast_phase
+    while child.returncode is None:
+        if await probe(port, head, policy.probe_timeout):
+            return True
+        now = loop.time()
+        if now >= deadline:
+            return False
+        await asyncio.sleep(interval)
+        if now >= fast_until:  # a refused connect costs ~50 µs: poll fast at first
+            interval = min(policy.probe_max, interval * 1.5)
+    return False
+
+
+def close_cgroup(tenant: Tenant, cgroup: MemoryCgroup) -> None:
+    """Log what a tenant's memory cgroup saw (an OOM kill, the peak), then remove it."""
+    current, peak = cgroup.usage()
+    if cgroup.oom_killed():
+        log.warning("tenant %s was killed by the OOM killer (peak %d bytes)", tenant.name,
+                    peak)
+    else:
+        log.info("tenant %s memory: current %d, peak %d bytes", tenant.name, current, peak)
+    cgroup.remove()
+
+def delete_pidfile(tenant: Tenant) -> None:
+    pidfile = pidfile_path(tenant)
+    if pidfile is not None:
+        with contextlib.suppress(OSError):
+            pidfile.unlink()
