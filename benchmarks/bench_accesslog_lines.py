@@ -1,14 +1,14 @@
-"""CPU per access-log line in-process: `AccessLogger.record` plus its batched writes.
+"""CPU per access-log line in-process: `AccessLogger.log` plus its batched writes.
 
     .venv/bin/python benchmarks/bench_accesslog_lines.py            # /dev/null and a pipe
     .venv/bin/python benchmarks/bench_accesslog_lines.py --lines 200000
 
 Room: benchmarks. The part of the access log that the end-to-end `bench_accesslog.py` cannot
-separate from the run-to-run noise of a shared machine: one `record()` per line (formatting,
-buffering) and one write per 64 KiB batch through the never-blocking stdout writer, to
-/dev/null (written directly) and to a pipe that a `cat` drains (the non-blocking path of a
-container's log pipe). The timer never fires, as under load: batches go out by size.
-Best of five runs of `--lines` lines, CPU time of this process.
+separate from the run-to-run noise of a shared machine: one `log(AccessRecord(...))` per line
+(the record, formatting, buffering) and one write per 64 KiB batch through the never-blocking
+stdout writer, to /dev/null (written directly) and to a pipe that a `cat` drains (the
+non-blocking path of a container's log pipe). The timer never fires, as under load: batches
+go out by size. Best of five runs of `--lines` lines, CPU time of this process.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import IO, Any
 if __package__ in (None, ""):  # run as a script: make `navigator` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from navigator.ops.accesslog import AccessLogger
+from navigator.ops.accesslog import AccessLogger, AccessRecord
 
 RECORD: tuple[Any, ...] = (
     1_700_000_000.5, "203.0.113.9", "", "GET", "/files/100b", "HTTP/1.1", 200, 100, "",
@@ -50,7 +50,7 @@ def per_line(target: IO[bytes], lines: int) -> float:
     for _ in range(5):
         start = time.process_time()
         for _ in range(lines):
-            logger.record(*RECORD)
+            logger.log(AccessRecord(*RECORD))
         logger.flush()
         best = min(best, (time.process_time() - start) / lines)
     return best * 1e6

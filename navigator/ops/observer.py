@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING
 
-from navigator.ops.accesslog import AccessLogger
+from navigator.ops.accesslog import AccessLogger, AccessRecord
 from navigator.ops.metrics import Metrics
 from navigator.tenants.idle import MachineIdle, Phase
 
@@ -64,10 +64,10 @@ class RequestRecorder:
             client_ip = remote_user = user_agent = ""
             method = ex.method.decode("latin-1")
         request_id = ex.request_id or x.get(b"x-amzn-trace-id", b"")
-        self.access.record(
+        self.access.log(AccessRecord(
             ex.started, client_ip, remote_user, method, uri,
             _PROTOCOLS.get(ex.http_minor, "HTTP/1.1"), ex.status, ex.bytes_sent,
             request_id.decode("latin-1"), duration, x.get(b"referer", b"").decode("latin-1"),
             user_agent, x.get(b"fly-request-id", b"").decode("latin-1"), tenant,
             ex.response_type, ex.destination, f"tenant:{tenant}" if tenant else "",
-            ex.file_path, ex.error)
+            ex.file_path, ex.error))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from navigator.config.runtime import LoggingSettings, VectorSettings
-from navigator.ops.accesslog import AccessEntry, AccessLogger, bare_ip
+from navigator.ops.accesslog import AccessLogger, AccessRecord, bare_ip
 from navigator.ops.logs import (
     MASK,
     OUTPUT_LOGGER,
@@ -445,7 +445,7 @@ class FakeLoop:
             timer.callback()
 
 
-def entry(**kw: object) -> AccessEntry:
+def entry(**kw: object) -> AccessRecord:
     base: dict[str, object] = {
         "timestamp": 1_700_000_000.5, "client_ip": "203.0.113.9", "method": "GET",
         "uri": "/a?b=1", "protocol": "HTTP/1.1", "status": 200, "body_bytes_sent": 12,
@@ -453,10 +453,10 @@ def entry(**kw: object) -> AccessEntry:
         "user_agent": "curl/8", "fly_request_id": "fly1",
     }
     base.update(kw)
-    return AccessEntry(**base)  # type: ignore[arg-type]
+    return AccessRecord(**base)  # type: ignore[arg-type]
 
 
-def access_doc(logger: AccessLogger, e: AccessEntry) -> dict[str, object]:
+def access_doc(logger: AccessLogger, e: AccessRecord) -> dict[str, object]:
     line = logger.format(e)
     assert b"\n" not in line
     doc: dict[str, object] = json.loads(line)
