@@ -1,6 +1,6 @@
 """Runtime configuration: the frozen, fully resolved form every room reads.
 
-Room: PURE data. `config.resolve()` builds these from the decoded YAML; nothing else
+Room: PURE data. `config.loader.resolve()` builds these from the decoded YAML; nothing else
 constructs them except tests. Everything a request needs is precomputed here (regexes
 compiled, durations in seconds, sizes in bytes, environments expanded, names derived),
 so the hot path never parses, formats or compiles.

@@ -7,17 +7,17 @@ extensions (`server.limits`, `server.pid_file`, `server.metrics`, `server.access
 `server.idle.command|fly_api_socket|count_websockets`, `stamps`, replay `machine`/`methods`,
 tenant `region`/`machine`). `parse_yaml` reads the text with every plain
 scalar as a string, `decode` checks shapes and converts scalars by the target field's type,
-then builds `NavigatorFile`; `config.resolve` turns that into the frozen `runtime.Config`.
+then builds `NavigatorFile`; `config.loader.resolve` turns that into the frozen `runtime.Config`.
 
 Invariants:
 - every scalar that is not an int or bool in the reference is a `str` holding the YAML
   source text (`timeout: 10` is `"10"`, `action: off` is `"off"`); durations and sizes stay
-  strings here and are parsed by `config.resolve`;
+  strings here and are parsed by `config.loader.resolve`;
 - every field has a default except the few the reference cannot run without (a health
   response's `status`, a hook's `command`, a managed process's `name` and `command`), so a
   missing key means "use the default", never an error;
 - `str` fields default to "" meaning "not set"; the defaults the reference documents for
-  them are applied in `config.resolve`, where inheritance (tenant → applications → built-in)
+  them are applied in `config.loader.resolve`, where inheritance (tenant → applications → built-in)
   also happens;
 - `off`, `1:30` and `10` stay strings in string fields; bool fields take true/false plus
   y/yes/on and n/no/off in any case; int fields take YAML 1.2 integers (`~`/empty = default);

@@ -1,6 +1,6 @@
 """The access log: one JSON object per finished request, batched writes.
 
-Room: ops, on the protocol's hot path (about 2 µs a line). Keys and order follow the
+Room: ops, on the request's hot path (about 2 µs a line). Keys and order follow the
 reference (section 16); optional keys appear only when non-empty. Lines are handed to a
 never-blocking `LineWriter` (navigator.ops.logwriter) once per batch (a short timer or 64 KiB),
 so a request never waits for stdout: a stalled stdout drops access lines (counted), it never

@@ -1,7 +1,7 @@
 """What routing decides, and the request facts it decides on.
 
-Room: PURE data shared by `routing` (which returns a Decision) and `protocol` (which acts on
-it). Nothing here does I/O. A Decision is either a complete response built by pure code
+Room: PURE data shared by `routing` (which returns a Decision) and `web.handlers` (which acts
+on it). Nothing here does I/O. A Decision is either a complete response built by pure code
 (`Respond`), a file to stream (`ServeFile`), or a place to relay the request to
 (`ProxyTenant`, `ProxyExternal`), plus the few special endpoints that own the connection.
 """

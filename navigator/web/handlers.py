@@ -1,8 +1,10 @@
-"""Acting on a Decision: one function per kind, called by the protocol's dispatch.
+"""Acting on a request: `handle` routes it and `dispatch` acts on the Decision, one function
+per kind.
 
-Room: I/O glue. Each function takes the client protocol, the exchange and the decision, and
-either answers at once or installs a handler that produces the response. Pure choices
-(what to answer) were made by `routing`; sequencing and waiting happen here.
+Room: I/O glue. Each function takes the client (the narrow `http.client.Client`), the
+exchange and the decision, and either answers at once or installs a handler that produces
+the response. Pure choices (what to answer) were made by `routing`; sequencing and waiting
+happen here. Failures are named with `http.failure.Failure`, never as status numbers.
 
 Invariants:
 - the fast path (tenant ready, pooled backend connection) runs without creating a task;
