@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("navigator.proxy")
 
+_UPSTREAM, _WEBSOCKET = Deadline.UPSTREAM, Deadline.WEBSOCKET  # module globals: cheaper to read
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _NO_DROP: frozenset[bytes] = frozenset()
 
@@ -80,7 +81,7 @@ class ProxyExchange:
 
     __slots__ = (
         "attempts", "client", "conn", "connecting", "ex", "head", "key", "out", "rechunk",
-        "response_headers", "tenant", "tunnel_open",
+        "response_headers", "tenant", "tunnel_open", "waiting_armed",
     )
 
     def __init__(self, client: Client, ex: Exchange, head: bytes,
@@ -97,6 +98,7 @@ class ProxyExchange:
         self.out: list[bytes | memoryview] = []  # response bytes of one upstream packet
         self.attempts = 0
         self.tunnel_open = False
+        self.waiting_armed = False  # the upstream deadline runs (armed when the request ended)
 
     def describe(self) -> str:
         """For the connection dump: where this exchange is waiting."""
@@ -160,8 +162,9 @@ class ProxyExchange:
         if ex.request_complete:
             if ex.chunked:
                 parts.append(wire.LAST_CHUNK)
-            client.arm_deadline(Deadline.UPSTREAM,
+            client.arm_deadline(_UPSTREAM,
                                 ex.snapshot.config.limits.upstream_response_timeout)
+            self.waiting_armed = True
         conn.writelines(parts)
 
     # --- client -> upstream (Handler) ------------------------------------------------------
@@ -178,9 +181,10 @@ class ProxyExchange:
             return
         if self.ex.chunked:
             conn.write(wire.LAST_CHUNK)
-        if not self.ex.head_sent:
-            self.client.arm_deadline(Deadline.UPSTREAM,
+        if not self.ex.head_sent and not self.waiting_armed:  # not already armed by _attach
+            self.client.arm_deadline(_UPSTREAM,
                                      self.ex.snapshot.config.limits.upstream_response_timeout)
+            self.waiting_armed = True
 
     def client_paused(self) -> None:
         if self.conn is not None:
@@ -287,7 +291,7 @@ class ProxyExchange:
         client.finish_tunnel_exchange(ex)
         ws_idle = ex.snapshot.config.limits.websocket_idle_timeout
         if ws_idle:
-            client.arm_deadline(Deadline.WEBSOCKET, ws_idle)
+            client.arm_deadline(_WEBSOCKET, ws_idle)
         if pending and self.conn is not None:
             self.conn.write(pending)
         if client.client_eof:  # the client's FIN came before the 101: pass it on now
@@ -350,7 +354,7 @@ class ProxyExchange:
     def _touch_tunnel(self) -> None:
         ws_idle = self.ex.snapshot.config.limits.websocket_idle_timeout
         if ws_idle:
-            self.client.extend_deadline(Deadline.WEBSOCKET, ws_idle)
+            self.client.extend_deadline(_WEBSOCKET, ws_idle)
 
     def _close_tunnel_accounting(self) -> None:
         if not self.tunnel_open:
