@@ -90,6 +90,15 @@ class RequestReader:
         "_url_bytes",
     )
 
+    _head_bytes: int
+    _url_bytes: int
+    _host_count: int
+    _content_lengths: list[bytes]
+    _transfer_codings: list[bytes]
+    _conn_tokens: frozenset[bytes]
+    _in_trailers: bool
+    _head_fed: int
+
     def __init__(self, sink: ReaderSink, limits: Limits) -> None:
         self._sink = sink
         self._limits = limits
@@ -97,15 +106,10 @@ class RequestReader:
         self._parsing: Exchange | None = None
         self._last_parsed: Exchange | None = None
         self._error: wire.HttpError | None = None
-        self._head_bytes = 0
-        self._url_bytes = 0
-        self._host_count = 0
-        self._content_lengths: list[bytes] = []
-        self._transfer_codings: list[bytes] = []
-        self._conn_tokens: frozenset[bytes] = frozenset()
+        # The per-message counters (_head_bytes, _url_bytes, _host_count, _content_lengths,
+        # _transfer_codings, _conn_tokens, _in_trailers, _head_fed) are set by
+        # on_message_begin before anything reads them: a connection costs fewer stores.
         self._in_head = False
-        self._in_trailers = False
-        self._head_fed = 0
         self._body_left = 0  # Content-Length bytes of the request being parsed not yet seen
         self._raw_left = 0  # > 0: that body is being taken without the parser
 
