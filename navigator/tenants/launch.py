@@ -12,7 +12,8 @@ import logging
 import os
 from collections.abc import Mapping
 
-from navigator.config.runtime import PORT_PLACEHOLDER, Pools, Tenant
+from navigator.config.runtime import PORT_PLACEHOLDER, Config, Pools, Tenant
+from navigator.tenants.hooks import run_hooks
 from navigator.tenants.procs import ChildProcess, MemoryCgroup, OnceLog, SpawnSpec
 from navigator.tenants.tenantstate import LOOPBACK, SupervisorPolicy, pidfile_path, probe
 
@@ -86,3 +87,28 @@ def delete_pidfile(tenant: Tenant) -> None:
     if pidfile is not None:
         with contextlib.suppress(OSError):
             pidfile.unlink()
+
+
+async def run_tenant_hooks(config: Config, tenant: Tenant, port: int | None, which: str,
+                           environ: Mapping[str, str]) -> bool:
+    """The `which` hooks of `tenant`: the defaults, then its own list, in its root (where a
+    migration or a relative path in args means what the tenant's own process takes it to)."""
+    defaults = getattr(config.tenant_hooks, which)
+    own = getattr(tenant.hooks, which)
+    if not defaults and not own:
+        return True
+    env = {**environ, **dict(tenant.env)}
+    variables = {"name": tenant.name, "path": tenant.path, "root": str(tenant.root),
+                 "port": str(port or "")}
+    # A stop hook must fit the shutdown budget; a before_start hook holds the start, so it
+    # gets as long as the boot itself may take. A start hook runs beside the boot.
+    timeout = {"stop": config.limits.stop_hook_timeout,
+               "before_start": tenant.ready_timeout}.get(which)
+    result = await run_hooks(defaults, env, variables=variables, cwd=tenant.root,
+                             default_timeout=timeout)
+    if result.ok:
+        result = await run_hooks(own, env, variables=variables, cwd=tenant.root,
+                                 default_timeout=timeout)
+    if not result.ok:
+        log.warning("tenant %s %s hooks failed", tenant.name, which)
+    return result.ok

@@ -15,7 +15,9 @@ Invariants:
 - every child is watched: on exit its port is freed, exit listeners run, its cgroup is
   removed; the next request starts a fresh process;
 - idle stop uses one timer per tenant (re-armed lazily from `last_active`, the end of the
-  last request), never a periodic scan of all tenants;
+  last request), never a periodic scan of all tenants; `pools.max_size` evicts the least
+  recently used idle tenant or makes the start wait (both timers and the pool limit live in
+  `capacity`; what a stop means stays here);
 - readiness = any HTTP status line from `GET <health_path>` on 127.0.0.1:<port>, polled
   every 5 ms for the first 0.5 s, then backing off to 100 ms, so cold-start overhead stays
   close to the app's own boot time; a boot may take the tenant's `ready_timeout` (how long a
@@ -41,8 +43,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from navigator.config.runtime import Config, Tenant
-from navigator.tenants.hooks import run_hooks
-from navigator.tenants.launch import close_cgroup, delete_pidfile, spawn_spec, wait_ready
+from navigator.tenants.capacity import IdleTimers, PoolLimit
+from navigator.tenants.launch import (
+    close_cgroup,
+    delete_pidfile,
+    run_tenant_hooks,
+    spawn_spec,
+    wait_ready,
+)
 from navigator.tenants.leftovers import ChildLedger
 from navigator.tenants.managed import ManagedProcesses
 from navigator.tenants.ports import NoFreePort, PortAllocator
@@ -70,6 +78,7 @@ from navigator.tenants.tenantstate import (
     crash_outcome,
     describe_stop,
     pidfile_path,
+    record_status,
     state_of,
     stop_label,
 )
@@ -99,9 +108,9 @@ class Supervisor:
         self._ports = PortAllocator(config.pools.start_port, config.pools.port_count)
         self._listeners: list[ExitListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._capacity_lock: asyncio.Lock | None = None
-        self._capacity_changed: asyncio.Event | None = None
         self._closing = False
+        self._pool = PoolLimit(self._all_records, self._stop_with_hooks)
+        self._idle = IdleTimers(lambda: self.config.pools.idle_timeout, self._idle_due)
         self._use_order = itertools.count(1)
         self._once = OnceLog()
         self._reaper = OrphanReaper()
@@ -146,11 +155,11 @@ class Supervisor:
         `hooks_within` cuts the tenants' stop hooks off (their trees killed) so the whole
         stop fits the shutdown budget (shutdownplan).
         """
-        self._closing = True
+        self._closing = self._idle.closed = True
         self._reaper.stop()
-        records = [*self._records.values(), *self._retired]
+        records = self._all_records()
         for record in records:
-            self._cancel_idle(record)
+            self._idle.cancel(record)
         await asyncio.gather(*(self._stop_for_shutdown(r, grace, hooks_within)
                                for r in records), return_exceptions=True)
         for record in records:
@@ -268,9 +277,9 @@ class Supervisor:
             if record.state in SERVING:
                 self._spawn(self._stop_with_hooks(record, "removed by reload"))
         elif record.idle_handle is None:
-            self._arm_idle(record)
-        if self._capacity_changed is not None:
-            self._notify_capacity()
+            self._idle.arm(record)
+        if self._pool.waiting:
+            self._pool.changed()
 
     # --- start -------------------------------------------------------------------------------
     def _start_done(self, record: TenantRecord, task: asyncio.Task[int]) -> None:
@@ -282,7 +291,7 @@ class Supervisor:
     async def _start(self, record: TenantRecord) -> int:
         requested = asyncio.get_running_loop().time()  # cold start = first request → ready
         if self.config.pools.max_size:
-            await self._make_room(record, self.config.pools.max_size)
+            await self._pool.make_room(record, self.config.pools.max_size)
         else:
             advance(record, S.STARTING)
         tenant = record.tenant
@@ -338,48 +347,11 @@ class Supervisor:
         advance(record, S.READY)
         record.last_active = loop.time()
         record.touched = next(self._use_order)
-        self._arm_idle(record)
+        self._idle.arm(record)
         log.info("tenant %s ready on port %d after %.0f ms", tenant.name, port,
                  (loop.time() - began) * 1000)
         self.events.tenant_ready(tenant.name, loop.time() - requested)
         return port
-
-    async def _make_room(self, record: TenantRecord, max_size: int) -> None:
-        """pools.max_size: evict the least recently used idle tenant, or wait for one."""
-        if self._capacity_lock is None:
-            self._capacity_lock = asyncio.Lock()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + record.tenant.startup_timeout
-        async with self._capacity_lock:
-            while self._running_count() >= max_size:
-                victim = self._least_recently_used(exclude=record)
-                if victim is not None:
-                    log.info("pool full (%d): stopping idle tenant %s", max_size,
-                             victim.tenant.name)
-                    await self._stop_with_hooks(victim, "evicted (pool full)")
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise TenantUnavailable(f"pool full ({max_size} tenants busy)")
-                if self._capacity_changed is None:
-                    self._capacity_changed = asyncio.Event()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._capacity_changed.wait(), remaining)
-            advance(record, S.STARTING)
-
-    def _running_count(self) -> int:
-        records = [*self._records.values(), *self._retired]
-        return sum(1 for r in records if r.state in RUNNING)
-
-    def _least_recently_used(self, exclude: TenantRecord) -> TenantRecord | None:
-        idle = [r for r in [*self._records.values(), *self._retired]
-                if r is not exclude and r.state is S.READY and not r.busy]
-        return min(idle, key=lambda r: r.touched, default=None)
-
-    def _notify_capacity(self) -> None:
-        event, self._capacity_changed = self._capacity_changed, None
-        if event is not None:
-            event.set()
 
     # --- exit, stop --------------------------------------------------------------------------
     async def _watch(self, record: TenantRecord, child: ChildProcess) -> None:
@@ -396,7 +368,7 @@ class Supervisor:
         record.port = None
         if port is not None:
             self._ports.release(port)
-        self._cancel_idle(record)
+        self._idle.cancel(record)
         run_time = loop.time() - record.spawned_at
         expected = record.state is S.STOPPING
         how = child.describe_exit(status)
@@ -429,7 +401,7 @@ class Supervisor:
                     listener(tenant, port)
                 except Exception:
                     log.exception("exit listener failed for tenant %s", tenant.name)
-        self._notify_capacity()
+        self._pool.changed()
 
     async def _terminate(self, record: TenantRecord, reason: str,
                          grace: float | None = None) -> None:
@@ -446,7 +418,7 @@ class Supervisor:
             if record.state is not S.STOPPING:
                 advance(record, S.STOPPING)
                 record.stop_reason = stop_label(reason)
-            self._cancel_idle(record)
+            self._idle.cancel(record)
             log.info("stopping tenant %s (%s)", record.tenant.name, reason)
             await child.stop(self.policy.stop_grace if grace is None else grace)
             if record.watch_task is not None:
@@ -459,7 +431,7 @@ class Supervisor:
         if record.state is not S.READY:
             return
         advance(record, S.DRAINING)
-        self._cancel_idle(record)
+        self._idle.cancel(record)
         seen = record.activity
         await self._run_tenant_hooks(record, "stop")
         if state_of(record) is not S.DRAINING:
@@ -470,33 +442,13 @@ class Supervisor:
             advance(record, S.READY)
             self._spawn(self._run_tenant_hooks(record, "start"))
             if not record.busy:
-                self._arm_idle(record)
+                self._idle.arm(record)
             return
         await self._terminate(record, reason)
 
     async def _run_tenant_hooks(self, record: TenantRecord, which: str) -> bool:
-        """Defaults, then the tenant's own list, in the tenant's root (where a migration or
-        a relative path in args means what the tenant's own process would take it to)."""
-        tenant = record.tenant
-        defaults = getattr(self.config.tenant_hooks, which)
-        own = getattr(tenant.hooks, which)
-        if not defaults and not own:
-            return True
-        env = {**self._environ, **dict(tenant.env)}
-        variables = {"name": tenant.name, "path": tenant.path, "root": str(tenant.root),
-                     "port": str(record.port or "")}
-        # A stop hook must fit the shutdown budget; a before_start hook holds the start, so
-        # it gets as long as the boot itself may take. A start hook runs beside the boot.
-        timeout = {"stop": self.config.limits.stop_hook_timeout,
-                   "before_start": tenant.ready_timeout}.get(which)
-        result = await run_hooks(defaults, env, variables=variables, cwd=tenant.root,
-                                 default_timeout=timeout)
-        if result.ok:
-            result = await run_hooks(own, env, variables=variables, cwd=tenant.root,
-                                     default_timeout=timeout)
-        if not result.ok:
-            log.warning("tenant %s %s hooks failed", tenant.name, which)
-        return result.ok
+        return await run_tenant_hooks(self.config, record.tenant, record.port, which,
+                                      self._environ)
 
     def _retire(self, record: TenantRecord) -> None:
         record.retired = True
@@ -504,30 +456,13 @@ class Supervisor:
         if not record.busy and record.state in SERVING:
             self._spawn(self._stop_with_hooks(record, "replaced by reload"))
 
-    # --- idle timer --------------------------------------------------------------------------
-    def _arm_idle(self, record: TenantRecord) -> None:
-        timeout = self.config.pools.idle_timeout
-        if record.state is not S.READY or record.busy or not timeout or self._closing:
-            return
-        loop = asyncio.get_running_loop()
-        self._cancel_idle(record)
-        record.idle_handle = loop.call_at(record.last_active + timeout, self._idle_due, record)
-
-    def _cancel_idle(self, record: TenantRecord) -> None:
-        if record.idle_handle is not None:
-            record.idle_handle.cancel()
-            record.idle_handle = None
-
     def _idle_due(self, record: TenantRecord) -> None:
-        record.idle_handle = None
-        if record.state is not S.READY or record.busy:
-            return  # re-armed when the last request finishes
-        if record.last_active + self.config.pools.idle_timeout > asyncio.get_running_loop().time():
-            self._arm_idle(record)
-            return
         self._spawn(self._stop_with_hooks(record, "idle"))
 
     # --- misc --------------------------------------------------------------------------------
+    def _all_records(self) -> list[TenantRecord]:
+        return [*self._records.values(), *self._retired]
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -541,16 +476,7 @@ class Supervisor:
     def status(self) -> list[dict[str, object]]:
         """Per-tenant facts for metrics and the status page."""
         offset = time.time() - asyncio.get_running_loop().time()
-        return [{
-            "name": record.tenant.name, "path": record.tenant.path,
-            "state": record.state.value,
-            "pid": record.child.pid if record.child is not None else None,
-            "port": record.port,
-            "started_at": record.started_wall if record.child is not None else None,
-            "last_request": record.last_active + offset if record.last_active else None,
-            "in_flight": record.in_flight, "websockets": record.websockets,
-            "retired": record.retired,
-        } for record in [*self._records.values(), *self._retired]]
+        return [record_status(record, offset) for record in self._all_records()]
 
     def managed_status(self) -> list[dict[str, object]]:
         return self.managed.status()

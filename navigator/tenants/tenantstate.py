@@ -171,6 +171,21 @@ class TenantRecord:
         return self.in_flight > 0 or (self.tenant.track_websockets and self.websockets > 0)
 
 
+def record_status(record: TenantRecord, wall_offset: float) -> dict[str, object]:
+    """One tenant's facts for metrics and the status page (`wall_offset` turns loop time
+    into wall-clock time)."""
+    running = record.child is not None
+    return {
+        "name": record.tenant.name, "path": record.tenant.path, "state": record.state.value,
+        "pid": record.child.pid if record.child is not None else None,
+        "port": record.port,
+        "started_at": record.started_wall if running else None,
+        "last_request": record.last_active + wall_offset if record.last_active else None,
+        "in_flight": record.in_flight, "websockets": record.websockets,
+        "retired": record.retired,
+    }
+
+
 def describe_stop(status: int, how: str) -> str:
     """An exit navigator asked for, in words. Exit status 0, or death by the SIGTERM we sent,
     is a clean stop: Puma and uvicorn drain and then re-raise SIGTERM, and a process without a
