@@ -280,7 +280,9 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.machine": "Extension: the Fly machine it lives on (wins over region).",
     "TenantHooksSpec.before_start": "Extension: run before the tenant's process is spawned; "
     "the start waits for them (migrations). A failure means no spawn: the request gets "
-    "503. A hook without its own timeout is killed after the tenant's `ready_timeout`.",
+    "503; failing again right away puts the tenant in the crash back-off (503 without a "
+    "run until it ends). A hook without its own timeout is killed after the tenant's "
+    "`ready_timeout`.",
     "TenantHooksSpec.start": "Run after the tenant's process is spawned, alongside its boot "
     "(the first request may arrive before they finish).",
     "TenantHooksSpec.stop": "Run before the tenant's process is stopped.",

@@ -11,7 +11,7 @@ Invariants:
   dying within `crash_window` of its start (1 s, 2 s, 4 s … capped, answered with 503);
 - single flight: concurrent `ensure_ready` calls for one tenant share one start task;
 - a start runs the `before_start` hooks (defaults, then the tenant's) and spawns only if
-  they succeed; `start` hooks run alongside the boot; every tenant hook runs in its root;
+  they succeed (consecutive failures back off as quick crashes do); `start` hooks run alongside the boot; every tenant hook runs in its root;
 - every child is watched: on exit its port is freed, exit listeners run, its cgroup is
   removed; the next request starts a fresh process;
 - idle stop uses one timer per tenant (re-armed lazily from `last_active`, the end of the
@@ -318,7 +318,7 @@ class Supervisor:
         except BaseException as exc:
             self._ports.release(port)
             record.port = None
-            advance(record, S.STOPPED)
+            self._launch_failed(record, isinstance(exc, TenantHookFailed))
             if isinstance(exc, (OSError, ValueError, KeyError, subprocess.SubprocessError)):
                 reason = spawn_failure_reason(exc)
                 log.error("tenant %s could not be launched: %s", tenant.name, reason)
@@ -352,6 +352,19 @@ class Supervisor:
                  (loop.time() - began) * 1000)
         self.events.tenant_ready(tenant.name, loop.time() - requested)
         return port
+
+    def _launch_failed(self, record: TenantRecord, hooks_failed: bool) -> None:
+        """Back to stopped; failing before_start hooks back off as a crashing process does
+        (a broken migration is not re-run by every maintenance-page refresh)."""
+        if hooks_failed:
+            record.quick_crashes, delay = crash_outcome(0.0, record.quick_crashes, self.policy)
+            if delay is not None:
+                log.warning("tenant %s: before_start hooks keep failing; next try in %gs",
+                            record.tenant.name, delay)
+                record.backoff_until = asyncio.get_running_loop().time() + delay
+                advance(record, S.BACKOFF)
+                return
+        advance(record, S.STOPPED)
 
     # --- exit, stop --------------------------------------------------------------------------
     async def _watch(self, record: TenantRecord, child: ChildProcess) -> None:

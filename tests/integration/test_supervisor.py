@@ -115,6 +115,33 @@ def test_failed_before_start_hook_spawns_nothing_and_frees_the_port(tmp_path: Pa
     run(body)
 
 
+def test_failing_before_start_hook_backs_off_like_a_crash(tmp_path: Path) -> None:
+    """A before_start hook that keeps failing is not re-run by every request (each refresh
+    of the maintenance page would run a broken migration again): the second consecutive
+    failure puts the tenant in back-off, and requests meanwhile get 503 without a run."""
+    runs = tmp_path / "runs"
+    broken = Hook(PY, ("-c", "import sys; open(sys.argv[1], 'a').write('x'); sys.exit(5)",
+                       str(runs)))
+
+    async def body() -> None:
+        tenant = make_tenant("broken", tmp_path, hooks=TenantHooks(before_start=(broken,)))
+        sup = Supervisor(make_config(tmp_path, (tenant,)),
+                         policy=replace(FAST, backoff_first=30.0))
+        with pytest.raises(TenantHookFailed):
+            await sup.ensure_ready(tenant)
+        assert state_of(sup, "broken") == "stopped"  # one failure: the next request retries
+        with pytest.raises(TenantHookFailed):
+            await sup.ensure_ready(tenant)
+        assert state_of(sup, "broken") == "backoff"
+        with pytest.raises(TenantUnavailable, match="crash-looping") as info:
+            await sup.ensure_ready(tenant)
+        assert info.value.status == 503
+        assert runs.read_text() == "xx"  # the third request ran nothing
+        assert our_descendants() == []
+        await sup.shutdown(1.0)
+    run(body)
+
+
 def test_crash_detected_port_freed_listener_told_and_restarted(tmp_path: Path) -> None:
     async def body() -> None:
         tenant = make_tenant("c", tmp_path)
