@@ -183,15 +183,18 @@ def serve(config_path: str) -> int:
         log.warning("config: %s", warning)
     from navigator.server import Server
 
+    server = Server(config, outputs=outputs)
     try:
-        return run_on_uvloop(Server(config, outputs=outputs).run())
+        return run_on_uvloop(server.run())
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:
         return 130
     finally:
-        outputs.close()  # what a stalled stdout still holds: written within a deadline
+        # What a stalled stdout still holds is written within a deadline; a reload that
+        # changed `logging` left the server with destinations of its own.
+        server.outputs.close()
 
 
 def run_on_uvloop(main: Coroutine[Any, Any, int]) -> int:

@@ -32,7 +32,7 @@ from navigator.config.shutdownplan import phase_window, plan_shutdown
 from navigator.http.connection import HttpConnection
 from navigator.http.state import ServerState
 from navigator.ops.accesslog import AccessLogger, open_access_log
-from navigator.ops.logs import LogOutputs
+from navigator.ops.logs import LogOutputs, configure_logging
 from navigator.ops.logwriter import FdLineWriter, FileLineWriter
 from navigator.ops.metrics import Metrics
 from navigator.ops.metricsserver import start_metrics_listener
@@ -85,7 +85,7 @@ class Server:
         snapshot = build_snapshot(config)
         for warning in snapshot_warnings(snapshot):
             log.warning("config: %s", warning)
-        access_file = self._open_access_log(config)
+        access_file = self._access_file = self._open_access_log(config)
         children_file = state_path(config.pid_file)
         await asyncio.to_thread(stop_leftovers, children_file)  # a killed server's strays
         self._write_pid_file(config.pid_file)
@@ -235,6 +235,8 @@ class Server:
         try:
             config = load_config(path, self.environ)
             snapshot = build_snapshot(config, previous=self.state.snapshot)
+            new_logging = config.logging != self.config.logging
+            access_file = self._open_access_log(config) if new_logging else self._access_file
         except (ConfigError, ValueError, OSError) as exc:
             log.error("reload of %s rejected, keeping the running config: %s", path, exc)
             return False
@@ -246,12 +248,18 @@ class Server:
             except OSError as exc:
                 log.error("reload of %s rejected: cannot listen on %s:%d: %s", path,
                           config.listen.host or "*", config.listen.port, exc)
+                if new_logging and access_file is not None:
+                    access_file.close()
                 return False
         if config.metrics != self.config.metrics:
             try:
                 await self._listen_metrics(config)
             except OSError as exc:  # the public side changed already: keep going, say so
                 log.error("metrics listener not moved: %s", exc)
+        if new_logging:
+            self._swap_logging(config, access_file)
+        self.state.observer = RequestRecorder(self._access_logger(), self.metrics,
+                                              config.trust_proxy)
         self.state.snapshot = snapshot
         self.config = config
         self.loaded_at = time.time()
@@ -380,13 +388,36 @@ class Server:
         return drops
 
     def _open_access_log(self, config: Config) -> FileLineWriter | None:
-        """`access_log: <path>`: opened before anything starts, so a bad path exits at once."""
+        """`access_log: <path>`: opened before anything starts (or before a reload swaps),
+        so a bad path exits at once (or rejects the reload)."""
         try:
-            self._access_file = open_access_log(config.logging)
+            return open_access_log(config.logging)
         except OSError as exc:
             raise ConfigError(f"access_log: cannot open {config.logging.access_log_file}: "
                               f"{exc.strerror or exc}") from exc
-        return self._access_file
+
+    def _access_logger(self) -> AccessLogger:
+        assert self.access is not None
+        return self.access
+
+    def _swap_logging(self, config: Config, access_file: FileLineWriter | None) -> None:
+        """A reload that changed `logging`: format, file, Vector and the access log's
+        destination follow it. stdout's writer is kept (same descriptor, and whatever a
+        stalled pipe still holds); the old access logger is flushed before its
+        destinations close, so no line is lost in the swap."""
+        assert self.state is not None
+        self._access_logger().close()  # flush into the old destinations
+        outputs = configure_logging(config.logging, stdout=self.outputs.stdout)
+        old_file, self._access_file = self._access_file, access_file
+        self.outputs = outputs
+        self.access = AccessLogger(access_file if access_file is not None else outputs.stdout,
+                                   config.logging.access_log, outputs.vector,
+                                   loop=self.state.loop)
+        if old_file is not None and old_file is not access_file:
+            old_file.close()
+        log.info("logging reconfigured (format %s, access log %s)", config.logging.format,
+                 config.logging.access_log_file or
+                 ("stdout" if config.logging.access_log else "off"))
 
     def _write_pid_file(self, path: Path) -> None:
         try:

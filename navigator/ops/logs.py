@@ -483,11 +483,13 @@ _OWNED_LOGGERS = (ROOT_LOGGER, OUTPUT_LOGGER, "asyncio")
 
 
 def configure_logging(settings: LoggingSettings, level: str | None = None,
-                      stream: IO[Any] | None = None) -> LogOutputs:
+                      stream: IO[Any] | None = None, *,
+                      stdout: LineWriter | None = None) -> LogOutputs:
     """Install navigator's handlers (replacing earlier ones) and return the destinations.
     `stream` defaults to stdout (fd 1, made non-blocking: see `navigator.ops.logwriter`).
     asyncio's own error reports go to the same console handler rather than to a blocking
-    stderr."""
+    stderr. A reload passes the running `stdout` writer: it is kept (with what it still
+    holds for a stalled pipe), while the file and Vector destinations are replaced."""
     root = logging.getLogger(ROOT_LOGGER)
     output = logging.getLogger(OUTPUT_LOGGER)
     for name in _OWNED_LOGGERS:
@@ -495,14 +497,19 @@ def configure_logging(settings: LoggingSettings, level: str | None = None,
         for handler in list(logger.handlers):
             if name != "asyncio" or isinstance(handler, LineHandler):
                 logger.removeHandler(handler)
-                handler.close()
+                if not (isinstance(handler, LineHandler) and handler.writer is stdout):
+                    handler.close()
     root.setLevel(resolve_level(level))
     root.propagate = False
     json_format = settings.format == "json"
     formatter = JsonFormatter() if json_format else TextFormatter()
     notice = record_notice(formatter)
-    writer = (FdLineWriter(1, "stdout", notice=notice) if stream is None
-              else writer_for_stream(stream, "stdout", notice))
+    if stdout is not None:
+        writer = stdout
+    elif stream is None:
+        writer = FdLineWriter(1, "stdout", notice=notice)
+    else:
+        writer = writer_for_stream(stream, "stdout", notice)
     console = LineHandler(writer, formatter)
     root.addHandler(console)
     logging.getLogger("asyncio").addHandler(console)

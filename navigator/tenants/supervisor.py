@@ -11,7 +11,8 @@ Invariants:
   dying within `crash_window` of its start (1 s, 2 s, 4 s … capped, answered with 503);
 - single flight: concurrent `ensure_ready` calls for one tenant share one start task;
 - a start runs the `before_start` hooks (defaults, then the tenant's) and spawns only if
-  they succeed (consecutive failures back off as quick crashes do); `start` hooks run alongside the boot; every tenant hook runs in its root;
+  they succeed (consecutive failures back off as quick crashes do); `start` hooks run
+  alongside the boot; every tenant hook runs in its root;
 - every child is watched: on exit its port is freed, exit listeners run, its cgroup is
   removed; the next request starts a fresh process;
 - idle stop uses one timer per tenant (re-armed lazily from `last_active`, the end of the
@@ -223,7 +224,8 @@ class Supervisor:
                 await asyncio.shield(record.stop_task)
                 continue
             if record.retired and record.start_task is None:
-                record = self._lookup(self._current_definition(tenant))
+                latest = self._records.get(tenant.path)  # the reload's definition
+                record = self._lookup(latest.tenant if latest is not None else tenant)
                 continue
             task = record.start_task
             if task is None:
@@ -237,10 +239,6 @@ class Supervisor:
                 if task.cancelled() and (current is None or not current.cancelling()):
                     raise TenantUnavailable("start abandoned: server shutting down") from None
                 raise
-
-    def _current_definition(self, tenant: Tenant) -> Tenant:
-        record = self._records.get(tenant.path)
-        return record.tenant if record is not None else tenant
 
     def request_started(self, tenant: Tenant) -> None:
         record = self._records.get(tenant.path)
@@ -356,15 +354,16 @@ class Supervisor:
     def _launch_failed(self, record: TenantRecord, hooks_failed: bool) -> None:
         """Back to stopped; failing before_start hooks back off as a crashing process does
         (a broken migration is not re-run by every maintenance-page refresh)."""
+        delay = None
         if hooks_failed:
             record.quick_crashes, delay = crash_outcome(0.0, record.quick_crashes, self.policy)
-            if delay is not None:
-                log.warning("tenant %s: before_start hooks keep failing; next try in %gs",
-                            record.tenant.name, delay)
-                record.backoff_until = asyncio.get_running_loop().time() + delay
-                advance(record, S.BACKOFF)
-                return
-        advance(record, S.STOPPED)
+        if delay is None:
+            advance(record, S.STOPPED)
+            return
+        log.warning("tenant %s: before_start hooks keep failing; next try in %gs",
+                    record.tenant.name, delay)
+        record.backoff_until = asyncio.get_running_loop().time() + delay
+        advance(record, S.BACKOFF)
 
     # --- exit, stop --------------------------------------------------------------------------
     async def _watch(self, record: TenantRecord, child: ChildProcess) -> None:

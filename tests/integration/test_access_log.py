@@ -13,6 +13,7 @@ import hashlib
 import json
 import random
 import re
+import signal
 import socket
 import struct
 import sys
@@ -552,6 +553,43 @@ def test_access_log_to_a_file(tmp_path: Path, where: str) -> None:
     assert nav.lines[-1].endswith(STOPPED["text"]), nav.lines[-1]
     assert access_lines(nav) == []  # nothing on stdout
     assert len(logged()) == 1
+
+
+def test_reload_applies_logging_changes(tmp_path: Path) -> None:
+    """A reload that changes `logging` takes effect like every other key: the access log
+    turned on, then moved to a file; navigator's own lines switch to JSON. The reference
+    re-applies logging on reload; before, all of this waited for a restart."""
+    config = small_config(tmp_path, "logging:\n  access_log: false")
+    target = tmp_path / "access.log"
+    with run_navigator(config) as nav:
+        first, second, third = new_id(), new_id(), new_id()
+        assert request(nav.port, "GET", "/b/one", headers={"X-Request-Id": first},
+                       timeout=20).status == 200
+        config.write_text(config.read_text().replace(
+            "  access_log: false", "  access_log: true\n  format: json"))
+        nav.process.send_signal(signal.SIGHUP)
+        nav.wait_for_output(r"configuration reloaded")
+        assert request(nav.port, "GET", "/b/two", headers={"X-Request-Id": second},
+                       timeout=20).status == 200
+        access_line(nav, "request_id", second)  # on stdout now
+        nav.wait_for_output(r'"message":"configuration reloaded')  # own lines in JSON
+        config.write_text(config.read_text().replace("  access_log: true",
+                                                     f"  access_log: {target}"))
+        nav.process.send_signal(signal.SIGHUP)
+        nav.wait_for_output(r"logging reconfigured \(format json, access log " + str(target))
+
+        def in_file() -> list[dict[str, object]]:
+            lines = target.read_text().splitlines() if target.exists() else []
+            return [doc for doc in map(parse_access, lines) if doc is not None]
+
+        assert request(nav.port, "GET", "/b/three", headers={"X-Request-Id": third},
+                       timeout=20).status == 200
+        wait_until(in_file, timeout=10, message="an access line in the file")
+    ids = [doc["request_id"] for doc in access_lines(nav)]
+    assert first not in ids  # logged while the access log was off
+    assert ids.count(second) == 1
+    assert third not in ids  # went to the file
+    assert [doc["request_id"] for doc in in_file()] == [third]
 
 
 # --- defects this file found, fixed -------------------------------------------------------------
