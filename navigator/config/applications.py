@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
+from urllib.parse import quote
 
 from navigator.config import runtime as rt
 from navigator.config import schema as sc
@@ -156,16 +157,23 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
                 raise ConfigError(f"{value!r} is not a valid Fly {which} name (letters, "
                                   "digits and '-')", (*key, which))
         wait = ctx.seconds(spec.startup_timeout, (*key, "startup_timeout"), startup)
+        strip = _inherit(spec.strip_prefix, apps.strip_prefix)
+        prefix = path.rstrip("/")  # "" for a tenant at "/": nothing to strip or scope
+        env = tenant_env(apps.env, spec.var, spec.env, ctx.environ)
+        if prefix and _inherit(spec.script_name, apps.script_name):
+            env = with_script_name(env, prefix)
         tenants.append(rt.Tenant(
-            name=name, path=path, root=root, argv=tenant_argv(apps, spec),
-            env=tenant_env(apps.env, spec.var, spec.env, ctx.environ),
+            name=name, path=path, root=root, argv=tenant_argv(apps, spec), env=env,
             port_env_var=fw.port_env_var or "PORT",
             health_path=spec.health_check or apps.health_check or "/",
             startup_timeout=wait,
             ready_timeout=_ready_timeout(spec, key, ready, wait, ctx),
             start_delay=start_delay,
-            track_websockets=(apps.track_websockets if spec.track_websockets is None
-                              else spec.track_websockets),
+            track_websockets=_inherit(spec.track_websockets, apps.track_websockets),
+            strip_prefix=strip and bool(prefix),
+            forwarded_prefix=_wire_path(prefix) if strip else b"",
+            cookie_prefix=(_wire_path(prefix)
+                           if _inherit(spec.scope_cookies, apps.scope_cookies) else b""),
             hooks=resolve_tenant_hooks(spec.hooks, (*key, "hooks"), ctx),
             public_dir=ctx.path(spec.public_dir, root) if spec.public_dir else None,
             memory_limit=ctx.size(spec.memory_limit, (*key, "memory_limit")) or pool_limit,
@@ -174,6 +182,23 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
             else resolve_bots(spec.bot_detection, (*key, "bot_detection"), ctx),
             region=spec.region, machine=spec.machine))
     return tuple(tenants)
+
+
+def _inherit(own: bool | None, default: bool) -> bool:
+    return default if own is None else own
+
+
+def _wire_path(path: str) -> bytes:
+    """A config path as it appears on the wire (percent-encoded ASCII)."""
+    return quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii")
+
+
+def with_script_name(env: rt.Pairs, prefix: str) -> rt.Pairs:
+    """`SCRIPT_NAME=<prefix>` added to a tenant's env, unless the env already names one (the
+    operator's value wins): what a WSGI server such as gunicorn strips from each path."""
+    if any(name == "SCRIPT_NAME" for name, _ in env):
+        return env
+    return (*env, ("SCRIPT_NAME", prefix))
 
 
 def _ready_timeout(spec: sc.TenantSpec, key: KeyPath, default: float, wait: float,

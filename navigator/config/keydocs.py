@@ -237,6 +237,20 @@ FIELDS: Mapping[str, str] = {
     "it counts as failed and is stopped (duration; never shorter than `startup_timeout`). "
     "Empty: 5m.",
     "ApplicationsSpec.track_websockets": "Open WebSockets keep a tenant from idling out.",
+    "ApplicationsSpec.strip_prefix": "Extension: forward a tenant's requests without its "
+    "path (`/blog/posts` → `/posts` for the tenant at `/blog/`) and send the prefix as "
+    "`X-Forwarded-Prefix: /blog`: for servers that add a root path themselves (uvicorn "
+    "`--root-path`/`UVICORN_ROOT_PATH`, Werkzeug's `ProxyFix(x_prefix=1)`). Off: the full "
+    "path, as the reference. Do not combine with `script_name` on gunicorn, which expects "
+    "the full path and answers 500.",
+    "ApplicationsSpec.script_name": "Extension: put `SCRIPT_NAME=<tenant path without its "
+    "last />` in each tenant's environment unless its env sets one: gunicorn strips it from "
+    "the full path and Django/Flask build links under it.",
+    "ApplicationsSpec.scope_cookies": "Extension: rewrite the `Path` of each tenant's "
+    "`Set-Cookie` to the tenant's path, as nginx's `proxy_cookie_path`: a missing or `/` "
+    "Path becomes the prefix, a Path under it is kept. Off (the reference): frameworks set "
+    "`Path=/` and **every tenant on the host receives every other tenant's cookies** "
+    "(sessions, CSRF tokens). Turn it on unless tenants must share a cookie.",
     "ApplicationsSpec.framework": "The default start command.",
     "ApplicationsSpec.tenants": "The tenants; a request goes to the longest matching prefix.",
     "PoolsSpec.max_size": "Most tenants running at once; the least recently used idle one is "
@@ -252,7 +266,8 @@ FIELDS: Mapping[str, str] = {
     "FrameworkSpec.app_directory": "Working directory when the tenant sets no `root`.",
     "FrameworkSpec.port_env_var": "Variable that carries the port. Empty: `PORT`.",
     "FrameworkSpec.start_delay": "Wait before spawning (duration).",
-    "TenantSpec.path": "URL prefix (a trailing `/` is added); the tenant sees full paths.",
+    "TenantSpec.path": "URL prefix (a trailing `/` is added); the tenant sees full paths "
+    "unless `strip_prefix`.",
     "TenantSpec.name": "Name in logs and metrics. Empty: derived from the path. A name "
                        "another tenant already has gets `-2`, `-3`... (with a warning).",
     "TenantSpec.root": "Working directory. Empty: navigator's.",
@@ -264,6 +279,12 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.args": "Argument override; `{{port}}` is replaced.",
     "TenantSpec.health_check": "Readiness probe path override.",
     "TenantSpec.track_websockets": "Override of `applications.track_websockets`; unset: "
+    "inherit.",
+    "TenantSpec.strip_prefix": "Extension: override of `applications.strip_prefix`; unset: "
+    "inherit.",
+    "TenantSpec.script_name": "Extension: override of `applications.script_name`; unset: "
+    "inherit.",
+    "TenantSpec.scope_cookies": "Extension: override of `applications.scope_cookies`; unset: "
     "inherit.",
     "TenantSpec.hooks": "This tenant's own hooks (each list runs after the defaults).",
     "TenantSpec.public_dir": "Accepted for compatibility; not used (static files come from "

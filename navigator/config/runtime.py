@@ -136,6 +136,10 @@ class Tenant:
     ready_timeout: float = 300.0  # how long the process may boot before it is stopped
     start_delay: float = 0.0
     track_websockets: bool = True
+    # Prefix handling, precomputed here so the request path only reads them:
+    strip_prefix: bool = False  # forward the path without `path` (minus its last "/")
+    forwarded_prefix: bytes = b""  # X-Forwarded-Prefix value when stripping, else b""
+    cookie_prefix: bytes = b""  # Set-Cookie Path scoped to this, b"" = not rewritten
     hooks: TenantHooks = field(default_factory=TenantHooks)
     public_dir: Path | None = None
     memory_limit: int | None = None  # bytes

@@ -251,6 +251,9 @@ class TenantSpec(Spec):
     args: list[str] = []
     health_check: str = ""
     track_websockets: bool | None = None  # None = inherit applications.track_websockets
+    strip_prefix: bool | None = None  # extension; None = inherit applications.strip_prefix
+    script_name: bool | None = None  # extension; None = inherit applications.script_name
+    scope_cookies: bool | None = None  # extension; None = inherit applications.scope_cookies
     hooks: TenantHooksSpec = msgspec.field(default_factory=TenantHooksSpec)
     public_dir: str = ""
     startup_timeout: str = ""
@@ -273,6 +276,9 @@ class ApplicationsSpec(Spec):
     startup_timeout: str = ""
     ready_timeout: str = ""  # extension; duration, "" = 5m
     track_websockets: bool = True
+    strip_prefix: bool = False  # extension
+    script_name: bool = False  # extension
+    scope_cookies: bool = False  # extension
     framework: FrameworkSpec = msgspec.field(default_factory=FrameworkSpec)
     tenants: list[TenantSpec] = []
 

@@ -21,6 +21,7 @@ from navigator.http import wire
 from navigator.http.client import Client, Deadline, hold_body
 from navigator.http.failure import Failure
 from navigator.http.flow import PAUSE_UPSTREAM
+from navigator.proxy.cookies import scope_set_cookies
 from navigator.proxy.upstream import PoolKey, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -32,13 +33,16 @@ log = logging.getLogger("navigator.proxy")
 _UPSTREAM, _WEBSOCKET = Deadline.UPSTREAM, Deadline.WEBSOCKET  # module globals: cheaper to read
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _NO_DROP: frozenset[bytes] = frozenset()
+_DROP_PREFIXED = wire.REBUILT_REQUEST_HEADERS | {b"x-forwarded-prefix"}
 
 
 def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: bool,
-                       set_headers: Pairs) -> bytes:
-    """The request head we send upstream (RFC 9110 §7.6.1, reference section 10.6)."""
+                       set_headers: Pairs, prefix: bytes = b"") -> bytes:
+    """The request head we send upstream (RFC 9110 §7.6.1, reference section 10.6).
+    `prefix`: the X-Forwarded-Prefix of a tenant that strips its path (the client's is
+    dropped then, never trusted)."""
     kept = ex.kept
-    drop = wire.REBUILT_REQUEST_HEADERS
+    drop = _DROP_PREFIXED if prefix else wire.REBUILT_REQUEST_HEADERS
     named: frozenset[bytes] = frozenset()
     if set_headers:  # a route's own value replaces ours (e.g. X-Forwarded-Proto: $scheme)
         named = frozenset(name.lower().encode("latin-1") for name, _ in set_headers)
@@ -62,6 +66,8 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
         parts.append(b"X-Real-IP: %s\r\n" % client.encode("ascii"))
     if b"host" not in kept:  # HTTP/1.0 without Host: HTTP/1.1 requires one (RFC 9112 §3.2)
         parts.append(b"Host: localhost\r\n")
+    if prefix:
+        parts.append(b"X-Forwarded-Prefix: %s\r\n" % prefix)
     if b"x-request-id" not in kept:
         parts.append(b"X-Request-Id: %s\r\n" % ex.request_id)
     if ex.chunked:
@@ -211,6 +217,9 @@ class ProxyExchange:
         ex.head_sent = True
         ex.status = status
         client.clear_deadline()
+        tenant = self.tenant
+        if tenant is not None and tenant.cookie_prefix:  # `scope_cookies`: off costs this test
+            headers = scope_set_cookies(headers, tenant.cookie_prefix, tenant.strip_prefix)
         if status == 101:
             if not ex.upgrade:
                 self._upstream_failed("unexpected 101 from backend")

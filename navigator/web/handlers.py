@@ -69,7 +69,7 @@ def proxy_to_tenant(client: Client, ex: Exchange, decision: ProxyTenant) -> None
     state.tenants.request_started(tenant)
     ex.tenant_counted = True
     head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
-                              ex.snapshot.config.trust_proxy, ())
+                              ex.snapshot.config.trust_proxy, (), tenant.forwarded_prefix)
     proxy = ProxyExchange(client, ex, head, tenant=tenant)
     port = state.tenants.ready_port(tenant)
     if port is not None:

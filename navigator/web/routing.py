@@ -480,5 +480,10 @@ def _tenant_decision(table: RouteTable, path: str, raw: str | None, req: Request
     if check_bots and bots.blocks_tenant(bots.effective_bot_settings(tenant, table.bots),
                                          req.user_agent):
         return BOT_FORBIDDEN
-    upstream = raw if raw is not None else encode_path(path)
+    if tenant.strip_prefix:  # the app sees paths below its prefix (`strip_prefix`)
+        cut = len(tenant.path) - 1
+        upstream = (raw[cut:] if raw is not None and raw.startswith(tenant.path)
+                    else encode_path(path[cut:]))
+    else:
+        upstream = raw if raw is not None else encode_path(path)
     return ProxyTenant(tenant, upstream + "?" + req.query if req.query else upstream)

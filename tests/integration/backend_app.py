@@ -8,6 +8,7 @@ Endpoints (any prefix; the last path segment picks the behaviour):
 - `.../ws`            answers an Upgrade with 101 then echoes raw bytes
 - `.../pid`           this process's pid
 - `.../env?name=X`    the value of environment variable X
+- `.../cookie?c=V`    200 with one `Set-Cookie: V` per `c` (as given, attributes included)
 - `.../exit`          exits the process at once (no response)
 - anything else       200 "ok <target>"
 Honours PORT; prints "ready" once listening. START_DELAY delays listening.
@@ -86,6 +87,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                     await writer.drain()
                 writer.close()
                 return
+            elif action == "cookie":
+                cookies = "".join(f"Set-Cookie: {c}\r\n" for c in query.get("c", []))
+                writer.write(b"HTTP/1.1 200 OK\r\n%sContent-Length: 0\r\n\r\n"
+                             % cookies.encode("latin-1"))
             elif action == "exit":
                 os._exit(3)
             else:

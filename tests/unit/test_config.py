@@ -889,3 +889,30 @@ def test_trust_proxy_defaults_to_on_behind_flys_proxy(tmp_path: Path, setting: s
                                                       environ: dict[str, str],
                                                       expected: bool) -> None:
     assert load(tmp_path, setting + "\n", environ).trust_proxy is expected
+
+
+def test_prefix_options_inherit_and_precompute_their_wire_values(tmp_path: Path) -> None:
+    config = load(tmp_path, """
+        applications:
+          strip_prefix: true
+          scope_cookies: true
+          script_name: true
+          tenants:
+            - path: /a b/
+            - path: /plain/
+              strip_prefix: false
+              scope_cookies: false
+              script_name: false
+            - path: /own/
+              env: {SCRIPT_NAME: /mine}
+            - path: /
+        """)
+    spaced, plain, own, root = config.tenants
+    assert (spaced.strip_prefix, spaced.forwarded_prefix, spaced.cookie_prefix) == \
+        (True, b"/a%20b", b"/a%20b")
+    assert ("SCRIPT_NAME", "/a b") in spaced.env
+    assert (plain.strip_prefix, plain.forwarded_prefix, plain.cookie_prefix) == \
+        (False, b"", b"")
+    assert not any(name == "SCRIPT_NAME" for name, _ in plain.env)
+    assert own.env == (("SCRIPT_NAME", "/mine"),)  # the operator's value wins
+    assert (root.strip_prefix, root.env) == (False, ())  # nothing to strip at "/"
