@@ -1,14 +1,14 @@
 """A minimal FastAPI tenant for navigator: notes in a per-tenant sqlite file, a form protected
 by a CSRF token, a JSON API and a WebSocket.
 
-navigator forwards the full path (/fastapi/alpha/notes), so every route is registered under the
-tenant's prefix, read from MOUNT_PATH. Do not use `uvicorn --root-path` for this: uvicorn
-prepends the root path to what it receives, which already carries the prefix, and the routes
-stop matching. Environment (set per tenant in navigator.yml):
+The app knows nothing of its prefix: navigator.yml sets `strip_prefix: true`, so uvicorn
+receives `/notes` for `/fastapi/alpha/notes`, and `UVICORN_ROOT_PATH` (uvicorn's
+`--root-path`) tells it where it is mounted: links and redirects are built with `url_for`,
+which puts the prefix back. Environment (set per tenant in navigator.yml):
 
-    MOUNT_PATH   the tenant's prefix, e.g. /fastapi/alpha/
-    DATABASE     the sqlite file, created on first use
-    TENANT_NAME  shown on the page
+    UVICORN_ROOT_PATH  the tenant's prefix, e.g. /fastapi/alpha (read by uvicorn)
+    DATABASE           the sqlite file, created on first use
+    TENANT_NAME        shown on the page
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 
-PREFIX = "/" + os.environ.get("MOUNT_PATH", "/").strip("/")  # "/fastapi/alpha" (or "/")
-BASE = PREFIX.rstrip("/")                                   # "" when mounted at the root
 DATABASE = Path(os.environ.get("DATABASE", "notes.sqlite3"))
-TENANT = os.environ.get("TENANT_NAME", PREFIX)
+TENANT = os.environ.get("TENANT_NAME", "notes")
 CSRF_COOKIE = "csrftoken"
 
 
@@ -43,21 +41,15 @@ def notes() -> list[str]:
 
 
 app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-router = APIRouter(prefix=BASE)
 
 
 @app.get("/up")
-def probe() -> PlainTextResponse:
-    """navigator's readiness probe asks GET /up without the prefix: answer it here too."""
-    return PlainTextResponse("ok")
-
-
-@router.get("/up")
 def up() -> PlainTextResponse:
+    """The readiness probe (navigator asks the tenant's port directly, without the prefix)."""
     return PlainTextResponse("ok")
 
 
-@router.get("/")
+@app.get("/")
 def index(request: Request) -> HTMLResponse:
     # Double-submit CSRF token: a random value in a cookie scoped to this tenant's prefix,
     # repeated in the form; a cross-site form cannot read the cookie to repeat it.
@@ -67,17 +59,18 @@ def index(request: Request) -> HTMLResponse:
 <html><head><title>{html.escape(TENANT)}</title>
 <link rel="stylesheet" href="/fastapi-assets/app.css"></head>
 <body><h1>Notes of {html.escape(TENANT)}</h1>
-<form method="post" action="{BASE}/notes">
+<form method="post" action="{request.url_for('add_note').path}">
 <input type="hidden" name="csrf_token" value="{token}">
 <input type="text" name="body" required><button>Add</button></form>
 <ul id="notes">{items}</ul></body></html>"""
     response = HTMLResponse(page)
-    # Path scoped to the tenant: with Path=/ every tenant on the host would receive it.
-    response.set_cookie(CSRF_COOKIE, token, path=f"{BASE}/", httponly=True, samesite="lax")
+    # Path=/ here; navigator's `scope_cookies` rewrites it to the tenant's prefix, so no
+    # other tenant on the host receives it.
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax")
     return response
 
 
-@router.post("/notes", response_model=None)
+@app.post("/notes", response_model=None)
 async def add_note(request: Request) -> RedirectResponse | PlainTextResponse:
     form = parse_qs((await request.body()).decode(), max_num_fields=10)
     token = form.get("csrf_token", [""])[0]
@@ -88,15 +81,15 @@ async def add_note(request: Request) -> RedirectResponse | PlainTextResponse:
     if body:
         with connect() as db:
             db.execute("INSERT INTO notes (body) VALUES (?)", (body[:500],))
-    return RedirectResponse(f"{BASE}/", status_code=303)
+    return RedirectResponse(request.url_for("index"), status_code=303)  # with the prefix
 
 
-@router.get("/api/notes")
+@app.get("/api/notes")
 def api_notes() -> JSONResponse:
     return JSONResponse({"tenant": TENANT, "notes": notes()})
 
 
-@router.websocket("/ws")
+@app.websocket("/ws")
 async def socket(websocket: WebSocket) -> None:
     """Greets with the tenant and its note count, then echoes each text message."""
     await websocket.accept()
@@ -108,5 +101,3 @@ async def socket(websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
 
-
-app.include_router(router)
