@@ -1,6 +1,7 @@
 """examples/django through the real navigator, as a browser uses it: gunicorn strips the
-SCRIPT_NAME navigator's tenant env sets, Django's CSRF middleware guards the form, the session
-and CSRF cookies are scoped to the tenant's prefix, the stylesheet (STATIC_URL) is one of
+SCRIPT_NAME navigator puts in the tenant env (`script_name`), Django's CSRF middleware guards
+the form, navigator scopes the session and CSRF cookies (Django's Path=/) to the tenant's
+prefix (`scope_cookies`), the stylesheet (STATIC_URL) is one of
 navigator's static files, the before_start hook migrated each tenant's own sqlite file, and
 nothing of tenant alpha (notes, cookies, session) reaches beta."""
 
@@ -35,7 +36,7 @@ def test_django_tenants_through_navigator(tmp_path: Path) -> None:
         assert page.status == 200, (page.status, nav.output()[-3000:])
         assert "Notes of alpha" in page.body
         assert 'action="/django/alpha/notes"' in page.body  # reverse() puts SCRIPT_NAME back
-        assert browser.cookie_paths() == {"csrftoken": "/django/alpha/"}
+        assert browser.cookie_paths() == {"csrftoken": "/django/alpha"}  # Path=/ rewritten
         token = hidden_field(page.body, "csrfmiddlewaretoken")
 
         # Django's CSRF check: without the token 403, with it the note is stored.
@@ -43,8 +44,9 @@ def test_django_tenants_through_navigator(tmp_path: Path) -> None:
         sent = browser.post_form("/django/alpha/notes",
                                  {"csrfmiddlewaretoken": token, "body": "alpha's secret"})
         assert (sent.status, sent.header("Location")) == (302, "/django/alpha/")
-        assert browser.cookie_paths() == {"csrftoken": "/django/alpha/",
-                                          "sessionid": "/django/alpha/"}
+        assert browser.cookie_paths() == {"csrftoken": "/django/alpha",
+                                          "sessionid": "/django/alpha"}
+        alpha_session = browser.cookies_for("/django/alpha/")["sessionid"]
         listed = browser.get("/django/alpha/")
         assert "<li>alpha&#x27;s secret</li>" in listed.body
         assert "You added 1 note in this session." in listed.body
@@ -70,6 +72,12 @@ def test_django_tenants_through_navigator(tmp_path: Path) -> None:
                                  {"csrfmiddlewaretoken": token, "body": "x"}).status == 403
         assert sorted(p.name for p in (tmp_path / "data").iterdir()) == \
             ["alpha.sqlite3", "beta.sqlite3"]
+        # beta's own session (a note added there) leaves alpha's session as it was.
+        posted = browser.post_form("/django/beta/notes",
+                                   {"csrfmiddlewaretoken": beta_token, "body": "at beta"})
+        assert posted.status == 302
+        assert browser.cookies_for("/django/alpha/")["sessionid"] == alpha_session
+        assert "You added 1 note in this session." in browser.get("/django/alpha/").body
 
         # The readiness probe asked under the prefix (the tenant's health_check), so gunicorn
         # never logged the 500 an unprefixed /up gets from it.
@@ -78,17 +86,16 @@ def test_django_tenants_through_navigator(tmp_path: Path) -> None:
 
 
 def test_django_default_cookie_path_leaks_between_tenants(tmp_path: Path) -> None:
-    """Why settings.py scopes the cookies: the same example with Django's default Path=/
-    (a settings module that only resets the two paths), through today's navigator, which
-    passes Set-Cookie through unchanged. Alpha's cookies reach beta, beta accepts alpha's CSRF
-    token, and beta's session cookie replaces alpha's: alpha's session is gone."""
+    """Why the example sets `scope_cookies`: the same example with the option off (the
+    reference's behaviour, Set-Cookie passed through unchanged) and Django's default Path=/.
+    Alpha's cookies reach beta, beta accepts alpha's CSRF token, and beta's session cookie
+    replaces alpha's: alpha's session is gone. (The test above shows the option fixes it.)"""
     venv_bin = example_venv("django")
     config = example_config("django", tmp_path)
-    (tmp_path / "leaky_settings.py").write_text(
-        "from notesite.settings import *  # noqa: F403\n"
-        'SESSION_COOKIE_PATH = CSRF_COOKIE_PATH = "/"\n')
-    env = {"PATH": f"{venv_bin}:{os.environ['PATH']}", "DJANGO_DATA": str(tmp_path / "data"),
-           "PYTHONPATH": f"{APP}:{tmp_path}", "DJANGO_SETTINGS_MODULE": "leaky_settings"}
+    text = config.read_text()
+    assert "  scope_cookies: true\n" in text
+    config.write_text(text.replace("  scope_cookies: true\n", "  scope_cookies: false\n"))
+    env = {"PATH": f"{venv_bin}:{os.environ['PATH']}", "DJANGO_DATA": str(tmp_path / "data")}
     with run_navigator(config, env=env, cwd=APP) as nav:
         browser = Browser(nav.port)
         alpha = browser.get("/django/alpha/")

@@ -48,12 +48,11 @@ DATABASE = Path(os.environ.get("DJANGO_DATABASE", BASE_DIR / "db.sqlite3"))
 DATABASE.parent.mkdir(parents=True, exist_ok=True)  # sqlite creates the file, not the folder
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DATABASE}}
 
-# Cookies scoped to this tenant. Django's default Path is "/", so the browser would send
-# every tenant's sessionid and csrftoken to every other tenant on the host, and a tenant
-# setting its own would overwrite the other's (log in to one, logged out of the other).
-SCRIPT_NAME = os.environ.get("SCRIPT_NAME", "").rstrip("/")
-SESSION_COOKIE_PATH = f"{SCRIPT_NAME}/"
-CSRF_COOKIE_PATH = f"{SCRIPT_NAME}/"
+# Cookies keep Django's default Path=/: navigator's `scope_cookies` (navigator.yml) rewrites
+# it to the tenant's prefix. Without that, the browser would send every tenant's sessionid
+# and csrftoken to every other tenant on the host, and a tenant setting its own would
+# overwrite the other's (log in to one, logged out of the other). Behind a proxy that does
+# not rewrite cookie paths, set SESSION_COOKIE_PATH and CSRF_COOKIE_PATH to the prefix.
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
