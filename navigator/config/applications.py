@@ -165,7 +165,10 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
         tenants.append(rt.Tenant(
             name=name, path=path, root=root, argv=tenant_argv(apps, spec), env=env,
             port_env_var=fw.port_env_var or "PORT",
-            health_path=spec.health_check or apps.health_check or "/",
+            health_path=_probe_path(spec.health_check or apps.health_check or "/", prefix,
+                                    _inherit(spec.prefix_health_check,
+                                             apps.prefix_health_check)),
+            ready_on_5xx=_inherit(spec.ready_on_5xx, apps.ready_on_5xx),
             startup_timeout=wait,
             ready_timeout=_ready_timeout(spec, key, ready, wait, ctx),
             start_delay=start_delay,
@@ -186,6 +189,14 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
 
 def _inherit(own: bool | None, default: bool) -> bool:
     return default if own is None else own
+
+
+def _probe_path(health: str, prefix: str, prefixed: bool) -> str:
+    """The readiness probe's path: under the tenant's prefix when asked (an app behind
+    gunicorn's SCRIPT_NAME answers a path outside it with a 500)."""
+    if not prefixed:
+        return health
+    return prefix + ("" if health.startswith("/") else "/") + health
 
 
 def _wire_path(path: str) -> bytes:

@@ -228,8 +228,8 @@ FIELDS: Mapping[str, str] = {
     "ApplicationsSpec.runtime": "Framework name → interpreter (`ruby`).",
     "ApplicationsSpec.server": "Framework name → server script (`bin/rails`).",
     "ApplicationsSpec.args": "Framework name → argument list; `{{port}}` is replaced.",
-    "ApplicationsSpec.health_check": "Readiness probe path; any HTTP answer means ready. "
-    "Empty: `/`.",
+    "ApplicationsSpec.health_check": "Readiness probe path, asked on the tenant's own port; "
+    "any HTTP answer means ready (see `ready_on_5xx`, `prefix_health_check`). Empty: `/`.",
     "ApplicationsSpec.startup_timeout": "How long a request waits for a starting tenant before "
     "getting the maintenance page (duration); the start goes on and a later request is "
     "served once the tenant is ready. Empty: 5s.",
@@ -251,6 +251,13 @@ FIELDS: Mapping[str, str] = {
     "Path becomes the prefix, a Path under it is kept. Off (the reference): frameworks set "
     "`Path=/` and **every tenant on the host receives every other tenant's cookies** "
     "(sessions, CSRF tokens). Turn it on unless tenants must share a cookie.",
+    "ApplicationsSpec.prefix_health_check": "Extension: send the readiness probe under each "
+    "tenant's path (`/django/alpha/up` for `health_check: /up`): for apps that answer only "
+    "below their prefix (gunicorn with `SCRIPT_NAME` answers 500 elsewhere). Not with "
+    "`strip_prefix`, where the app's own paths have no prefix.",
+    "ApplicationsSpec.ready_on_5xx": "Extension: whether a 5xx answer to the readiness probe "
+    "counts as ready. On (the reference): any HTTP answer does. Off: a 5xx means not yet, "
+    "and requests wait (up to `startup_timeout`) until the probe gets a 1xx-4xx.",
     "ApplicationsSpec.framework": "The default start command.",
     "ApplicationsSpec.tenants": "The tenants; a request goes to the longest matching prefix.",
     "PoolsSpec.max_size": "Most tenants running at once; the least recently used idle one is "
@@ -285,6 +292,10 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.script_name": "Extension: override of `applications.script_name`; unset: "
     "inherit.",
     "TenantSpec.scope_cookies": "Extension: override of `applications.scope_cookies`; unset: "
+    "inherit.",
+    "TenantSpec.prefix_health_check": "Extension: override of "
+    "`applications.prefix_health_check`; unset: inherit.",
+    "TenantSpec.ready_on_5xx": "Extension: override of `applications.ready_on_5xx`; unset: "
     "inherit.",
     "TenantSpec.hooks": "This tenant's own hooks (each list runs after the defaults).",
     "TenantSpec.public_dir": "Accepted for compatibility; not used (static files come from "

@@ -131,7 +131,8 @@ class Tenant:
     argv: tuple[str, ...]  # program + args; PORT_PLACEHOLDER substituted at spawn
     env: Pairs  # tenant env only (template-expanded); server env + PORT added at spawn
     port_env_var: str = "PORT"
-    health_path: str = "/"
+    health_path: str = "/"  # the probe's path (under the prefix with prefix_health_check)
+    ready_on_5xx: bool = True  # a 5xx probe answer counts as ready (the reference)
     startup_timeout: float = 5.0  # how long a request waits, then the maintenance page
     ready_timeout: float = 300.0  # how long the process may boot before it is stopped
     start_delay: float = 0.0

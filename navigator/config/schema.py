@@ -254,6 +254,8 @@ class TenantSpec(Spec):
     strip_prefix: bool | None = None  # extension; None = inherit applications.strip_prefix
     script_name: bool | None = None  # extension; None = inherit applications.script_name
     scope_cookies: bool | None = None  # extension; None = inherit applications.scope_cookies
+    prefix_health_check: bool | None = None  # extension; None = inherit
+    ready_on_5xx: bool | None = None  # extension; None = inherit applications.ready_on_5xx
     hooks: TenantHooksSpec = msgspec.field(default_factory=TenantHooksSpec)
     public_dir: str = ""
     startup_timeout: str = ""
@@ -279,6 +281,8 @@ class ApplicationsSpec(Spec):
     strip_prefix: bool = False  # extension
     script_name: bool = False  # extension
     scope_cookies: bool = False  # extension
+    prefix_health_check: bool = False  # extension
+    ready_on_5xx: bool = True  # extension; True = the reference (any HTTP answer)
     framework: FrameworkSpec = msgspec.field(default_factory=FrameworkSpec)
     tenants: list[TenantSpec] = []
 

@@ -26,6 +26,7 @@ def spawn_spec(tenant: Tenant, port: int, environ: Mapping[str, str], pools: Poo
     and group to run as (root only), and a memory cgroup when it has a limit."""
     env = dict(environ)
     env[tenant.port_env_var] = str(port)
+    env["PIDFILE"] = str(pidfile_path(tenant))  # one per tenant; the tenant's env wins
     env.update(tenant.env)
     argv = tuple(arg.replace(PORT_PLACEHOLDER, str(port)) for arg in tenant.argv)
     user, group = tenant.user or pools.user, tenant.group or pools.group
@@ -50,8 +51,9 @@ def _cgroup(tenant: Tenant, once: OnceLog) -> MemoryCgroup | None:
         return None
 
 async def wait_ready(port: int, path: str, child: ChildProcess, limit: float,
-                     policy: SupervisorPolicy) -> bool:
-    """Poll until any HTTP status line answers; False after `limit` seconds (the tenant's
+                     policy: SupervisorPolicy, ready_on_5xx: bool = True) -> bool:
+    """Poll until an HTTP status line answers (any, or below 500 unless `ready_on_5xx`: a
+    5xx then means "not yet"); False after `limit` seconds (the tenant's
     ready_timeout, independent of how long a request waits: a slow boot goes on after
     the request got the maintenance page, and serves the next one)."""
     loop = asyncio.get_running_loop()
@@ -61,7 +63,7 @@ async def wait_ready(port: int, path: str, child: ChildProcess, limit: float,
             "User-Agent: navigator-readiness\r\nConnection: close\r\n\r\n").encode("latin-1")
     fast_until = loop.time() + policy.probe_fast_phase
     while child.returncode is None:
-        if await probe(port, head, policy.probe_timeout):
+        if await probe(port, head, policy.probe_timeout, ready_on_5xx):
             return True
         now = loop.time()
         if now >= deadline:
@@ -83,10 +85,8 @@ def close_cgroup(tenant: Tenant, cgroup: MemoryCgroup) -> None:
     cgroup.remove()
 
 def delete_pidfile(tenant: Tenant) -> None:
-    pidfile = pidfile_path(tenant)
-    if pidfile is not None:
-        with contextlib.suppress(OSError):
-            pidfile.unlink()
+    with contextlib.suppress(OSError):
+        pidfile_path(tenant).unlink()
 
 
 async def run_tenant_hooks(config: Config, tenant: Tenant, port: int | None, which: str,

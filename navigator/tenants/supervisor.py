@@ -308,9 +308,7 @@ class Supervisor:
             if not await self._run_tenant_hooks(record, "before_start"):
                 log.error("tenant %s not started: its before_start hooks failed", tenant.name)
                 raise TenantHookFailed(f"tenant {tenant.name}: before_start hooks failed")
-            pidfile = pidfile_path(tenant)
-            if pidfile is not None:
-                await kill_pidfile(pidfile, tenant.root)
+            await kill_pidfile(pidfile_path(tenant), tenant.root)
             child = await spawn(spawn_spec(tenant, port, self._environ, self.config.pools,
                                            self._once), self._ledger)
         except BaseException as exc:
@@ -330,7 +328,7 @@ class Supervisor:
         self.events.tenant_started(tenant.name)
         self._spawn(self._run_tenant_hooks(record, "start"))
         ready = await wait_ready(port, tenant.health_path, child, tenant.ready_timeout,
-                                 self.policy)
+                                 self.policy, tenant.ready_on_5xx)
         if record.child is not child or child.returncode is not None:
             if record.watch_task is not None:
                 await asyncio.shield(record.watch_task)

@@ -209,22 +209,26 @@ def advance(record: TenantRecord, new: TenantState) -> None:
     record.state = new
 
 
-def pidfile_path(tenant: Tenant) -> Path | None:
-    """[legacy: Rails pid files] the tenant env's PIDFILE, relative to its root."""
+def pidfile_path(tenant: Tenant) -> Path:
+    """The tenant's PIDFILE, relative to its root: its env's, else `tmp/pids/<name>.pid`.
+    Rails (`rails server`) and Puma's generated config read `PIDFILE`; with their shared
+    default `tmp/pids/server.pid`, a second tenant from the same directory exits with "A
+    server is already running". The default gives each tenant its own (issue 18)."""
     for key, value in tenant.env:
         if key == "PIDFILE" and value:
             return tenant.root / value
-    return None
+    return tenant.root / "tmp" / "pids" / f"{tenant.name.replace('/', '-') or 'tenant'}.pid"
 
 
-async def probe(port: int, head: bytes, limit: float) -> bool:
-    """One readiness probe: True when the port answers with an HTTP status line."""
+async def probe(port: int, head: bytes, limit: float, ready_on_5xx: bool = True) -> bool:
+    """One readiness probe: True when the port answers with an HTTP status line (below 500
+    unless `ready_on_5xx`)."""
     writer = None
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(LOOPBACK, port), limit)
         writer.write(head)
         line = await asyncio.wait_for(reader.readline(), limit)
-        return line.startswith(b"HTTP/")
+        return line.startswith(b"HTTP/") and (ready_on_5xx or line[9:10] != b"5")
     except (OSError, TimeoutError, ValueError):
         return False
     finally:

@@ -11,7 +11,9 @@ Endpoints (any prefix; the last path segment picks the behaviour):
 - `.../cookie?c=V`    200 with one `Set-Cookie: V` per `c` (as given, attributes included)
 - `.../exit`          exits the process at once (no response)
 - anything else       200 "ok <target>"
-Honours PORT; prints "ready" once listening. START_DELAY delays listening.
+Honours PORT; prints "ready" once listening. START_DELAY delays listening. With
+NOT_READY_FILE set, every request is answered 500 while that file exists. With REQUEST_LOG
+set, each request-target is appended to that file (what the readiness probe asked).
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ async def read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> by
     return await reader.readexactly(length) if length else b""
 
 
+def not_ready(target: str) -> bool:
+    """Log the request-target (REQUEST_LOG) and say whether to answer 500 (NOT_READY_FILE).
+    Blocking file calls are fine here: a test backend, microseconds on a local disk."""
+    log_path, flag = os.environ.get("REQUEST_LOG"), os.environ.get("NOT_READY_FILE")
+    if log_path:
+        with open(log_path, "a") as log:
+            log.write(target + "\n")
+    return bool(flag) and os.path.exists(flag)
+
+
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
@@ -54,6 +66,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                     raw_headers.append([name, value.strip()])
                     headers[name.lower()] = value.strip()
             body = await read_body(reader, headers)
+            if not_ready(target):
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                continue
             url = urlsplit(target)
             query = parse_qs(url.query)
             action = url.path.rstrip("/").rsplit("/", 1)[-1]

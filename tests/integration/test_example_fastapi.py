@@ -1,8 +1,9 @@
 """examples/fastapi through the real navigator, as a browser uses it: uvicorn runs with its
 root path and navigator strips the prefix (`strip_prefix`), the page sets a CSRF cookie that
-navigator scopes to the tenant (`scope_cookies`), the form POST with the token adds a note (303 back to the list),
-without it gets 403, the stylesheet comes from navigator's static files, the WebSocket greets
-with the tenant's own data, and tenant alpha's notes and cookies never reach beta."""
+navigator scopes to the tenant (`scope_cookies`), the form POST with the token adds a note
+(303 back to the list, an absolute URL with the prefix), without it gets 403, the stylesheet
+comes from navigator's static files, the WebSocket greets with the tenant's own data, and
+tenant alpha's notes and cookies never reach beta."""
 
 from __future__ import annotations
 

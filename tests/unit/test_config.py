@@ -916,3 +916,24 @@ def test_prefix_options_inherit_and_precompute_their_wire_values(tmp_path: Path)
     assert not any(name == "SCRIPT_NAME" for name, _ in plain.env)
     assert own.env == (("SCRIPT_NAME", "/mine"),)  # the operator's value wins
     assert (root.strip_prefix, root.env) == (False, ())  # nothing to strip at "/"
+
+
+def test_probe_under_the_prefix_and_5xx_readiness_inherit(tmp_path: Path) -> None:
+    config = load(tmp_path, """
+        applications:
+          health_check: /up
+          prefix_health_check: true
+          ready_on_5xx: false
+          tenants:
+            - path: /a/
+            - path: /b/
+              health_check: healthz
+            - path: /c/
+              prefix_health_check: false
+              ready_on_5xx: true
+        """)
+    a, b, c = config.tenants
+    assert (a.health_path, a.ready_on_5xx) == ("/a/up", False)
+    assert b.health_path == "/b/healthz"
+    assert (c.health_path, c.ready_on_5xx) == ("/up", True)
+    assert load(tmp_path, "applications: {tenants: [{path: /d/}]}").tenants[0].ready_on_5xx

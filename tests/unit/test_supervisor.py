@@ -146,7 +146,8 @@ def test_credentials_default_group_is_primary() -> None:
 def test_pidfile_path_relative_to_root() -> None:
     assert pidfile_path(tenant(env=(("PIDFILE", "tmp/pids/server.pid"),))) == Path(
         "/srv/t/tmp/pids/server.pid")
-    assert pidfile_path(tenant()) is None
+    # Unset: one per tenant (Rails/Puma's shared tmp/pids/server.pid stops a second tenant).
+    assert pidfile_path(tenant(name="rails/alpha")) == Path("/srv/t/tmp/pids/rails-alpha.pid")
 
 
 def test_vector_is_first_managed_process() -> None:
