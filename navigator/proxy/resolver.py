@@ -30,10 +30,9 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING, Any
 
-import aiodns
-import pycares
-
 if TYPE_CHECKING:
+    import aiodns
+
     from navigator.proxy.upstream import PoolKey, UpstreamConnection, UpstreamPool
 
 log = logging.getLogger("navigator.resolver")
@@ -109,6 +108,11 @@ class InternalResolver:
         return await asyncio.shield(task)
 
     async def _lookup(self, name: str) -> tuple[str, ...]:
+        # aiodns/pycares (~0.8 MiB) are imported on the first lookup: a server that never
+        # replays to another machine never loads them (issue 18, footprint).
+        import aiodns
+        import pycares
+
         channel = self._channel
         if channel is None:
             options: dict[str, Any] = {"timeout": QUERY_TIMEOUT, "tries": QUERY_TRIES,

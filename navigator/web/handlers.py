@@ -21,8 +21,6 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from navigator.extras.cable_handler import start_broadcast, start_cable
-from navigator.extras.cgi_handler import start_cgi
 from navigator.http import wire
 from navigator.http.client import Client, HoldingHandler, respond
 from navigator.http.exchange import BaseHandler, Exchange
@@ -364,10 +362,13 @@ def dispatch(client: Client, ex: Exchange, decision: Decision) -> None:
         serve_file(client, ex, decision)
     elif kind is RunCgi:
         assert isinstance(decision, RunCgi)
+        from navigator.extras.cgi_handler import start_cgi  # only if used
         start_cgi(client, ex, decision)
     elif kind is CableSocket:
+        from navigator.extras.cable_handler import start_cable  # only if used
         start_cable(client, ex)
     elif kind is CableBroadcast:
+        from navigator.extras.cable_handler import start_broadcast
         start_broadcast(client, ex)
     elif kind is ServeMetrics:
         serve_metrics(client, ex)
