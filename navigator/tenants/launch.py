@@ -12,6 +12,8 @@ import logging
 import os
 from collections.abc import Mapping
 
+import psutil
+
 from navigator.config.runtime import PORT_PLACEHOLDER, Config, Pools, Tenant
 from navigator.tenants.hooks import run_hooks
 from navigator.tenants.procs import ChildProcess, MemoryCgroup, OnceLog, SpawnSpec
@@ -62,15 +64,43 @@ async def wait_ready(port: int, path: str, child: ChildProcess, limit: float,
     head = (f"GET {path or '/'} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
             "User-Agent: navigator-readiness\r\nConnection: close\r\n\r\n").encode("latin-1")
     fast_until = loop.time() + policy.probe_fast_phase
+    foreign_seen = False
     while child.returncode is None:
         if await probe(port, head, policy.probe_timeout, ready_on_5xx):
-            return True
+            if await asyncio.to_thread(listens_in_tree, child.pid, port):
+                return True
+            if not foreign_seen:  # another program took the port between our bind probe
+                foreign_seen = True  # and the tenant's bind: never route to it
+                log.warning("port %d answers, but not from tenant pid %d: waiting for the "
+                            "tenant (it cannot bind a taken port and will exit)", port,
+                            child.pid)
         now = loop.time()
         if now >= deadline:
             return False
         await asyncio.sleep(interval)
         if now >= fast_until:  # a refused connect costs ~50 µs: poll fast at first
             interval = min(policy.probe_max, interval * 1.5)
+    return False
+
+
+def listens_in_tree(pid: int, port: int) -> bool:
+    """True when `pid` or one of its descendants (a shell wrapper's server, Puma's master)
+    listens on TCP `port`. A readiness answer from anyone else is another program's."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for process in tree:
+        try:
+            sockets = process.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        except psutil.AccessDenied:  # not ours to inspect (another user): do not block it
+            return True
+        if any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port
+               for s in sockets):
+            return True
     return False
 
 
