@@ -22,7 +22,7 @@ LISTENER = ("import socket, sys, time\n"
             "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(8)\n"
             "print('listening', flush=True)\n"
             "while True:\n"
-            "    c, _ = s.accept(); c.recv(65536); c.sendall(%r); c.close()\n" % ANSWER)
+            f"    c, _ = s.accept(); c.recv(65536); c.sendall({ANSWER!r}); c.close()\n")
 POLICY = SupervisorPolicy()
 
 
