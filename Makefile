@@ -42,11 +42,10 @@ test-fast: install
 
 ## The unit tests on pure Python, whichever build is in place (CI: the suite runs compiled)
 test-pure: install
-	NAVIGATOR_PURE_TREE=$$(mktemp -d) && trap 'rm -rf $$NAVIGATOR_PURE_TREE' EXIT && \
-	  cp -r navigator tests pyproject.toml $$NAVIGATOR_PURE_TREE/ && \
-	  find $$NAVIGATOR_PURE_TREE/navigator -name '*.so' -delete && \
-	  cd $$NAVIGATOR_PURE_TREE && PYTHONPATH=$$NAVIGATOR_PURE_TREE \
-	  $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider tests/unit
+	tree=$$(mktemp -d) && trap 'rm -rf "$$tree"' EXIT && \
+	  tar -c --exclude=./$(VENV) --exclude=./build --exclude=./dist --exclude=./.git \
+	    --exclude='*.so' --exclude=__pycache__ . | tar -x -C "$$tree" && \
+	  cd "$$tree" && PYTHONPATH="$$tree" $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 lint: install
 	$(VENV)/bin/ruff check navigator tests benchmarks examples setup.py
