@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml setup.py
 
 install: $(VENV)/.installed
 
+# mypyc leaves an unchanged library's file (and time) alone: touch it so that the staleness
+# check (tests/conftest.py) compares sources with this build, not the last different one.
 compiled: install
 	$(PY) setup.py -q build_ext --inplace
+	touch navigator/_native__mypyc.*
 	-@$(VENV)/bin/navigator --version
 
 pure:
@@ -69,10 +72,10 @@ bench: install
 ## Self-contained navigator in dist/navigator/ (PyInstaller one-folder: interpreter included,
 ## needs only glibc); copy the folder into any glibc image. See docs/frameworks.md.
 DIST_VENV    := build/dist-venv
-DIST_SOURCES := $(shell find navigator -name '*.py') pyproject.toml packaging/navigator.spec \
+DIST_SOURCES := $(shell find navigator -name '*.py') pyproject.toml setup.py packaging/navigator.spec \
                 packaging/entry.py
 
-$(DIST_VENV)/.installed: packaging/requirements.txt pyproject.toml
+$(DIST_VENV)/.installed: packaging/requirements.txt pyproject.toml setup.py
 	rm -rf $(DIST_VENV)
 	$(PYTHON) -m venv $(DIST_VENV)
 	$(DIST_VENV)/bin/pip install -q --disable-pip-version-check -r packaging/requirements.txt .
