@@ -16,15 +16,21 @@ ARG PYTHON_IMAGE=python:3.11-slim
 # --- builder: install navigator and its dependencies into a venv ---------------------------
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A C compiler for the mypyc-compiled request path (setup.py); only this stage has it.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/navigator
 WORKDIR /src
 # Everything the package build reads, and nothing else, so edits to docs or tests do not
 # invalidate this layer. uvloop, httptools, msgspec, psutil and bcrypt ship manylinux
-# wheels for amd64 and arm64, so no compiler is needed.
-COPY pyproject.toml README.md ./
+# wheels for amd64 and arm64. The build must come out compiled (`--version` says which).
+COPY pyproject.toml setup.py README.md ./
 COPY navigator ./navigator
 RUN /opt/navigator/bin/pip install . \
- && /opt/navigator/bin/navigator --version
+ && /opt/navigator/bin/navigator --version \
+ && /opt/navigator/bin/python -c "import navigator.build as b; assert b.build_kind() == 'compiled'"
 
 # --- final: the venv plus the demo ----------------------------------------------------------
 FROM ${PYTHON_IMAGE}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from navigator import __version__
+from navigator.build import build_kind
 
 if TYPE_CHECKING:
     from navigator.config.shutdownplan import ShutdownPlan
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-s", dest="signal", choices=["reload", "stop"],
                         help="signal the running server (reads the pid file) and exit")
     parser.add_argument("--pid-file", help=f"pid file for -s (default {DEFAULT_PID_FILE})")
-    parser.add_argument("-v", "--version", action="version", version=f"Navigator {__version__}")
+    parser.add_argument("-v", "--version", action="version",
+                        version=f"Navigator {__version__} ({build_kind()})")
     return parser
 
 

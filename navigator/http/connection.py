@@ -155,9 +155,9 @@ class HttpConnection(asyncio.Protocol):
             log.info("bad request from %s: %s", self.peer_ip, err.reason)
             self._abort_with(err.status)
             return
-        except wire.HttpError as err:
-            log.info("refused request from %s: %s", self.peer_ip, err.reason)
-            self._abort_with(err.status)
+        except wire.HttpError as refused:  # own name: mypyc types `err` by its first binding
+            log.info("refused request from %s: %s", self.peer_ip, refused.reason)
+            self._abort_with(refused.status)
             return
         except Exception:  # a bug in a handler must not kill the loop
             log.exception("error while handling request from %s", self.peer_ip)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from mypy_extensions import mypyc_attr
+
 if TYPE_CHECKING:
     from navigator.config.runtime import Tenant
     from navigator.web.decision import RequestInfo
@@ -27,6 +29,7 @@ class Handler(Protocol):
     def client_lost(self) -> None: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the CGI and cable handlers stay Python
 class BaseHandler:
     """A request handler that ignores every event; subclasses override what they need."""
 

@@ -30,6 +30,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
 
 import httptools
@@ -344,15 +345,21 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
 
 
+Opener = Callable[["UpstreamPool", PoolKey, float], Awaitable[UpstreamConnection]]
+
+
 class UpstreamPool:
     """Idle keep-alive connections per backend address (reuse is worth 3-4x, see notes)."""
 
-    __slots__ = ("_idle", "_loop", "_tls")
+    __slots__ = ("_idle", "_loop", "_opener", "_tls")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, opener: Opener | None = None) -> None:
+        """`opener` replaces opening a socket (tests inject one: a compiled class cannot be
+        subclassed or patched from Python)."""
         self._loop = loop
         self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
         self._tls: ssl.SSLContext | None = None
+        self._opener = opener
 
     def acquire(self, key: PoolKey) -> UpstreamConnection | None:
         """A pooled connection to `key`, or None when a new one must be opened."""
@@ -367,6 +374,8 @@ class UpstreamPool:
 
     async def connect(self, key: PoolKey, deadline: float) -> UpstreamConnection:
         """Open a new connection; `deadline` is the connect timeout in seconds."""
+        if self._opener is not None:
+            return await self._opener(self, key, deadline)
         host, port, tls = key
         context: ssl.SSLContext | None = None
         if tls:

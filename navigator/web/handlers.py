@@ -99,11 +99,11 @@ async def _start_tenant_then_proxy(client: Client, ex: Exchange, tenant: Tenant,
             client.fail(ex, Failure.HANDLER_ERROR, "Failed to start application")
             return
         return
-    except Exception as exc:  # TenantUnavailable (crash-loop back-off) and the unexpected
-        log.warning("tenant %s unavailable: %s", tenant.name, exc)
+    except Exception as unavailable:  # TenantUnavailable (crash-loop back-off), the unexpected
+        log.warning("tenant %s unavailable: %s", tenant.name, unavailable)
         if not client.closed and ex.handler is not None:
             ex.handler = None
-            ex.error = str(exc)
+            ex.error = str(unavailable)
             respond(client, ex, maintenance_response(ex.snapshot))
         return
     if client.closed or ex.handler is None:

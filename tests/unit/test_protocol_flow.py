@@ -19,19 +19,21 @@ from navigator.web.snapshot import build_snapshot
 from tests.fakes import FixedTenants, MemoryTransport
 
 
-class GatedPool(UpstreamPool):
-    """A pool whose new connections open only when the test opens the gate."""
+class GatedPool:
+    """The opener of a pool whose new connections open only when the test opens the gate
+    (injected: the pool may be compiled, so it is not subclassed)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop)
         self.gate: asyncio.Future[None] = loop.create_future()
         self.backend = MemoryTransport()
         self.opened: list[UpstreamConnection] = []
         self.lose_before_handing_over = False
+        self.pool = UpstreamPool(loop, self.open)
 
-    async def connect(self, key: PoolKey, deadline: float) -> UpstreamConnection:
+    async def open(self, pool: UpstreamPool, key: PoolKey, deadline: float
+                   ) -> UpstreamConnection:
         await self.gate
-        conn = UpstreamConnection(self, key)
+        conn = UpstreamConnection(pool, key)
         conn.connection_made(self.backend)  # type: ignore[arg-type]
         self.opened.append(conn)
         if self.lose_before_handing_over:  # the backend died before our task resumed
@@ -45,7 +47,7 @@ def rig(tmp_path: Path, loop: asyncio.AbstractEventLoop
     cfg.write_text("server:\n  listen: 127.0.0.1:0\nroutes:\n  reverse_proxies:\n"
                    "    - {name: up, prefix: /up, target: 'http://127.0.0.1:9'}\n")
     pool = GatedPool(loop)
-    state = ServerState(loop=loop, snapshot=build_snapshot(load_config(cfg)), pool=pool,
+    state = ServerState(loop=loop, snapshot=build_snapshot(load_config(cfg)), pool=pool.pool,
                         tenants=FixedTenants(None))
     client = HttpConnection(state)
     transport = MemoryTransport()

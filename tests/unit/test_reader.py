@@ -7,13 +7,18 @@ asserts on the events its sink heard, or on the refusal it raised.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
-from navigator.config.runtime import Limits
+from navigator.config.runtime import Config, Limits, ListenAddress
 from navigator.http import wire
 from navigator.http.exchange import Exchange
 from navigator.http.reader import ParseError, RequestReader
+from navigator.web.snapshot import build_snapshot
+
+# The reader never reads an exchange's snapshot, but a compiled Exchange checks its type.
+SNAPSHOT = build_snapshot(Config(source=Path("n.yml"), listen=ListenAddress("", 0)))
 
 
 class Recorder:
@@ -25,7 +30,7 @@ class Recorder:
         self.tunnel = b""
 
     def request_begin(self) -> Exchange:
-        ex = Exchange(0.0, None)  # type: ignore[arg-type]  # the reader never reads it
+        ex = Exchange(0.0, SNAPSHOT)
         self.exchanges.append(ex)
         self.events.append(("begin", len(self.exchanges)))
         return ex
