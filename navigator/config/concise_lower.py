@@ -394,6 +394,8 @@ class _Lowering:
             if not isinstance(item, str):
                 raise ConfigError("expected the target path (a string; $1 for the first "
                                   "wildcard)", key)
+            for part in ("from", "to"):
+                self.origin[("routes", name, len(out), part)] = key
             out.append(sc.RewriteSpec(from_=self.regex(pattern, key), to=item))
         return out
 
@@ -407,6 +409,8 @@ class _Lowering:
                 continue
             spec = cc.ProxyConcise(target=item) if isinstance(item, str) \
                 else self.part(item, cc.ProxyConcise, key)
+            for part in ("path", "prefix"):
+                self.origin[("routes", "reverse_proxies", index, part)] = key
             plain = not (patterns.is_regex(pattern) or set(pattern) & {"*", "{"})
             out.append(sc.ReverseProxySpec(
                 name=spec.name, path="" if plain else self.regex(pattern, key),
@@ -422,6 +426,7 @@ class _Lowering:
             if pattern is None:
                 out.append(self.part(item, sc.ReplaySpec, key))
                 continue
+            self.origin[("routes", "fly", "replay", len(out), "path")] = key
             spec = self.part(item, cc.ReplayConcise, key)
             out.append(sc.ReplaySpec(path=self.regex(pattern, key), app=spec.app,
                                      region=spec.region, machine=spec.machine,
