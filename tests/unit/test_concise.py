@@ -64,7 +64,7 @@ def test_regex_written_as_glob_when_one_fits(regex: str, written: str) -> None:
 
 @pytest.mark.parametrize("pattern", ["/{a,b", "/a}", "/{a,*}"])
 def test_bad_globs(pattern: str) -> None:
-    with pytest.raises(ValueError, match="glob|wildcards"):
+    with pytest.raises(ValueError, match=r"glob|wildcards"):
         patterns.to_regex(pattern)
 
 
@@ -284,13 +284,16 @@ def test_routes_from_globs(tmp_path: Path) -> None:
         auth: {htpasswd: users, public: ["*.css"], open: [/, /docs/**]}
         """)
     kinds = [(r.kind, r.pattern.pattern, r.written) for r in config.rules]
-    assert kinds[0][0] == "redirect" and kinds[0][2] == ("^/old/(.*)$", "/new/$1")
+    assert kinds[0][0] == "redirect"
+    assert kinds[0][2] == ("^/old/(.*)$", "/new/$1")
     assert re.match(kinds[0][1], "/old/a/b")
     assert kinds[1][0] == "rewrite"
     assert kinds[2][0] == "replay"
     api, ws = config.reverse_proxies
     assert (api.prefix, api.pattern, api.target.port) == ("/api/", None, 9000)
-    assert ws.pattern is not None and ws.pattern.search("/ws/x/") and ws.websocket
+    assert ws.pattern is not None
+    assert ws.pattern.search("/ws/x/")
+    assert ws.websocket
     assert config.auth.enabled
     assert [p.pattern.pattern for p in config.auth.auth_patterns] == ["^/$", "^/docs/(.*)$"]
     assert config.auth.public_paths == ("*.css",)
