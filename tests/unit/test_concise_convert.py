@@ -128,7 +128,8 @@ def test_hundred_tenants_round_trip(seed: int, tmp_path: Path) -> None:
     concise = converted(original, "concise", tmp_path)
     data = yaml.safe_load(concise.read_text())
     assert data["version"] == 2
-    assert len(data["tenants"]) == 100 and len(data["placement"]) > 0
+    assert len(data["tenants"]) == 100
+    assert len(data["placement"]) > 0
     assert runtime(concise, tmp_path) == expected
     reference = converted(concise, "reference", tmp_path)
     assert runtime(reference, tmp_path) == expected
@@ -148,7 +149,8 @@ def test_convert_and_check_format_on_the_command_line(
     monkeypatch.chdir(REPO)
     assert main(["convert", "config.example.yml"]) == 0
     reference = capsys.readouterr().out
-    assert "applications:" in reference and "version" not in yaml.safe_load(reference)
+    assert "applications:" in reference
+    assert "version" not in yaml.safe_load(reference)
     assert main(["check", "--format", "concise", "examples/demo-reference.yml"]) == 0
     concise = yaml.safe_load(capsys.readouterr().out)
     assert concise["version"] == 2
