@@ -133,6 +133,12 @@ class _Lowering:
         if static is not None:
             changes["static"] = static
             self.origin[("server", "static")] = ("static",)
+            if isinstance(file.static, dict):
+                for ours, theirs in (("dir", "public_dir"), ("try", "try_files"),
+                                     ("extensions", "allowed_extensions")):
+                    self.origin[("server", "static", theirs)] = ("static", ours)
+            else:
+                self.origin[("server", "static", "public_dir")] = ("static",)
         elif file.server is None or "static" not in (self.data.get("server") or {}):
             changes["static"] = self.static_defaults(preset)
         cable = file.cable or sc.CableSpec()

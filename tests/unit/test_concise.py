@@ -297,3 +297,14 @@ def test_routes_from_globs(tmp_path: Path) -> None:
     assert config.auth.enabled
     assert [p.pattern.pattern for p in config.auth.auth_patterns] == ["^/$", "^/docs/(.*)$"]
     assert config.auth.public_paths == ("*.css",)
+
+
+@pytest.mark.parametrize(("static", "line", "key"), [
+    ("static: nowhere\n", 3, "static"),
+    ("static:\n  try: [.html]\n  dir: nowhere\n", 5, "static.dir"),
+])
+def test_static_warning_names_the_concise_key(tmp_path: Path, static: str, line: int,
+                                              key: str) -> None:
+    config = load(tmp_path, "app: {command: x}\n" + static)
+    assert [" ".join(w.removeprefix(f"{tmp_path}/").split(" ")[:2]) for w in config.warnings] == [
+        f"cfg.yml:{line}: {key}:"]
