@@ -308,3 +308,23 @@ def test_static_warning_names_the_concise_key(tmp_path: Path, static: str, line:
     config = load(tmp_path, "app: {command: x}\n" + static)
     assert [" ".join(w.removeprefix(f"{tmp_path}/").split(" ")[:2]) for w in config.warnings] == [
         f"cfg.yml:{line}: {key}:"]
+
+
+def documented_concise_blocks() -> list[tuple[str, str]]:
+    repo = Path(__file__).resolve().parents[2]
+    found = []
+    for doc in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]:
+        blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(), re.DOTALL)
+        found += [(f"{doc.name}#{i}", block) for i, block in enumerate(blocks)
+                  if block.startswith("version: 2")]
+    return found
+
+
+@pytest.mark.parametrize(("where", "block"), documented_concise_blocks(),
+                         ids=[w for w, _ in documented_concise_blocks()])
+def test_documented_concise_snippets_load(tmp_path: Path, where: str, block: str) -> None:
+    (tmp_path / "public").mkdir()
+    path = tmp_path / "cfg.yml"
+    path.write_text(block)
+    config = load_config(path, {}, cwd=tmp_path)
+    assert not [w for w in config.warnings if "unknown key" in w], (where, config.warnings)
