@@ -113,10 +113,12 @@ class ReplayConcise(Spec):
 
 
 class PlacementConcise(Spec):
-    """A `placement:` value: where the tenants the key matches live.
+    """A `placement:` value: where the tenants the key matches live. Each key is copied onto
+    the reference tenant key of the same name (`concise_lower.PLACEMENT_KEYS`).
 
-    The slot for "one machine per user" (issue 20): a `prefer_instance` key goes here, and
-    `concise_lower._place` copies it onto the tenant beside `machine` and `region`."""
+    The slot for "one machine per user" (issue 20): a `prefer_instance: str = ""` key added
+    here (beside the same key in `schema.TenantSpec`) is lowered and converted with no
+    other change; its text goes in `keydocs_concise`."""
 
     region: str = ""
     machine: str = ""

@@ -40,6 +40,12 @@ PREFIX_VAR = "prefix"  # `${prefix}` in app.env: the tenant's path without its l
 _OFF = frozenset({"false", "no", "off", "n"})
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _COOKIES = ("scoped", "shared")
+_REFERENCE_ONLY = {"applications": "app and tenants",
+                   "routes": "redirects, rewrites, proxies and replay"}
+# `placement` values are copied onto the tenant keys of the same names (a key added to
+# `concise.PlacementConcise` and to `schema.TenantSpec` needs nothing else here).
+PLACEMENT_KEYS: tuple[str, ...] = tuple(f.name for f in msgspec.structs.fields(
+    cc.PlacementConcise))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +118,19 @@ class _Lowering:
             raise ConfigError(str(exc), key) from None
 
     def run(self) -> Decoded:
+        for name, instead in _REFERENCE_ONLY.items():
+            if name in self.data:
+                raise ConfigError(f"the reference format's {name} section is not read in a "
+                                  f"version: 2 file; expected {instead} (docs/concise.md)",
+                                  (name,))
         file = self.part(self.data, cc.ConciseFile, ())
         name = file.app.preset or "generic"
         preset = PRESETS.get(name)
         if preset is None:
             raise ConfigError(f"expected one of {', '.join(PRESETS)}, got {name!r}",
                               ("app", "preset"))
-        tenants = self.tenants(self.data.get("tenants"))
+        tenants = self.place(file.placement, self.tenants(self.data.get("tenants")))
         apps = self.applications(file.app, preset, tenants)
-        self.place(file.placement, apps)
         server = file.server or sc.ServerSpec()
         changes: dict[str, Any] = {}
         if file.listen:
@@ -313,31 +323,29 @@ class _Lowering:
         return out
 
     def place(self, placement: Mapping[str, cc.PlacementConcise],
-              apps: sc.ApplicationsSpec) -> None:
+              tenants: list[sc.TenantSpec]) -> list[sc.TenantSpec]:
         """The placement map: the first entry whose pattern matches a tenant's path places
-        it (machine and region, as the reference-format tenant keys do)."""
-        placed: set[int] = set()
-        tenants = list(apps.tenants)
+        it, by setting the tenant keys of the same names (`PLACEMENT_KEYS`)."""
+        placed = list(tenants)
+        done: set[int] = set()
         for pattern, spec in placement.items():
             key: KeyPath = ("placement", pattern)
             try:
-                hits = [i for i, t in enumerate(tenants)
+                hits = [i for i, t in enumerate(placed)
                         if patterns.matches_path(pattern, t.path if t.path.endswith("/")
                                                  else t.path + "/")]
             except ValueError as exc:
                 raise ConfigError(str(exc), key) from None
             if not hits:
                 raise ConfigError("matches no tenant path", key)
-            for index in hits:
-                if index in placed:
-                    continue
-                placed.add(index)
-                tenants[index] = msgspec.structs.replace(
-                    tenants[index], region=spec.region or tenants[index].region,
-                    machine=spec.machine or tenants[index].machine)
-                for which in ("region", "machine"):
-                    self.origin[("applications", "tenants", index, which)] = (*key, which)
-        apps.tenants[:] = tenants
+            given = {name: getattr(spec, name) for name in PLACEMENT_KEYS
+                     if getattr(spec, name)}
+            for index in set(hits) - done:
+                done.add(index)
+                placed[index] = msgspec.structs.replace(placed[index], **given)
+                for name in PLACEMENT_KEYS:
+                    self.origin[("applications", "tenants", index, name)] = (*key, name)
+        return placed
 
     # --- server ----------------------------------------------------------------------------
     def health(self, value: object) -> sc.HealthCheckSpec:

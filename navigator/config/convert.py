@@ -26,6 +26,7 @@ from navigator.config import schema as sc
 from navigator.config.applications import LEGACY_ARGV
 from navigator.config.concise_lower import (
     CONCISE_VERSION,
+    PLACEMENT_KEYS,
     PREFIX_VAR,
     asset_override,
     merge_env,
@@ -280,10 +281,11 @@ class _Concise:
             variables = dict(spec.var)
             if auto and variables.get(PREFIX_VAR) == spec.path.rstrip("/"):
                 del variables[PREFIX_VAR]
-            place = {k: getattr(spec, k) for k in ("region", "machine") if getattr(spec, k)}
+            place = {k: getattr(spec, k) for k in PLACEMENT_KEYS if getattr(spec, k)}
             if place:
                 placement[spec.path] = place
-            rest = msgspec.structs.replace(spec, path="", var={}, region="", machine="")
+            rest = msgspec.structs.replace(spec, path="", var={},
+                                           **dict.fromkeys(PLACEMENT_KEYS, ""))
             scalars = all(isinstance(v, str) for v in variables.values())
             if rest == sc.TenantSpec() and scalars:
                 short[spec.path] = variables

@@ -135,6 +135,9 @@ def test_prefix_variable_is_the_tenant_path(tmp_path: Path) -> None:
     ("app:\n  command: x\n  migrate: {args: [a]}\n",
      "cfg.yml:4: app.migrate: missing required key 'command'"),
     ("app: {command: x}\nstatic: [public]\n", "cfg.yml:3: static: expected a mapping, got a list"),
+    ("app: {command: x}\napplications:\n  tenants: []\n",
+     "cfg.yml:3: applications: the reference format's applications section is not read in a "
+     "version: 2 file; expected app and tenants"),
     ("app: {command: x}\ntenants: everyone\n",
      "cfg.yml:3: tenants: expected a mapping of tenant paths"),
 ])
