@@ -31,6 +31,7 @@ from navigator.config.concise_lower import (
     asset_override,
     merge_env,
 )
+from navigator.config.context import slashed
 from navigator.config.presets import PRESETS, Preset, preset_command
 from navigator.config.schema import ConfigError
 from navigator.config.units import parse_duration
@@ -278,20 +279,26 @@ class _Concise:
         short: dict[str, Any] = {}
         all_short = True
         for spec in apps.tenants:
+            path = slashed(spec.path)
             variables = dict(spec.var)
-            if auto and variables.get(PREFIX_VAR) == spec.path.rstrip("/"):
+            if auto and PREFIX_VAR not in variables:
+                # unset, `${prefix}` reaches the environment; the concise format would fill
+                # it in, unless the variable says `${prefix}` itself (the same text after)
+                variables[PREFIX_VAR] = f"${{{PREFIX_VAR}}}"
+            elif auto and variables[PREFIX_VAR] == path.rstrip("/"):
                 del variables[PREFIX_VAR]
             place = {k: getattr(spec, k) for k in PLACEMENT_KEYS if getattr(spec, k)}
             if place:
-                placement[spec.path] = place
+                literal = not set(path) & {"*", "{", "}"}
+                placement[path if literal else f"^{re.escape(path)}$"] = place
             rest = msgspec.structs.replace(spec, path="", var={},
                                            **dict.fromkeys(PLACEMENT_KEYS, ""))
             scalars = all(isinstance(v, str) for v in variables.values())
-            if rest == sc.TenantSpec() and scalars:
-                short[spec.path] = variables
+            if rest == sc.TenantSpec() and scalars and "var" not in variables:
+                short[path] = variables
             else:
                 all_short = False
-                short[spec.path] = {"var": variables, **prune(rest)}
+                short[path] = {"var": variables, **prune(rest)}
         if all_short and len(short) > 1:
             compact = _pattern_form(short)
             if compact is not None:

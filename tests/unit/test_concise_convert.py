@@ -200,3 +200,28 @@ def test_init_writes_a_starter_that_loads_and_never_overwrites(
     assert written.read_text() == before
     with pytest.raises(FileExistsError):
         write_starter(tmp_path)
+
+
+EDGES = """\
+applications:
+  framework: {command: run}
+  env: {ROOT: "${prefix}", NAME: "${var}"}
+  tenants:
+    - {path: /with/, var: {prefix: /with, var: x}}
+    - {path: /own/, var: {prefix: /elsewhere}}
+    - {path: without, region: ams}
+    - {path: "/odd*{x}/", machine: m1}
+"""
+
+
+def test_edges_round_trip(tmp_path: Path) -> None:
+    """`${prefix}` with and without the variable, a variable named `var`, a path without
+    slashes, glob characters in a placed tenant's path."""
+    original = tmp_path / "edges.yml"
+    original.write_text(EDGES)
+    expected = runtime(original, tmp_path)
+    assert [dict(t.env)["ROOT"] for t in expected.tenants] == [
+        "/with", "/elsewhere", "${prefix}", "${prefix}"]
+    concise = converted(original, "concise", tmp_path)
+    assert runtime(concise, tmp_path) == expected
+    assert runtime(converted(concise, "reference", tmp_path), tmp_path) == expected
