@@ -97,6 +97,9 @@ def editor_schema() -> dict[str, Any]:
             definition["description"] = SECTIONS[name]
         properties = definition.get("properties", {})
         for key, node in list(properties.items()):
+            refs = [n for n in node.get("anyOf", ()) if n != NULL]
+            if len(refs) == 1 and "$ref" in refs[0] and len(node["anyOf"]) == 2:
+                node = {**refs[0], **{k: v for k, v in node.items() if k != "anyOf"}}
             loose = _loosen(node)
             text = FIELDS.get(f"{name}.{key}")
             if text:

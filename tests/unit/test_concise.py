@@ -331,3 +331,23 @@ def test_documented_concise_snippets_load(tmp_path: Path, where: str, block: str
     path.write_text(block)
     config = load_config(path, {}, cwd=tmp_path)
     assert not [w for w in config.warnings if "unknown key" in w], (where, config.warnings)
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("version: 2\napp: {ready_on_5xx: maybe}\n", "app.ready_on_5xx"),
+    ("version: 2\nauth: {open: /}\n", "auth.open"),
+    ("version: 2\nserver: {listen: [3000]}\n", "server.listen"),
+])
+def test_editor_schema_checks_concise_files(text: str, where: str) -> None:
+    import jsonschema
+    import yaml
+
+    from navigator.config.docs import editor_schema
+
+    schema = editor_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    problems = [".".join(map(str, e.absolute_path)) for e in validator.iter_errors(
+        yaml.safe_load(text))]
+    assert where in problems
+    assert not list(validator.iter_errors(yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "config.example.yml").read_text())))
