@@ -125,10 +125,10 @@ def _refuse_unconvertible(raw: sc.NavigatorFile) -> None:
     seen: set[str] = set()
     for index, tenant in enumerate(apps.tenants):
         key = ("applications", "tenants", index, "path")
-        if not tenant.path.strip() or tenant.path in seen:
+        if not tenant.path.strip() or slashed(tenant.path) in seen:
             raise ConfigError("a tenant without a path, or a repeated one, has no concise "
                               "form (tenants are a map from path)", key)
-        seen.add(tenant.path)
+        seen.add(slashed(tenant.path))
         if not apps.framework.command and (tenant.runtime or tenant.server or tenant.args):
             raise ConfigError("per-tenant runtime/server/args on the built-in Rails command "
                               "have no concise form; set applications.framework.command",
