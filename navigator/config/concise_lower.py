@@ -374,6 +374,10 @@ class _Lowering:
     def auth(self, spec: cc.AuthConcise | None) -> sc.AuthSpec:
         if spec is None:
             return sc.AuthSpec()
+        if spec.enabled and not spec.htpasswd:
+            # the reference turns auth off without a file; here the section means "on"
+            raise ConfigError("missing the htpasswd file (auth is on when this section is "
+                              "present; enabled: false turns it off)", ("auth", "htpasswd"))
         opened = []
         for index, pattern in enumerate(spec.open):
             self.origin[("auth", "auth_patterns", index)] = ("auth", "open", index)

@@ -334,7 +334,7 @@ class _Concise:
 
     def auth(self, spec: sc.AuthSpec) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if not spec.enabled:
+        if not spec.enabled or not spec.htpasswd:  # no file: off in the reference too
             out["enabled"] = False
         for name in ("htpasswd", "realm"):
             if getattr(spec, name):

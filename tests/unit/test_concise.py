@@ -138,6 +138,8 @@ def test_prefix_variable_is_the_tenant_path(tmp_path: Path) -> None:
     ("app: {command: x}\napplications:\n  tenants: []\n",
      "cfg.yml:3: applications: the reference format's applications section is not read in a "
      "version: 2 file; expected app and tenants"),
+    ("app: {command: x}\nauth:\n  realm: Members\n",
+     "cfg.yml:3: auth.htpasswd: missing the htpasswd file (auth is on when this section"),
     ("app: {command: x}\ntenants: everyone\n",
      "cfg.yml:3: tenants: expected a mapping of tenant paths"),
 ])

@@ -211,12 +211,13 @@ applications:
     - {path: /own/, var: {prefix: /elsewhere}}
     - {path: without, region: ams}
     - {path: "/odd*{x}/", machine: m1}
+auth: {enabled: true, realm: Members}
 """
 
 
 def test_edges_round_trip(tmp_path: Path) -> None:
     """`${prefix}` with and without the variable, a variable named `var`, a path without
-    slashes, glob characters in a placed tenant's path."""
+    slashes, glob characters in a placed tenant's path, auth on without a file (off)."""
     original = tmp_path / "edges.yml"
     original.write_text(EDGES)
     expected = runtime(original, tmp_path)
