@@ -99,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"navigator: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     command, config_path = invocation.command, invocation.config
+    misplaced = ("--to" if options.to and command != "convert"
+                 else "--format" if options.format and command != "check" else "")
+    if misplaced:
+        parser.print_usage(sys.stderr)
+        print(f"navigator: error: {misplaced} goes with "
+              f"{'convert' if misplaced == '--to' else 'check'}", file=sys.stderr)
+        return USAGE_ERROR
     if options.signal:
         return signal_running(options.signal, options.pid_file, config_path)
     if command == "serve":

@@ -2,9 +2,10 @@
 
 Room: config (PURE apart from reading the file and checking directories at load time).
 The `applications` section is resolved by `applications`, shared helpers live in `context`.
-`load_config` reads + decodes (`schema`) + resolves; `resolve` precomputes everything a
-request or a process start needs (runtime.py docstrings say what); `summarize` renders a
-Config for `navigator check`.
+`load_config` reads + decodes (`schema`; a concise `version: 2` file is first lowered into
+the same Structs by `concise_lower`, whose `where` maps keys back for errors) + resolves;
+`resolve` precomputes everything a request or a process start needs (runtime.py docstrings
+say what); `summarize` renders a Config for `navigator check`.
 
 Invariants:
 - the whole file is accepted or rejected: any `ConfigError` names file, line, dotted key

@@ -157,6 +157,10 @@ def test_convert_and_check_format_on_the_command_line(
     assert main(["convert", "--to", "concise", "config.example.yml"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["tenants"]["/sam/list1/"] == {
         "owner": "sam", "list": "list1"}
+    assert main(["check", "--to", "concise", "config.example.yml"]) == 2
+    assert "--to goes with convert" in capsys.readouterr().err
+    assert main(["convert", "--format", "concise", "config.example.yml"]) == 2
+    assert "--format goes with check" in capsys.readouterr().err
     bad = tmp_path / "bad.yml"
     bad.write_text("version: 2\napp: {preset: cobol}\n")
     assert main(["convert", str(bad)]) == 1
