@@ -1,5 +1,5 @@
-"""Command line: `navigator [CONFIG]`, `--config`, `check`, `schema`, `docs`, `status`,
-`-s reload|stop`, `--version`.
+"""Command line: `navigator [CONFIG]`, `--config`, `check [--format]`, `convert [--to]`,
+`init`, `schema`, `docs`, `status`, `-s reload|stop`, `--version`.
 
 Room: CLI only. Parses arguments, installs uvloop, runs the server or a one-shot command and
 turns the outcome into an exit code. Decisions live in the rooms it calls.
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = "config/navigator.yml"
 DEFAULT_PID_FILE = "/tmp/navigator.pid"
-COMMANDS = ("check", "schema", "docs", "status", "serve")
-NO_CONFIG = frozenset({"schema", "docs"})
+COMMANDS = ("check", "convert", "init", "schema", "docs", "status", "serve")
+NO_CONFIG = frozenset({"schema", "docs", "init"})
+FORMATS = ("concise", "reference")
 USAGE_ERROR = 2  # argparse's status for a bad command line
 
 
@@ -69,14 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="navigator",
         description="Multi-tenant application server and reverse proxy.",
-        epilog="commands: check CONFIG (validate), schema (JSON Schema), "
-        "docs (configuration reference, Markdown), status (running tenants)",
+        epilog="commands: check CONFIG (validate; --format prints it in that format), "
+        "convert CONFIG (to the other format, or --to), init (write navigator.yml for the "
+        "app here), schema (JSON Schema), docs (configuration reference, Markdown), "
+        "status (running tenants)",
     )
     parser.add_argument("args", nargs="*", help="[command] [CONFIG]")
     parser.add_argument("-c", "--config", help=f"config file (default {DEFAULT_CONFIG})")
     parser.add_argument("-s", dest="signal", choices=["reload", "stop"],
                         help="signal the running server (reads the pid file) and exit")
     parser.add_argument("--pid-file", help=f"pid file for -s (default {DEFAULT_PID_FILE})")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="check: print the effective config in this format")
+    parser.add_argument("--to", choices=FORMATS,
+                        help="convert: the format to write (default: the other one)")
     parser.add_argument("-v", "--version", action="version",
                         version=f"Navigator {__version__} ({build_kind()})")
     return parser
@@ -84,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    options = parser.parse_args(argv)
+    options = parser.parse_intermixed_args(argv)
     try:
         invocation = parse_words(options.args, options.config)
     except UsageError as exc:
@@ -92,11 +99,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"navigator: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     command, config_path = invocation.command, invocation.config
+    misplaced = ("--to" if options.to and command != "convert"
+                 else "--format" if options.format and command != "check" else "")
+    if misplaced:
+        parser.print_usage(sys.stderr)
+        print(f"navigator: error: {misplaced} goes with "
+              f"{'convert' if misplaced == '--to' else 'check'}", file=sys.stderr)
+        return USAGE_ERROR
     if options.signal:
         return signal_running(options.signal, options.pid_file, config_path)
     if command == "serve":
         return serve(config_path)
+    if command == "init":
+        return init(Path.cwd())
     try:
+        if command == "convert" or (command == "check" and options.format):
+            return convert(config_path, options.to or options.format or "",
+                           validate=command == "check")
         return run_report(command, config_path)
     except BrokenPipeError:
         # `navigator docs | head`: the reader left; end quietly, as other CLI tools do.
@@ -124,6 +143,39 @@ def run_report(command: str, config_path: str) -> int:
         status: int = print_status(config_path)
         return status
     raise AssertionError(f"unknown command {command!r}")  # parse_words admits no other
+
+
+def convert(config_path: str, to: str, *, validate: bool) -> int:
+    """`convert` and `check --format`: the file in a format on stdout (after loading it
+    whole, so a file that would not serve is not converted)."""
+    from navigator.config.convert import convert_file
+    from navigator.config.loader import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+        text = convert_file(config_path, to)
+    except (ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for warning in config.warnings if validate else ():
+        print(f"# warning: {warning}")
+    sys.stdout.write(text)
+    return 0
+
+
+def init(directory: Path) -> int:
+    from navigator.config.starter import write_starter
+
+    try:
+        written = write_starter(directory)
+    except FileExistsError as exc:
+        print(f"navigator: {exc.filename} exists; not overwritten", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"navigator: cannot write the starter config: {exc}", file=sys.stderr)
+        return 1
+    print(f"navigator: wrote {written}; check it with `navigator check {written.name}`")
+    return 0
 
 
 def check(config_path: str) -> int:

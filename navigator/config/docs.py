@@ -27,11 +27,19 @@ from typing import Any
 import msgspec
 from msgspec import inspect as mi
 
-from navigator.config.keydocs import FIELDS, SECTIONS
+from navigator.config import concise as cc
+from navigator.config.keydocs import FIELDS as REFERENCE_FIELDS
+from navigator.config.keydocs import SECTIONS as REFERENCE_SECTIONS
+from navigator.config.keydocs_concise import CONCISE_FIELDS, CONCISE_SECTIONS
 from navigator.config.schema import NavigatorFile, json_schema
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 NULL: dict[str, Any] = {"type": "null"}
+FIELDS = {**REFERENCE_FIELDS, **CONCISE_FIELDS}
+SECTIONS = {**REFERENCE_SECTIONS, **CONCISE_SECTIONS}
+# The concise format's own Structs (its `Any` keys take these, `concise_lower` checks them).
+CONCISE_STRUCTS: tuple[type[msgspec.Struct], ...] = (
+    cc.ConciseFile, cc.StaticConcise, cc.ProxyConcise, cc.ReplayConcise, cc.PlacementConcise)
 ANY_SCALAR: list[str] = ["string", "number", "boolean", "null"]
 BOOL_WORDS = ("y", "yes", "on", "true", "n", "no", "off", "false")
 INT_TEXT = "^([-+]?[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)$"
@@ -77,14 +85,21 @@ def _nullable(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def editor_schema() -> dict[str, Any]:
-    """The JSON Schema of navigator.yml as the loader reads it, with each key's text."""
-    schema = json_schema()
+    """The JSON Schema of navigator.yml as the loader reads it, with each key's text: the
+    concise format's when the file has a top-level `version`, else the reference's."""
+    schema = json_schema(*CONCISE_STRUCTS)
+    reference = schema.pop("$ref")
+    schema.update({"if": {"type": "object", "required": ["version"]},
+                   "then": {"$ref": "#/$defs/ConciseFile"}, "else": {"$ref": reference}})
     for name, definition in schema["$defs"].items():
         definition["type"] = ["object", "null"]
         if name in SECTIONS:
             definition["description"] = SECTIONS[name]
         properties = definition.get("properties", {})
         for key, node in list(properties.items()):
+            refs = [n for n in node.get("anyOf", ()) if n != NULL]
+            if len(refs) == 1 and "$ref" in refs[0] and len(node["anyOf"]) == 2:
+                node = {**refs[0], **{k: v for k, v in node.items() if k != "anyOf"}}
             loose = _loosen(node)
             text = FIELDS.get(f"{name}.{key}")
             if text:
@@ -106,6 +121,7 @@ class Section:
     struct: type[msgspec.Struct]
     info: mi.StructType
     paths: tuple[str, ...]  # every place in the file where this section appears
+    concise: bool = False  # a section of the concise format (`version: 2`)
 
     @property
     def shared(self) -> bool:
@@ -123,7 +139,11 @@ class Section:
     def anchor(self) -> str:
         if self.shared:
             return self.title.replace(" ", "-")
-        return self.paths[0].replace("[]", "").replace(".", "-").replace("_", "-") or "file"
+        anchor = self.paths[0].replace("[]", "").replace(".", "-").replace("_", "-")
+        anchor = anchor.replace("*", "value")
+        if self.concise:
+            return "concise-" + (anchor or "file")
+        return anchor or "file"
 
 
 def _struct_in(kind: mi.Type) -> mi.StructType | None:
@@ -143,13 +163,16 @@ def _suffix(kind: mi.Type) -> str:
     return "[]" if isinstance(kind, mi.ListType) else ""
 
 
-def sections() -> list[Section]:
-    """Every Struct, depth first from the file root, with all the paths it appears at."""
+def sections(concise: bool = False) -> list[Section]:
+    """Every Struct, depth first from the file root, with all the paths it appears at. With
+    `concise`, the concise format's own Structs (the reference's are documented once)."""
     order: list[type[msgspec.Struct]] = []
     infos: dict[type[msgspec.Struct], mi.StructType] = {}
     paths: dict[type[msgspec.Struct], list[str]] = {}
 
     def visit(info: mi.StructType, path: str) -> None:  # the Structs have no cycles
+        if concise and info.cls.__module__ != cc.__name__:
+            return
         if info.cls not in infos:
             infos[info.cls] = info
             order.append(info.cls)
@@ -159,10 +182,18 @@ def sections() -> list[Section]:
             if inner is not None:
                 visit(inner, f"{path}.{field.encode_name}{_suffix(field.type)}".lstrip("."))
 
-    root = mi.type_info(NavigatorFile)
-    assert isinstance(root, mi.StructType)
-    visit(root, "")
-    return [Section(cls, infos[cls], tuple(paths[cls])) for cls in order]
+    roots = [(cls, path) for cls, path in _CONCISE_ROOTS] if concise \
+        else [(NavigatorFile, "")]
+    for cls, path in roots:
+        root = mi.type_info(cls)
+        assert isinstance(root, mi.StructType)
+        visit(root, path)
+    return [Section(cls, infos[cls], tuple(paths[cls]), concise) for cls in order]
+
+
+_CONCISE_ROOTS: tuple[tuple[type[msgspec.Struct], str], ...] = (
+    (cc.ConciseFile, ""), (cc.StaticConcise, "static"), (cc.ProxyConcise, "proxies.*"),
+    (cc.ReplayConcise, "replay.*"), (cc.PlacementConcise, "placement.*"))
 
 
 def _type_text(kind: mi.Type, links: dict[type[msgspec.Struct], Section]) -> str:
@@ -206,9 +237,12 @@ INTRO = """\
      `python -m navigator.config.docs`; edit those, not this file. -->
 # Configuration reference
 
-Every key navigator reads from its YAML file, section by section. The file format is the
-reference Navigator's (existing files load unchanged); keys marked *Extension* are
-navigator's own. See [migration.md](migration.md) for the keys that behave differently.
+Every key navigator reads from its YAML file, section by section, in both formats: the
+concise format (a file with `version: 2`, described in [concise.md](concise.md); its own keys
+are at the end of this page, and its other sections are the reference format's, below) and
+the reference Navigator's format ([compatibility.md](compatibility.md): existing files load
+unchanged; keys marked *Extension* are navigator's own; [migration.md](migration.md) lists
+the keys that behave differently). Both load into the same runtime configuration.
 
 Conventions:
 
@@ -225,16 +259,21 @@ Conventions:
 
 
 def _heading(section: Section) -> str:
+    if section.concise:
+        return f"Concise `{section.paths[0]}`" if section.paths[0] else "Concise file"
     return section.title.capitalize() if section.shared else f"`{section.title}`"
 
 
 def reference_markdown() -> str:
     """docs/configuration.md."""
     found = sections()
-    links = {section.struct: section for section in found}
+    concise = sections(concise=True)
+    links = {section.struct: section for section in (*found, *concise)}
     out = [INTRO, "## Sections", ""]
     out += [f"- [{_heading(s)}](#{s.anchor})" for s in found]
-    for section in found:
+    out += ["", "The concise format (`version: 2`, [concise.md](concise.md)):", ""]
+    out += [f"- [{_heading(s)}](#{s.anchor})" for s in concise]
+    for section in (*found, *concise):
         out += ["", f'<a id="{section.anchor}"></a>', "", f"## {_heading(section)}", ""]
         intro = SECTIONS.get(section.struct.__name__, "")
         if intro:
@@ -248,8 +287,9 @@ def reference_markdown() -> str:
 
 def missing_texts() -> list[str]:
     """Keys of the Structs without a text in `keydocs`, and texts for keys that are gone."""
-    wanted = {f"{s.struct.__name__}.{f.encode_name}" for s in sections() for f in s.info.fields}
-    structs = {s.struct.__name__ for s in sections()}
+    every = [*sections(), *sections(concise=True)]
+    wanted = {f"{s.struct.__name__}.{f.encode_name}" for s in every for f in s.info.fields}
+    structs = {s.struct.__name__ for s in every}
     return sorted((wanted - set(FIELDS)) | (set(FIELDS) - wanted)
                   | (structs ^ set(SECTIONS)))
 

@@ -2,9 +2,10 @@
 
 Room: config (PURE apart from reading the file and checking directories at load time).
 The `applications` section is resolved by `applications`, shared helpers live in `context`.
-`load_config` reads + decodes (`schema`) + resolves; `resolve` precomputes everything a
-request or a process start needs (runtime.py docstrings say what); `summarize` renders a
-Config for `navigator check`.
+`load_config` reads + decodes (`schema`; a concise `version: 2` file is first lowered into
+the same Structs by `concise_lower`, whose `where` maps keys back for errors) + resolves;
+`resolve` precomputes everything a request or a process start needs (runtime.py docstrings
+say what); `summarize` renders a Config for `navigator check`.
 
 Invariants:
 - the whole file is accepted or rejected: any `ConfigError` names file, line, dotted key
@@ -46,6 +47,7 @@ from navigator.config.applications import (
     tenant_name,
     warn_cable_shadows,
 )
+from navigator.config.concise_lower import decode_document
 from navigator.config.context import (
     Context,
     pairs,
@@ -68,7 +70,7 @@ from navigator.config.units import (
     format_duration,
     format_size,
 )
-from navigator.config.yamlfile import decode, parse_yaml
+from navigator.config.yamlfile import parse_yaml
 
 __all__ = ["ConfigError", "dotted", "expand_environ", "load_config", "parse_listen", "resolve",
            "summarize", "tenant_argv", "tenant_env", "tenant_name"]
@@ -446,12 +448,18 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     except ConfigError as exc:
         raise exc.at(name, exc.line) from None
     try:
-        raw, unknown = decode(document.data)
-        config = _resolve(raw, Path(path), ctx)
+        decoded = decode_document(document.data)
     except ConfigError as exc:
         raise exc.at(name, document.lines([exc.key]).get(exc.key) if exc.key else None) \
             from None
-    notes = [(key, "unknown key (ignored)") for key in unknown] + ctx.issues
+    try:
+        config = _resolve(decoded.raw, Path(path), ctx)
+    except ConfigError as exc:
+        key = decoded.where(exc.key)
+        raise ConfigError(exc.reason, key, file=name,
+                          line=document.lines([key]).get(key) if key else None) from None
+    notes = [(key, "unknown key (ignored)") for key in decoded.unknown] + \
+        [(decoded.where(key), reason) for key, reason in ctx.issues]
     lines = document.lines(key for key, _ in notes)
     warnings = [located(name, lines.get(key), key, reason) for key, reason in notes]
     if document.ignored_from is not None:

@@ -344,9 +344,11 @@ class NavigatorFile(Spec):
     stamps: StampsSpec = msgspec.field(default_factory=StampsSpec)
 
 
-def json_schema() -> dict[str, Any]:
-    """JSON Schema of the file format (for editors and generated docs)."""
-    return msgspec.json.schema(NavigatorFile)
+def json_schema(*others: type[msgspec.Struct]) -> dict[str, Any]:
+    """JSON Schema of the file format (for editors and generated docs); with `others`, the
+    root is NavigatorFile's and every other's definition is in `$defs` too."""
+    (root, *_), defs = msgspec.json.schema_components([NavigatorFile, *others])
+    return {**root, "$defs": defs}
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import yaml
 
 from navigator.config.schema import ConfigError, KeyPath, NavigatorFile
+
+T = TypeVar("T")
 
 # --- reading YAML ----------------------------------------------------------------------------
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -258,3 +260,15 @@ def decode(data: object) -> tuple[NavigatorFile, list[KeyPath]]:
         return msgspec.convert(checked, NavigatorFile, strict=False), unknown
     except msgspec.ValidationError as exc:  # pragma: no cover - _check covers every shape
         raise ConfigError(str(exc)) from exc
+
+
+def decode_as(data: object, cls: type[T], key: KeyPath, unknown: list[KeyPath]) -> T:
+    """One part of a file (at `key`) as `cls`, by the same rules as `decode`: the concise
+    format decodes its sections with this, so its errors read like the reference's."""
+    shape = _shape_of(msgspec.inspect.type_info(cls))
+    checked = _check({} if data is None and shape.kind == "struct" else data, shape, key,
+                     unknown)
+    try:
+        return msgspec.convert(checked, cls, strict=False)
+    except msgspec.ValidationError as exc:  # pragma: no cover - _check covers every shape
+        raise ConfigError(str(exc), key) from exc

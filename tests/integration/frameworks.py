@@ -91,13 +91,19 @@ def prepared_rails_app(tmp_path: Path) -> Path:
     return app
 
 
-def example_config(name: str, tmp_path: Path) -> Path:
-    """examples/<name>/navigator.yml made private to this test: an ephemeral loopback port,
-    its own pid file and tenant ports, and the data directory under tmp_path."""
-    text = (EXAMPLES / name / "navigator.yml").read_text()
+def example_config(name: str, tmp_path: Path, file: str = "navigator.yml") -> Path:
+    """examples/<name>/<file> made private to this test: an ephemeral loopback port, its own
+    pid file and tenant ports. `file` is navigator.yml (the reference format) or concise.yml
+    (the concise format, relying on the framework preset's defaults)."""
+    text = (EXAMPLES / name / file).read_text()
+    start_port = random.randrange(20000, 40000, 101)
     replacements = (("  listen: 3000\n",
                      f'  listen: "127.0.0.1:0"\n  pid_file: {tmp_path}/navigator.pid\n'),
-                    ("start_port: 4000", f"start_port: {random.randrange(20000, 40000, 101)}"))
+                    ("start_port: 4000", f"start_port: {start_port}"))
+    if file == "concise.yml":
+        replacements = (("\nlisten: 3000\n", f'\nlisten: "127.0.0.1:0"\n'
+                         f"server: {{pid_file: {tmp_path}/navigator.pid}}\n"),
+                        ("\napp:\n", f"\napp:\n  pools: {{start_port: {start_port}}}\n"))
     for old, new in replacements:
         assert old in text, f"{old!r} not in examples/{name}/navigator.yml"
         text = text.replace(old, new)

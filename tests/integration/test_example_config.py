@@ -39,8 +39,10 @@ def uncomment(text: str, block: str) -> str:
 def example_with_auth(tmp_path: Path) -> Path:
     """The example with auth on, on an ephemeral loopback port, its data under tmp_path."""
     text = uncomment((REPO / "config.example.yml").read_text(), "auth:")
-    for old, new in (("  listen: 3000", f'  listen: "127.0.0.1:0"\n  pid_file: {tmp_path}/nav.pid'),
-                     ("start_port: 4000", f"start_port: {random.randrange(20000, 40000, 101)}"),
+    start_port = random.randrange(20000, 40000, 101)
+    for old, new in (("\nlisten: 3000",
+                      f'\nlisten: "127.0.0.1:0"\nserver: {{pid_file: {tmp_path}/nav.pid}}'),
+                     ("  idle: 5m", f"  idle: 5m\n  pools: {{start_port: {start_port}}}"),
                      ("/tmp/navigator-demo", str(tmp_path))):
         assert old in text, old
         text = text.replace(old, new)

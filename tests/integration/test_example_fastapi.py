@@ -25,9 +25,12 @@ pytestmark = pytest.mark.timeout(300)
 APP = EXAMPLES / "fastapi"
 
 
-def test_fastapi_tenants_through_navigator(tmp_path: Path) -> None:
+@pytest.mark.parametrize("file", ["navigator.yml", "concise.yml"])
+def test_fastapi_tenants_through_navigator(tmp_path: Path, file: str) -> None:
+    """The same browser walk for the reference-format config and the concise one, which
+    leaves the command, prefix handling, cookie scoping and probe to the fastapi preset."""
     venv_bin = example_venv("fastapi")
-    config = example_config("fastapi", tmp_path)
+    config = example_config("fastapi", tmp_path, file)
     env = {"PATH": f"{venv_bin}:{os.environ['PATH']}", "FASTAPI_DATA": str(tmp_path / "data")}
     with run_navigator(config, env=env, cwd=APP) as nav:
         browser = Browser(nav.port)

@@ -45,7 +45,10 @@ def boot_configs(tmp_path: Path) -> tuple[Path, Path]:
         port = probe.getsockname()[1]
     listen = f'  listen: "127.0.0.1:{port}"\n  pid_file: {tmp_path}/nav.pid'
     real = tmp_path / "real.yml"
-    real.write_text((REPO / "config.example.yml").read_text().replace("  listen: 3000", listen))
+    # The real config is the demo in the concise format: a reload may switch formats.
+    real.write_text((REPO / "config.example.yml").read_text().replace(
+        "\nlisten: 3000",
+        f'\nlisten: "127.0.0.1:{port}"\nserver: {{pid_file: {tmp_path}/nav.pid}}'))
     hook = tmp_path / "prepare-gated.sh"
     hook.write_text(GATED_HOOK)
     go_ahead = tmp_path / "go-ahead"

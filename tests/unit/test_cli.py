@@ -23,6 +23,9 @@ def exists(path: str) -> bool:
     (["status"], None, Invocation("status", DEFAULT_CONFIG)),
     (["schema"], None, Invocation("schema", DEFAULT_CONFIG)),
     (["docs"], None, Invocation("docs", DEFAULT_CONFIG)),
+    (["convert", "a.yml"], None, Invocation("convert", "a.yml")),
+    (["convert"], "a.yml", Invocation("convert", "a.yml")),
+    (["init"], None, Invocation("init", DEFAULT_CONFIG)),
 ])
 def test_commands_and_config(words: list[str], config: str | None,
                              expected: Invocation) -> None:
@@ -39,6 +42,7 @@ def test_commands_and_config(words: list[str], config: str | None,
     (["check", "b.yml"], "a.yml", "unexpected argument 'b.yml'"),
     (["myconfig"], "a.yml", "unexpected argument 'myconfig'"),
     (["docs", "x"], None, "docs takes no arguments"),
+    (["init", "here"], None, "init takes no arguments"),
 ])
 def test_usage_errors(words: list[str], config: str | None, message: str) -> None:
     with pytest.raises(UsageError, match=message):
