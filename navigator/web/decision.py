@@ -3,7 +3,8 @@
 Room: PURE data shared by `routing` (which returns a Decision) and `web.handlers` (which acts
 on it). Nothing here does I/O. A Decision is either a complete response built by pure code
 (`Respond`), a file to stream (`ServeFile`), or a place to relay the request to
-(`ProxyTenant`, `ProxyExternal`), plus the few special endpoints that own the connection.
+(`ProxyTenant`, `ProxyExternal`), a replay answer to give once its destination machine runs
+(`ReplayWhenUp`), plus the few special endpoints that own the connection.
 """
 
 from __future__ import annotations
@@ -86,6 +87,25 @@ class ProxyExternal:
 
 
 @dataclass(frozen=True, slots=True)
+class Destination:
+    """A replay's destination machine, as `proxy.wake` checks and starts it."""
+
+    app: str
+    machine: str  # Fly machine id
+    dns_name: str  # `<machine>.vm.<app>.internal`: resolves only while it runs
+    port: int  # where navigator listens there (the same config everywhere)
+    forced: bool  # `instance` (True) or `prefer_instance` (False: Fly may pick another)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayWhenUp:
+    """Answer with the replay once `destination` runs (started if need be)."""
+
+    answer: Respond
+    destination: Destination
+
+
+@dataclass(frozen=True, slots=True)
 class RunCgi:
     script: CgiScript
     path: str
@@ -107,4 +127,4 @@ class ServeMetrics:
 
 
 Decision = (Respond | ServeFile | ProxyTenant | ProxyExternal | RunCgi | CableSocket
-            | CableBroadcast | ServeMetrics)
+            | CableBroadcast | ServeMetrics | ReplayWhenUp)

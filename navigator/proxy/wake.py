@@ -1,0 +1,125 @@
+"""Replay only to a machine that runs: check its `.internal` name, start it if need be.
+
+Room: I/O glue for the `ReplayWhenUp` decision (`stamps.machine_start`). Fly's private DNS
+answers `<machine>.vm.<app>.internal` only while that machine runs, so a cached positive
+answer means "replay now" at the cost of a dict lookup. On a miss the request is held (body
+bounded, as while a tenant starts) while `MachineStarts` brings the machine up: start it
+through the Machines API over the local socket, then wait until DNS names it and it accepts
+a connection on navigator's port. Then the replay answer goes out; if that takes longer than
+`stamps.machine_start.timeout`, a forced target (`instance`) gets the maintenance page with
+`Retry-After`, a preferred one (`prefer_instance`) is replayed anyway (Fly falls back to
+another machine).
+
+Invariants:
+- the hot path (name cached) creates no task and sends no packet;
+- a replay is never retried here: a replayed request carries `X-Navigator-Retry` and routing
+  never makes it a `ReplayWhenUp` again (`web.rules`), so a start cannot loop;
+- concurrent requests share one bring-up (one start call) per machine (`machinestart`).
+
+Must not touch: routing (the decision arrives made), the tenants room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+from navigator.config.runtime import MachineStart
+from navigator.http.client import Client, HoldingHandler, respond
+from navigator.http.exchange import Exchange
+from navigator.proxy.flyapi import MachineApiError, machine_action
+from navigator.proxy.resolver import InternalResolver, Unreachable
+from navigator.proxy.startledger import start_accepted
+from navigator.web.decision import Destination, ReplayWhenUp, Respond
+
+log = logging.getLogger("navigator.wake")
+
+PROBE_TIMEOUT = 1.0  # one connect attempt to a machine DNS already names
+
+
+def start_checked_replay(client: Client, ex: Exchange, decision: ReplayWhenUp) -> None:
+    """Replay now when the destination is known to run, else hold the request and wake it."""
+    state = client.state
+    resolver = state.machines.for_servers(ex.snapshot.config.stamp.dns_servers)
+    if resolver.cached(decision.destination.dns_name) is not None:
+        respond(client, ex, decision.answer)
+        return
+    holder = HoldingHandler(client, ex)
+    ex.handler = holder
+    state.spawn(_replay_when_up(client, ex, decision, holder, resolver))
+
+
+async def _replay_when_up(client: Client, ex: Exchange, decision: ReplayWhenUp,
+                          holder: HoldingHandler, resolver: InternalResolver) -> None:
+    state = client.state
+    snapshot = ex.snapshot
+    settings = snapshot.config.stamp.machine_start
+    dest = decision.destination
+    task = state.machines.starts.bring_up(
+        (dest.app, dest.machine), lambda deadline: _runs(resolver, dest, deadline),
+        lambda deadline: _start(settings, dest, deadline),
+        timeout=settings.timeout, backoff=settings.backoff)
+    try:
+        up = await asyncio.wait_for(asyncio.shield(task), settings.timeout)
+    except TimeoutError:
+        up = False
+    if client.closed or ex.handler is not holder:
+        return
+    ex.handler = None
+    if up or not dest.forced:
+        respond(client, ex, decision.answer)
+        return
+    ex.error = f"machine {dest.machine} not running after {settings.timeout:.1f}s"
+    log.warning("replay of %s %s: %s (fly-request-id %s)", ex.method.decode("latin-1"),
+                ex.target.decode("latin-1", "replace"), ex.error,
+                ex.kept.get(b"fly-request-id", b"-").decode("latin-1"))
+    page = snapshot.maintenance
+    respond(client, ex, Respond(page.status, (*page.headers, ("Retry-After",
+                                                              str(retry_after(settings)))),
+                                page.body, page.response_type))
+
+
+def retry_after(settings: MachineStart) -> int:
+    """Seconds a client should wait: about when the next start call may be made."""
+    return max(1, math.ceil(settings.backoff))
+
+
+async def _runs(resolver: InternalResolver, dest: Destination, deadline: float) -> bool:
+    """DNS names the machine (it runs) and it accepts a connection (navigator listens)."""
+    loop = asyncio.get_running_loop()
+    remaining = deadline - loop.time()
+    if remaining <= 0:
+        return False
+    resolver.forget_negative(dest.dns_name)  # a stopped machine's miss is cached briefly
+    try:
+        addresses = await asyncio.wait_for(resolver.resolve(dest.dns_name), remaining)
+    except (Unreachable, TimeoutError):
+        return False
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(addresses[0], dest.port),
+                                           min(PROBE_TIMEOUT, max(0.001, deadline
+                                                                  - loop.time())))
+    except (OSError, TimeoutError):
+        resolver.forget(dest.dns_name)  # named but not answering yet: ask again next time
+        return False
+    writer.close()
+    return True
+
+
+async def _start(settings: MachineStart, dest: Destination, deadline: float) -> bool:
+    loop = asyncio.get_running_loop()
+    log.info("machine %s of %s is not running: starting it", dest.machine, dest.app)
+    try:
+        status, body = await machine_action(
+            settings.fly_api_socket, dest.app, dest.machine, "start",
+            budget=max(0.001, min(deadline - loop.time(), 10.0)))
+    except MachineApiError as exc:
+        log.error("Machines API start of %s failed: %s", dest.machine, exc)
+        return False
+    if start_accepted(status):
+        log.info("Machines API start of %s accepted (%d)", dest.machine, status)
+        return True
+    log.error("Machines API start of %s answered %d: %s", dest.machine, status,
+              body[:200].decode("utf-8", "replace"))
+    return False
