@@ -126,7 +126,7 @@ class ReplayPlan:
             payload = {"region": target.region}
             fallback_host = f"{target.region}.{stamp.app}.internal" if stamp.app else ""
             local = bool(stamp.region) and target.region == stamp.region
-        if target.placement and (not stamp.app or not (target.region or target.machine)):
+        if target.placement and (not stamp.app or not (target.region or machine)):
             local = True  # not on Fly (development), or a tenant that lives everywhere
         prefix = suffix = b""
         if transform:
