@@ -8,8 +8,10 @@ Invariants:
 - one bring-up per machine at a time: concurrent requests for a stopped machine share it, so
   the machine is asked to start once, however many requests wait;
 - a bring-up looks first (the machine may already run), calls start at most once, and only
-  when the ledger allows it (a failed call backs off, `startledger`); then it looks again
-  with growing pauses until the machine runs or its deadline passes; it never raises;
+  when the ledger allows it; then it looks again with growing pauses until the machine runs
+  or its deadline passes; it never raises;
+- a start fails when the call is refused or when the machine does not run by the deadline
+  (accepted but stuck): either backs the machine off (`startledger`); running clears it;
 - a request that stops waiting (its client left, its own deadline) does not cancel the
   bring-up for the others; `close` cancels what is left at shutdown.
 """
@@ -59,18 +61,22 @@ class MachineStarts:
         try:
             while True:
                 if await look(deadline):
+                    if called:
+                        self.ledger.record(key, True, loop.time(), backoff)
                     return True
                 now = loop.time()
                 if not called and self.ledger.may_start(key, now):
                     called = True
                     self.start_calls += 1
-                    accepted = await start(deadline)
-                    self.ledger.record(key, accepted, loop.time(), backoff)
+                    if not await start(deadline):
+                        self.ledger.record(key, False, loop.time(), backoff)
                     continue  # look again at once: a start may be quick
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     log.warning("machine %s of %s not running after %.1fs", key[1], key[0],
                                 budget)
+                    if called:
+                        self.ledger.record(key, False, loop.time(), backoff)
                     return False
                 await asyncio.sleep(min(next(delays), remaining))
         except Exception:  # a bring-up must end in True/False for every waiter

@@ -407,7 +407,7 @@ def route(snapshot: RoutingView, req: RequestInfo) -> Decision:
             path, raw = resolved, None
             req.rewritten_path = encode_path(path)
         if terminal is not None:
-            if isinstance(terminal, Respond | ReplayWhenUp):
+            if isinstance(terminal, (Respond, ReplayWhenUp)):
                 return terminal
             if terminal is MAINTENANCE:
                 return snapshot.maintenance

@@ -131,3 +131,25 @@ def test_close_cancels_bring_ups_under_way() -> None:
         assert task.cancelled()
 
     asyncio.run(main())
+
+
+def test_accepted_start_that_never_runs_backs_off_too() -> None:
+    async def main() -> None:
+        machine = FakeMachine(boot=10**6)  # accepted, never running
+        starts = MachineStarts(asyncio.get_running_loop())
+        assert await _bring_up_many(machine, starts, 2, budget=0.2) == [False] * 2
+        assert await _bring_up_many(machine, starts, 1, budget=0.1) == [False]
+        assert machine.starts == 1
+
+    asyncio.run(main())
+
+
+def test_running_clears_the_back_off() -> None:
+    async def main() -> None:
+        machine = FakeMachine(boot=1)
+        starts = MachineStarts(asyncio.get_running_loop())
+        starts.ledger.record(KEY, False, -100.0, backoff=1.0)  # an old failure, expired
+        assert await _bring_up_many(machine, starts, 1) == [True]
+        assert starts.ledger.blocked() == 0
+
+    asyncio.run(main())
