@@ -14,7 +14,9 @@ Invariants:
 - the hot path (name cached) creates no task and sends no packet;
 - a replay is never retried here: a replayed request carries `X-Navigator-Retry` and routing
   never makes it a `ReplayWhenUp` again (`web.rules`), so a start cannot loop;
-- concurrent requests share one bring-up (one start call) per machine (`machinestart`).
+- concurrent requests share one bring-up (one start call) per machine (`machinestart`);
+  `until_running` is also what `proxy.machine` awaits before proxying a request too large
+  to replay to a machine that is not running.
 
 Must not touch: routing (the decision arrives made), the tenants room.
 """
@@ -29,7 +31,7 @@ from navigator.config.runtime import MachineStart
 from navigator.http.client import Client, HoldingHandler, respond
 from navigator.http.exchange import Exchange
 from navigator.proxy.flyapi import MachineApiError, machine_action
-from navigator.proxy.resolver import InternalResolver, Unreachable
+from navigator.proxy.resolver import InternalResolver, MachineResolver, Unreachable
 from navigator.proxy.startledger import start_accepted
 from navigator.web.decision import Destination, ReplayWhenUp, Respond
 
@@ -52,18 +54,10 @@ def start_checked_replay(client: Client, ex: Exchange, decision: ReplayWhenUp) -
 
 async def _replay_when_up(client: Client, ex: Exchange, decision: ReplayWhenUp,
                           holder: HoldingHandler, resolver: InternalResolver) -> None:
-    state = client.state
     snapshot = ex.snapshot
     settings = snapshot.config.stamp.machine_start
     dest = decision.destination
-    task = state.machines.starts.bring_up(
-        (dest.app, dest.machine), lambda deadline: _runs(resolver, dest, deadline),
-        lambda deadline: _start(settings, dest, deadline),
-        timeout=settings.timeout, backoff=settings.backoff)
-    try:
-        up = await asyncio.wait_for(asyncio.shield(task), settings.timeout)
-    except TimeoutError:
-        up = False
+    up = await until_running(client.state.machines, resolver, dest, settings)
     if client.closed or ex.handler is not holder:
         return
     ex.handler = None
@@ -74,15 +68,28 @@ async def _replay_when_up(client: Client, ex: Exchange, decision: ReplayWhenUp,
     log.warning("replay of %s %s: %s (fly-request-id %s)", ex.method.decode("latin-1"),
                 ex.target.decode("latin-1", "replace"), ex.error,
                 ex.kept.get(b"fly-request-id", b"-").decode("latin-1"))
-    page = snapshot.maintenance
-    respond(client, ex, Respond(page.status, (*page.headers, ("Retry-After",
-                                                              str(retry_after(settings)))),
-                                page.body, page.response_type))
+    respond(client, ex, maintenance_retry(snapshot.maintenance, settings))
 
 
-def retry_after(settings: MachineStart) -> int:
-    """Seconds a client should wait: about when the next start call may be made."""
-    return max(1, math.ceil(settings.backoff))
+async def until_running(machines: MachineResolver, resolver: InternalResolver,
+                        dest: Destination, settings: MachineStart) -> bool:
+    """Wait (at most `settings.timeout`) for `dest` to run, starting it if need be; the
+    bring-up is shared with every other request for that machine."""
+    task = machines.starts.bring_up(
+        (dest.app, dest.machine), lambda deadline: _runs(resolver, dest, deadline),
+        lambda deadline: _start(settings, dest, deadline),
+        timeout=settings.timeout, backoff=settings.backoff)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), settings.timeout)
+    except TimeoutError:
+        return False
+
+
+def maintenance_retry(page: Respond, settings: MachineStart) -> Respond:
+    """The maintenance page plus `Retry-After`: about when the next start call may be made."""
+    seconds = max(1, math.ceil(settings.backoff))
+    return Respond(page.status, (*page.headers, ("Retry-After", str(seconds))), page.body,
+                   page.response_type)
 
 
 async def _runs(resolver: InternalResolver, dest: Destination, deadline: float) -> bool:

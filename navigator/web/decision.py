@@ -74,6 +74,17 @@ class ProxyTenant:
 
 
 @dataclass(frozen=True, slots=True)
+class Destination:
+    """A replay's destination machine, as `proxy.wake` checks and starts it."""
+
+    app: str
+    machine: str  # Fly machine id
+    dns_name: str  # `<machine>.vm.<app>.internal`: resolves only while it runs
+    port: int  # where navigator listens there (the same config everywhere)
+    forced: bool  # `instance` (True) or `prefer_instance` (False: Fly may pick another)
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyExternal:
     """Relay to a fixed upstream: a reverse-proxy route or another machine (stamps)."""
 
@@ -84,17 +95,7 @@ class ProxyExternal:
     route: ReverseProxyRoute | None = None
     response_type: str = "proxy"
     idempotent_retries: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    """A replay's destination machine, as `proxy.wake` checks and starts it."""
-
-    app: str
-    machine: str  # Fly machine id
-    dns_name: str  # `<machine>.vm.<app>.internal`: resolves only while it runs
-    port: int  # where navigator listens there (the same config everywhere)
-    forced: bool  # `instance` (True) or `prefer_instance` (False: Fly may pick another)
+    destination: Destination | None = None  # another machine to start first if stopped
 
 
 @dataclass(frozen=True, slots=True)

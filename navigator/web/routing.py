@@ -416,7 +416,8 @@ def route(snapshot: RoutingView, req: RequestInfo) -> Decision:
             if req.query:
                 upstream += "?" + req.query
             return ProxyExternal(terminal.target, upstream, ((RETRY_HEADER, "true"),), (),
-                                 None, "fly-replay-proxy", terminal.retries)
+                                 None, "fly-replay-proxy", terminal.retries,
+                                 terminal.destination)
 
     scripts = table.cgi.get(path)
     if scripts:

@@ -77,6 +77,7 @@ class ReplayFallback:
 
     target: UpstreamTarget
     retries: int
+    destination: Destination | None = None  # with machine_start: started first if stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,4 +294,5 @@ def _replay_outcome(plan: ReplayPlan, req: RequestInfo) -> Terminal | None:
         return None  # no FLY_APP_NAME: nowhere to forward, serve locally (reference behaviour)
     # Retries are connect attempts (nothing reached the target yet, the body waits in a
     # bounded buffer); still, only idempotent methods get them, a POST fails at once.
-    return ReplayFallback(plan.fallback, FALLBACK_RETRIES if req.method in _IDEMPOTENT else 0)
+    return ReplayFallback(plan.fallback, FALLBACK_RETRIES if req.method in _IDEMPOTENT else 0,
+                          plan.destination)

@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BACKEND_APP, Navigator, request, run_navigator, wait_until, write_config
+from tests.helpers import (
+    BACKEND_APP,
+    Navigator,
+    Reader,
+    connect,
+    request,
+    run_navigator,
+    wait_until,
+    write_config,
+)
 from tests.integration.fake_machines_api import FakeMachinesApi, fake_machines_api
 from tests.integration.stamps_dns import DnsResponder, dns_responder
 from tests.integration.stamps_edge import Edge, Machine, running_edge
@@ -80,6 +89,17 @@ class Rig:
         resp = request(self.edge.ports["m-iad"], "GET", path, timeout=60)
         self.mark(f"client got {resp.status} for {path}")
         return resp.status, resp.body, {k.lower(): v for k, v in resp.headers}
+
+    def post_chunked(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """A chunked POST (never replayable: navigator proxies it over the private network)."""
+        self.mark(f"client sends chunked POST {path} to m-iad")
+        head = (f"POST {path} HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n").encode()
+        with connect(self.edge.ports["m-iad"], 60) as sock:
+            sock.sendall(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+            resp = Reader(sock).response()
+        self.mark(f"client got {resp.status} for {path}")
+        return resp.status, resp.body
 
     def timeline(self) -> list[tuple[float, str]]:
         """Every event the rig saw, in order, in seconds since the first."""
@@ -233,3 +253,13 @@ def test_running_machine_is_replayed_to_without_a_start(tmp_path: Path) -> None:
         assert (status, body) == (200, b"m-ord")
         assert headers["x-edge-path"] == "m-iad>m-ord"
         assert rig.api.starts("m-ord") == []
+
+
+def test_upload_too_large_to_replay_starts_the_machine_then_is_proxied(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        rig = start_rig(stack, tmp_path)
+        status, body = rig.post_chunked("/sally/a/env?name=FLY_MACHINE_ID", b"u" * 5000)
+        assert (status, body) == (200, b"m-ord")
+        assert len(rig.api.starts("m-ord")) == 1
+        assert [e for e in rig.edge.events if e[1] == "replay answer"] == []  # proxied
+        rig.print_timeline("chunked upload, m-ord stopped")

@@ -237,3 +237,15 @@ def test_replayed_request_is_never_checked_again(tmp_path: Path) -> None:
 def test_not_on_fly_nothing_is_checked(tmp_path: Path) -> None:
     snapshot = build_snapshot(load(tmp_path, with_start(), {}))
     assert isinstance(route(snapshot, req("/forced/x")), ProxyTenant)
+
+
+def test_large_upload_waits_for_the_machine_too(tmp_path: Path) -> None:
+    snapshot = build_snapshot(load(tmp_path, with_start()))
+    decision = route(snapshot, req("/forced/up", "POST", chunked=True))
+    assert isinstance(decision, ProxyExternal)
+    assert decision.target.host == "m-f.vm.smooth.internal"
+    assert decision.destination == Destination("smooth", "m-f", "m-f.vm.smooth.internal",
+                                               3000, True)
+    plain = route(build_snapshot(load(tmp_path)), req("/forced/up", "POST", chunked=True))
+    assert isinstance(plain, ProxyExternal)
+    assert plain.destination is None
