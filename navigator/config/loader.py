@@ -518,6 +518,10 @@ def summarize(config: rt.Config) -> str:
                     if rule.replay.prefer_instance else rule.replay.region)
                 or "(lives everywhere)" if rule.replay else rule.written[1] or rule.replacement)
         out.append(f"  {rule.kind:<8} {rule.written[0] or rule.pattern.pattern} -> {goal}")
+    start = config.stamp.machine_start
+    if start.enabled:
+        out.append(f"machine start before replay: wait {format_duration(start.timeout)}, "
+                   f"back-off {format_duration(start.backoff)}, API {start.fly_api_socket}")
     out.append(f"reverse proxies {len(config.reverse_proxies)}")
     for proxy in config.reverse_proxies:
         match = proxy.pattern.pattern if proxy.pattern else proxy.prefix

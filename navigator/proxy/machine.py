@@ -53,7 +53,8 @@ async def _reach_then_proxy(client: Client, ex: Exchange, decision: ProxyExterna
     target = decision.target
     destination = decision.destination
     if destination is not None and not await until_running(
-            state.machines, resolver, destination, snapshot.config.stamp.machine_start):
+            state.machines, resolver, destination, snapshot.config.stamp.machine_start,
+            state.metrics):
         log.warning("machine %s not running for %s %s (fly-request-id %s)",
                     destination.machine, ex.method.decode("latin-1"), decision.path,
                     ex.kept.get(b"fly-request-id", b"-").decode("latin-1"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from typing import TYPE_CHECKING
 
 from navigator.config.runtime import MachineStart
 from navigator.http.client import Client, HoldingHandler, respond
@@ -34,6 +35,9 @@ from navigator.proxy.flyapi import MachineApiError, machine_action
 from navigator.proxy.resolver import InternalResolver, MachineResolver, Unreachable
 from navigator.proxy.startledger import start_accepted
 from navigator.web.decision import Destination, ReplayWhenUp, Respond
+
+if TYPE_CHECKING:
+    from navigator.ops.metrics import Metrics
 
 log = logging.getLogger("navigator.wake")
 
@@ -57,7 +61,8 @@ async def _replay_when_up(client: Client, ex: Exchange, decision: ReplayWhenUp,
     snapshot = ex.snapshot
     settings = snapshot.config.stamp.machine_start
     dest = decision.destination
-    up = await until_running(client.state.machines, resolver, dest, settings)
+    state = client.state
+    up = await until_running(state.machines, resolver, dest, settings, state.metrics)
     if client.closed or ex.handler is not holder:
         return
     ex.handler = None
@@ -72,12 +77,13 @@ async def _replay_when_up(client: Client, ex: Exchange, decision: ReplayWhenUp,
 
 
 async def until_running(machines: MachineResolver, resolver: InternalResolver,
-                        dest: Destination, settings: MachineStart) -> bool:
+                        dest: Destination, settings: MachineStart,
+                        metrics: Metrics | None) -> bool:
     """Wait (at most `settings.timeout`) for `dest` to run, starting it if need be; the
     bring-up is shared with every other request for that machine."""
     task = machines.starts.bring_up(
         (dest.app, dest.machine), lambda deadline: _runs(resolver, dest, deadline),
-        lambda deadline: _start(settings, dest, deadline),
+        lambda deadline: _start(settings, dest, deadline, metrics),
         timeout=settings.timeout, backoff=settings.backoff)
     try:
         return await asyncio.wait_for(asyncio.shield(task), settings.timeout)
@@ -114,7 +120,8 @@ async def _runs(resolver: InternalResolver, dest: Destination, deadline: float) 
     return True
 
 
-async def _start(settings: MachineStart, dest: Destination, deadline: float) -> bool:
+async def _start(settings: MachineStart, dest: Destination, deadline: float,
+                 metrics: Metrics | None) -> bool:
     loop = asyncio.get_running_loop()
     log.info("machine %s of %s is not running: starting it", dest.machine, dest.app)
     try:
@@ -123,8 +130,13 @@ async def _start(settings: MachineStart, dest: Destination, deadline: float) -> 
             budget=max(0.001, min(deadline - loop.time(), 10.0)))
     except MachineApiError as exc:
         log.error("Machines API start of %s failed: %s", dest.machine, exc)
+        if metrics is not None:
+            metrics.machine_starts.inc(dest.machine, "error")
         return False
-    if start_accepted(status):
+    accepted = start_accepted(status)
+    if metrics is not None:
+        metrics.machine_starts.inc(dest.machine, "accepted" if accepted else "refused")
+    if accepted:
         log.info("Machines API start of %s accepted (%d)", dest.machine, status)
         return True
     log.error("Machines API start of %s answered %d: %s", dest.machine, status,

@@ -189,6 +189,8 @@ def test_request_for_a_stopped_machine_starts_it_once_then_replays(tmp_path: Pat
             assert (status, body) == (200, b"m-ord"), body[:200]
             assert headers["x-edge-path"] == "m-iad>m-ord"  # one replay, straight home
         assert len(rig.api.starts("m-ord")) == 1  # five waiting requests, one start
+        metrics = request(rig.navs["m-iad"].port, "GET", "/_navigator/metrics").body
+        assert b'navigator_machine_starts_total{machine="m-ord",result="accepted"} 1' in metrics
         rig.print_timeline("5 concurrent requests, m-ord stopped")
         order = [what for _, what in rig.timeline()]
         first = {key: next(i for i, w in enumerate(order) if w.startswith(key))
@@ -230,6 +232,8 @@ def test_failed_start_backs_off(tmp_path: Path) -> None:
             assert MAINTENANCE_MARK in body.lower()
         assert len(rig.api.starts("m-ord")) == 1
         assert "Machines API start of m-ord answered 500" in rig.navs["m-iad"].output()
+        metrics = request(rig.navs["m-iad"].port, "GET", "/_navigator/metrics").body
+        assert b'navigator_machine_starts_total{machine="m-ord",result="refused"} 1' in metrics
 
 
 def test_preferred_machine_that_stays_down_falls_back_to_another(tmp_path: Path) -> None:

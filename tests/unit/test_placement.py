@@ -140,8 +140,11 @@ def test_machine_start_settings(tmp_path: Path) -> None:
     assert config.stamp.machine_start == rt.MachineStart(True, 7.0, 3.0, "/run/f.sock")
 
 
-def test_summary_names_preferred_machines(tmp_path: Path) -> None:
+def test_summary_names_preferred_machines_and_machine_start(tmp_path: Path) -> None:
     assert "replay   ^/solo/ -> m-solo (preferred)" in summarize(load(tmp_path))
+    assert "machine start" not in summarize(load(tmp_path))
+    assert ("machine start before replay: wait 7s, back-off 3s, API /.fly/api"
+            in summarize(load(tmp_path, with_start())))
 
 
 # --- what each machine does ------------------------------------------------------------------
