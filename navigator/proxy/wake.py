@@ -89,6 +89,11 @@ async def until_running(machines: MachineResolver, resolver: InternalResolver,
         return await asyncio.wait_for(asyncio.shield(task), settings.timeout)
     except TimeoutError:
         return False
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and (current is None or not current.cancelling()):
+            return False  # the bring-up was ended (shutdown), not this request
+        raise
 
 
 def maintenance_retry(page: Respond, settings: MachineStart) -> Respond:
