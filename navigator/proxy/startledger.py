@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 POLL_FIRST = 0.05  # seconds before looking again whether a starting machine runs
-POLL_CAP = 0.5
+POLL_CAP = 0.25  # a started machine is seen at most this late (one DNS query per look)
 
 
 class StartLedger:

@@ -267,3 +267,22 @@ def test_upload_too_large_to_replay_starts_the_machine_then_is_proxied(tmp_path:
         assert len(rig.api.starts("m-ord")) == 1
         assert [e for e in rig.edge.events if e[1] == "replay answer"] == []  # proxied
         rig.print_timeline("chunked upload, m-ord stopped")
+
+
+def test_machine_being_deployed_is_waited_for_without_a_second_start(tmp_path: Path) -> None:
+    """Mid-deploy the API refuses the start (409) but the machine comes up by itself: the
+    request keeps watching DNS and is replayed once it answers."""
+    with ExitStack() as stack:
+        rig = start_rig(stack, tmp_path, api_status=409)
+        answers: list[tuple[int, bytes, dict[str, str]]] = []
+        client = threading.Thread(
+            target=lambda: answers.append(rig.get("/sally/a/env?name=FLY_MACHINE_ID")))
+        client.start()
+        wait_until(lambda: rig.api.starts("m-ord"), 30, message="the start call")
+        rig.mark("deploy: new m-ord comes up")
+        rig.api.on_start("m-ord")  # the deploy's new machine, not our start call
+        client.join(60)
+        assert [(status, body) for status, body, _ in answers] == [(200, b"m-ord")]
+        assert answers[0][2]["x-edge-path"] == "m-iad>m-ord"
+        assert len(rig.api.starts("m-ord")) == 1
+        rig.print_timeline("start refused (409, deploy), machine comes up by itself")
