@@ -244,7 +244,8 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: Context,
         if not (replay.app or replay.region or replay.machine or replay.prefer_instance):
             ctx.warn(key, "replay rule names no app, region or machine; skipped")
             continue
-        check_stamp_names(replay, key)
+        # machine ids only: a rule's region may be a Fly preference list ("sjc,any")
+        check_stamp_names(replay, key, ("machine", "prefer_instance"))
         if not replay.path:
             ctx.warn(key, "replay rule without 'path'; skipped")
             continue

@@ -39,9 +39,10 @@ def valid_stamp_name(name: str) -> bool:
     return bool(_STAMP_NAME.match(name))
 
 
-def check_stamp_names(owner: object, key: KeyPath) -> None:
+def check_stamp_names(owner: object, key: KeyPath,
+                      keys: tuple[str, ...] = ("region", "machine", "prefer_instance")) -> None:
     """`region`, `machine`, `prefer_instance` of a tenant or user are DNS labels."""
-    for which in ("region", "machine", "prefer_instance"):
+    for which in keys:
         value = getattr(owner, which)
         if value and not valid_stamp_name(value):
             what = "region" if which == "region" else "machine id"

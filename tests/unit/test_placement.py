@@ -125,6 +125,11 @@ def test_bad_placements_name_the_key(tmp_path: Path, text: str, key: str, reason
     assert reason in str(info.value)
 
 
+def test_replay_rule_region_is_not_checked_as_a_label(tmp_path: Path) -> None:
+    config = load(tmp_path, "routes: {fly: {replay: [{path: ^/x, region: 'sjc,any'}]}}")
+    assert [r.replay.region for r in config.rules if r.replay] == ["sjc,any"]
+
+
 def test_user_glob_matching_nothing_is_a_warning(tmp_path: Path) -> None:
     config = load(tmp_path, "stamps: {users: {u: {machine: m1, tenants: ['/nope/*']}}}\n"
                             "applications: {tenants: [{path: /a/}]}")
