@@ -45,9 +45,9 @@ def check_stamp_names(owner: object, key: KeyPath,
     for which in keys:
         value = getattr(owner, which)
         if value and not valid_stamp_name(value):
-            what = "region" if which == "region" else "machine id"
-            raise ConfigError(f"{value!r} is not a valid Fly {what} (letters, digits and '-')",
-                              (*key, which))
+            what = "region" if which == "region" else "machine"
+            raise ConfigError(f"{value!r} is not a valid Fly {what} name (letters, digits "
+                              "and '-')", (*key, which))
 
 
 def path_glob(pattern: str) -> re.Pattern[str]:

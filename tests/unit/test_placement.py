@@ -109,13 +109,13 @@ def test_path_glob(glob: str, path: str, matches: bool) -> None:
     ("stamps: {users: {u: {tenants: ['/a/']}}}", "stamps.users.u",
      "needs a region, machine or prefer_instance"),
     ("stamps: {users: {u: {prefer_instance: 'm.1', tenants: ['/a/']}}}",
-     "stamps.users.u.prefer_instance", "valid Fly machine id"),
+     "stamps.users.u.prefer_instance", "valid Fly machine name"),
     ("stamps: {users: {u: {machine: m1, tenants: ['/a/']}, v: {machine: m2, tenants: ['/*/']}}}",
      "stamps.users.v.tenants[0]", "also user 'u'"),
     ("applications: {tenants: [{path: /a/, prefer_instance: 'x y'}]}",
-     "tenants[0].prefer_instance", "valid Fly machine id"),
+     "tenants[0].prefer_instance", "valid Fly machine name"),
     ("routes: {fly: {replay: [{path: ^/x, prefer_instance: 'a_b'}]}}",
-     "routes.fly.replay[0].prefer_instance", "valid Fly machine id"),
+     "routes.fly.replay[0].prefer_instance", "valid Fly machine name"),
 ])
 def test_bad_placements_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:
     full = text if "applications" in text else text + "\napplications: {tenants: [{path: /a/}]}"
