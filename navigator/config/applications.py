@@ -23,7 +23,7 @@ from navigator.config.context import (
     slashed,
 )
 from navigator.config.schema import ConfigError, KeyPath
-from navigator.config.stamps import valid_stamp_name
+from navigator.config.stamps import check_stamp_names
 
 DEFAULT_READY_TIMEOUT = 300.0  # a slow boot (Rails, several tenants on a small shared CPU)
 LEGACY_ARGV = ("ruby", "bin/rails", "server", "-b", "0.0.0.0", "-p", rt.PORT_PLACEHOLDER)
@@ -151,11 +151,7 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
             name = unique
         names[name] = index
         root = ctx.path(spec.root) if spec.root else workdir
-        for which in ("region", "machine"):
-            value = getattr(spec, which)
-            if value and not valid_stamp_name(value):
-                raise ConfigError(f"{value!r} is not a valid Fly {which} name (letters, "
-                                  "digits and '-')", (*key, which))
+        check_stamp_names(spec, key)
         wait = ctx.seconds(spec.startup_timeout, (*key, "startup_timeout"), startup)
         strip = _inherit(spec.strip_prefix, apps.strip_prefix)
         prefix = path.rstrip("/")  # "" for a tenant at "/": nothing to strip or scope
@@ -183,7 +179,7 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
             user=spec.user or pools.user, group=spec.group or pools.group,
             bot_detection=None if spec.bot_detection is None
             else resolve_bots(spec.bot_detection, (*key, "bot_detection"), ctx),
-            region=spec.region, machine=spec.machine))
+            region=spec.region, machine=spec.machine, prefer_instance=spec.prefer_instance))
     return tuple(tenants)
 
 

@@ -31,7 +31,7 @@ from navigator.config import concise as cc
 from navigator.config.keydocs import FIELDS as REFERENCE_FIELDS
 from navigator.config.keydocs import SECTIONS as REFERENCE_SECTIONS
 from navigator.config.keydocs_concise import CONCISE_FIELDS, CONCISE_SECTIONS
-from navigator.config.schema import NavigatorFile, json_schema
+from navigator.config.schema import NavigatorFile, PlacementSpec, json_schema
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 NULL: dict[str, Any] = {"type": "null"}
@@ -182,8 +182,7 @@ def sections(concise: bool = False) -> list[Section]:
             if inner is not None:
                 visit(inner, f"{path}.{field.encode_name}{_suffix(field.type)}".lstrip("."))
 
-    roots = [(cls, path) for cls, path in _CONCISE_ROOTS] if concise \
-        else [(NavigatorFile, "")]
+    roots = _CONCISE_ROOTS if concise else _REFERENCE_ROOTS
     for cls, path in roots:
         root = mi.type_info(cls)
         assert isinstance(root, mi.StructType)
@@ -191,6 +190,9 @@ def sections(concise: bool = False) -> list[Section]:
     return [Section(cls, infos[cls], tuple(paths[cls]), concise) for cls in order]
 
 
+# Sections reached through a map (`stamps.users.<name>`) are roots of their own.
+_REFERENCE_ROOTS: tuple[tuple[type[msgspec.Struct], str], ...] = (
+    (NavigatorFile, ""), (PlacementSpec, "stamps.users.*"))
 _CONCISE_ROOTS: tuple[tuple[type[msgspec.Struct], str], ...] = (
     (cc.ConciseFile, ""), (cc.StaticConcise, "static"), (cc.ProxyConcise, "proxies.*"),
     (cc.ReplayConcise, "replay.*"), (cc.PlacementConcise, "placement.*"))

@@ -66,6 +66,8 @@ SECTIONS: Mapping[str, str] = {
     "VectorSpec": "Also send tenant and managed-process output (JSON, with `tenant`) and "
     "the access log to a Vector socket; navigator's own lines stay on stdout.",
     "StampsSpec": "Extension: deployment-stamp networking.",
+    "PlacementSpec": "One user's tenants and where they live (one machine per user).",
+    "MachineStartSpec": "Extension: DNS-checked replay that starts stopped machines.",
 }
 
 FIELDS: Mapping[str, str] = {
@@ -219,6 +221,8 @@ FIELDS: Mapping[str, str] = {
     "ReplaySpec.app": "Replay to this Fly app.",
     "ReplaySpec.region": "Replay to this region.",
     "ReplaySpec.machine": "Extension: replay to this machine id (wins over region).",
+    "ReplaySpec.prefer_instance": "Extension: replay preferring this machine id (Fly falls "
+    "back to any machine of the app); loses to `machine`, wins over region.",
     "ReplaySpec.status": "Status of the replay answer.",
     "ReplaySpec.methods": "Extension: only these methods; empty: any.",
     # --- applications
@@ -309,7 +313,12 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.bot_detection": "Override of `server.bot_detection`.",
     "TenantSpec.region": "Extension: the Fly region this tenant lives in; elsewhere its "
     "requests are replayed there.",
-    "TenantSpec.machine": "Extension: the Fly machine it lives on (wins over region).",
+    "TenantSpec.machine": "Extension: the Fly machine it lives on (wins over region); "
+    "requests are replayed with `instance` (forced: when that machine cannot be reached, "
+    "the maintenance page).",
+    "TenantSpec.prefer_instance": "Extension: the Fly machine it prefers (wins over region, "
+    "loses to `machine`); requests are replayed with `prefer_instance`, and Fly falls back "
+    "to any machine of the app when that one cannot be reached, which then serves it.",
     "TenantHooksSpec.before_start": "Extension: run before the tenant's process is spawned; "
     "the start waits for them (migrations). A failure means no spawn: the request gets "
     "503; failing again right away puts the tenant in the crash back-off (503 without a "
@@ -351,4 +360,30 @@ FIELDS: Mapping[str, str] = {
     "VectorSpec.config": "Vector config file.",
     "StampsSpec.dns_servers": "`host:port` resolvers for `.internal` names; empty: the "
     "system resolver.",
+    "StampsSpec.users": "One machine per user: a name for each user, with the tenants "
+    "(path globs) that are theirs and where they live. A tenant's own `region`, `machine` "
+    "or `prefer_instance` wins; a tenant claimed by two users is an error.",
+    "StampsSpec.machine_start": "Smarter replay: check the destination in the private "
+    "network's DNS first and start it when it is not running.",
+    "PlacementSpec.tenants": "Tenant paths or globs (`/showcase/*/raleigh/*`: `*` matches "
+    "within one path segment).",
+    "PlacementSpec.region": "The Fly region these tenants live in.",
+    "PlacementSpec.machine": "The Fly machine they live on (forced; wins over region).",
+    "PlacementSpec.prefer_instance": "The Fly machine they prefer (Fly falls back to any "
+    "machine of the app).",
+    "MachineStartSpec.enabled": "Before replaying to a machine (`machine` or "
+    "`prefer_instance`), look up `<id>.vm.<app>.internal`, which answers only while it runs "
+    "(answers cached for their TTL, at most 30 s; a request with the name cached pays "
+    "nothing). When it does not resolve, hold the request, start the machine (`POST "
+    "/v1/apps/<app>/machines/<id>/start` over the Machines API socket, one call per machine "
+    "however many requests wait) and replay once DNS names it and it accepts a connection. "
+    "Region targets are replayed as before (a region names no machine to start; Fly's proxy "
+    "starts auto-start machines there).",
+    "MachineStartSpec.timeout": "How long a request waits for the machine (duration). "
+    "Empty: 30s. Then a forced `machine` gets the maintenance page (503, Retry-After), a "
+    "`prefer_instance` is replayed anyway (Fly picks another machine).",
+    "MachineStartSpec.backoff": "After a start call fails, no new call for this long "
+    "(duration; waiting requests still watch DNS). Empty: 10s.",
+    "MachineStartSpec.fly_api_socket": "The Machines API socket. Empty: "
+    "`server.idle.fly_api_socket` (`/.fly/api`).",
 }

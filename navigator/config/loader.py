@@ -65,7 +65,7 @@ from navigator.config.shutdownplan import (
     budget_warnings,
     plan_shutdown,
 )
-from navigator.config.stamps import placement_rules
+from navigator.config.stamps import check_stamp_names, place_users, placement_rules
 from navigator.config.units import (
     format_duration,
     format_size,
@@ -241,15 +241,20 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: Context,
                                  written=(item.from_, item.to)))
     for index, replay in enumerate(spec.fly.replay):
         key = ("routes", "fly", "replay", index)
-        if not (replay.app or replay.region or replay.machine):
+        if not (replay.app or replay.region or replay.machine or replay.prefer_instance):
             ctx.warn(key, "replay rule names no app, region or machine; skipped")
             continue
+        # machine ids only: a rule's region may be a Fly preference list ("sjc,any")
+        check_stamp_names(replay, key, ("machine", "prefer_instance"))
         if not replay.path:
             ctx.warn(key, "replay rule without 'path'; skipped")
             continue
-        target = rt.ReplayTarget(
-            region="" if replay.app or replay.machine else replay.region,  # app wins
-            app=replay.app, machine=replay.machine, status=replay.status,
+        target = rt.ReplayTarget(  # app wins over region; machine over prefer_instance
+            region="" if replay.app or replay.machine or replay.prefer_instance
+            else replay.region,
+            app=replay.app, machine=replay.machine,
+            prefer_instance="" if replay.machine else replay.prefer_instance,
+            status=replay.status,
             methods=frozenset(m.upper() for m in replay.methods))
         rules.append(rt.Rule("replay", ctx.regex(replay.path, (*key, "path")), replay=target,
                              written=(replay.path, "")))
@@ -283,6 +288,14 @@ def _dns_servers(servers: Sequence[str]) -> tuple[str, ...]:
                               ("stamps", "dns_servers", index)) from None
         checked.append(entry)
     return tuple(checked)
+
+
+def _machine_start(spec: sc.MachineStartSpec, idle_socket: str,
+                   ctx: Context) -> rt.MachineStart:
+    key: KeyPath = ("stamps", "machine_start")
+    return rt.MachineStart(spec.enabled, ctx.seconds(spec.timeout, (*key, "timeout"), 30.0),
+                           ctx.seconds(spec.backoff, (*key, "backoff"), 10.0),
+                           spec.fly_api_socket or idle_socket or "/.fly/api")
 
 
 def _is_dir(path: Path, key: KeyPath) -> bool:
@@ -373,7 +386,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
     server = raw.server
     apps = raw.applications
     root_path = slashed(server.root_path) if server.root_path.strip("/ ") else "/"
-    tenants = resolve_tenants(apps, root_path, ctx)
+    tenants = place_users(resolve_tenants(apps, root_path, ctx), raw.stamps.users, ctx.warn)
     slash_paths = ([root_path] if root_path != "/" else []) + [t.path for t in tenants]
     pools = apps.pools
     metrics = server.metrics
@@ -417,7 +430,9 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
             if metrics.listen else None),
         stamp=rt.StampSettings(environ.get("FLY_APP_NAME", ""), environ.get("FLY_REGION", ""),
                                environ.get("FLY_MACHINE_ID", ""),
-                               _dns_servers(raw.stamps.dns_servers)),
+                               _dns_servers(raw.stamps.dns_servers),
+                               _machine_start(raw.stamps.machine_start,
+                                              server.idle.fly_api_socket, ctx)),
     )
     for reason in budget_warnings(plan_shutdown(config, DEFAULT_STOP_GRACE)):
         ctx.warn(("server", "limits", "shutdown_timeout"), reason)
@@ -499,9 +514,15 @@ def summarize(config: rt.Config) -> str:
     out.append(f"rules {len(user_rules)} (+{len(config.rules) - len(user_rules)} slash "
                "redirects)")
     for rule in user_rules:
-        goal = (rule.replay.app or rule.replay.machine or rule.replay.region
+        goal = (rule.replay.app or rule.replay.machine
+                or (f"{rule.replay.prefer_instance} (preferred)"
+                    if rule.replay.prefer_instance else rule.replay.region)
                 or "(lives everywhere)" if rule.replay else rule.written[1] or rule.replacement)
         out.append(f"  {rule.kind:<8} {rule.written[0] or rule.pattern.pattern} -> {goal}")
+    start = config.stamp.machine_start
+    if start.enabled:
+        out.append(f"machine start before replay: wait {format_duration(start.timeout)}, "
+                   f"back-off {format_duration(start.backoff)}, API {start.fly_api_socket}")
     out.append(f"reverse proxies {len(config.reverse_proxies)}")
     for proxy in config.reverse_proxies:
         match = proxy.pattern.pattern if proxy.pattern else proxy.prefix

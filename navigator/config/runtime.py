@@ -149,6 +149,7 @@ class Tenant:
     bot_detection: BotDetection | None = None  # None = inherit global
     region: str = ""  # placement: the Fly region this tenant lives in ("" = everywhere)
     machine: str = ""  # placement: the Fly machine id it lives on (wins over region)
+    prefer_instance: str = ""  # placement: its preferred machine (Fly may use any other)
 
     def spawn_key(self) -> tuple[object, ...]:
         """What makes two definitions the same running process (used by reload diff)."""
@@ -203,6 +204,7 @@ class ReplayTarget:
     region: str = ""
     app: str = ""
     machine: str = ""
+    prefer_instance: str = ""  # like machine, but Fly falls back to any machine of the app
     status: int = 307
     methods: frozenset[str] = frozenset()  # empty = any method
     placement: str = ""  # the tenant path, when made from the placement map (stamps)
@@ -285,6 +287,17 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MachineStart:
+    """`stamps.machine_start`: before a replay, ask DNS whether the destination runs, and
+    start a stopped machine through the Machines API (`proxy.wake`)."""
+
+    enabled: bool = False
+    timeout: float = 30.0  # a request waits this long for the machine, then gives up
+    backoff: float = 10.0  # after a failed start call, none for this long
+    fly_api_socket: str = "/.fly/api"
+
+
+@dataclass(frozen=True, slots=True)
 class StampSettings:
     """Deployment-stamp identity, captured from FLY_* at resolve time."""
 
@@ -292,6 +305,7 @@ class StampSettings:
     region: str = ""
     machine_id: str = ""
     dns_servers: tuple[str, ...] = ()  # "" = system resolver; tests point at loopback
+    machine_start: MachineStart = field(default_factory=MachineStart)
 
 
 @dataclass(frozen=True, slots=True)

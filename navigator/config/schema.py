@@ -4,10 +4,11 @@
 Room: config (PURE apart from nothing: text in, Structs out). The Structs mirror reference
 section 3 key for key, plus our
 extensions (`server.limits`, `server.pid_file`, `server.metrics`, `server.access_log`,
-`server.idle.command|fly_api_socket|count_websockets`, `stamps`, replay `machine`/`methods`,
-tenant `region`/`machine`). `parse_yaml` reads the text with every plain
-scalar as a string, `decode` checks shapes and converts scalars by the target field's type,
-then builds `NavigatorFile`; `config.loader.resolve` turns that into the frozen `runtime.Config`.
+`server.idle.command|fly_api_socket|count_websockets`, `stamps`, replay
+`machine`/`prefer_instance`/`methods`, tenant `region`/`machine`/`prefer_instance`).
+`parse_yaml` reads the text with every plain scalar as a string, `decode` checks shapes and
+converts scalars by the target field's type, then builds `NavigatorFile`;
+`config.loader.resolve` turns that into the frozen `runtime.Config`.
 
 Invariants:
 - every scalar that is not an int or bool in the reference is a `str` holding the YAML
@@ -192,6 +193,7 @@ class ReplaySpec(Spec):
     app: str = ""
     region: str = ""
     machine: str = ""  # extension
+    prefer_instance: str = ""  # extension: preferred machine, Fly falls back to any
     status: int = 307
     methods: list[str] = []  # extension; empty = any method
 
@@ -264,8 +266,9 @@ class TenantSpec(Spec):
     user: str = ""
     group: str = ""
     bot_detection: BotDetectionSpec | None = None
-    region: str = ""  # extension: placement (decoded, not used yet)
-    machine: str = ""  # extension: placement (decoded, not used yet)
+    region: str = ""  # extension: placement
+    machine: str = ""  # extension: placement (forced)
+    prefer_instance: str = ""  # extension: placement (preferred, Fly falls back to any)
 
 
 class ApplicationsSpec(Spec):
@@ -323,10 +326,30 @@ class LoggingSpec(Spec):
     access_log: bool | str | None = None  # overrides server.access_log when set
 
 
+class PlacementSpec(Spec):
+    """Extension: one user's tenants (path globs) and the machine or region they live on."""
+
+    tenants: list[str] = []  # path globs; `*` matches within one path segment
+    region: str = ""
+    machine: str = ""
+    prefer_instance: str = ""
+
+
+class MachineStartSpec(Spec):
+    """Extension: check DNS before a replay and start a machine that is not running."""
+
+    enabled: bool = False
+    timeout: str = ""  # duration; "" = 30s
+    backoff: str = ""  # duration; "" = 10s
+    fly_api_socket: str = ""  # "" = server.idle.fly_api_socket
+
+
 class StampsSpec(Spec):
     """Extension `stamps`: deployment-stamp networking."""
 
     dns_servers: list[str] = []  # "host:port"; empty = system resolver
+    users: dict[str, PlacementSpec] = {}
+    machine_start: MachineStartSpec = msgspec.field(default_factory=MachineStartSpec)
 
 
 class NavigatorFile(Spec):

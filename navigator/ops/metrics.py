@@ -259,6 +259,10 @@ class Metrics:
         self.machine_idle = registry.register(Gauge(
             "navigator_machine_idle",
             "1 while the machine idle sequence runs or the machine is suspended."))
+        self.machine_starts = registry.register(Counter(
+            "navigator_machine_starts_total", "Start calls for another machine before a "
+            "replay (stamps.machine_start), by machine and Machines API result.",
+            ("machine", "result")))
         self.config_reloads = registry.register(Counter(
             "navigator_config_reloads_total", "Configuration reloads, by result.", ("result",)))
         self.tenant_info = registry.register(Gauge(

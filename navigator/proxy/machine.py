@@ -4,6 +4,8 @@ carry, deployment stamps).
 Room: I/O glue. `proxy.resolver` owns name lookups and reaching a machine; this module holds
 the client's request (body bounded) while the machine is looked up and connected, then hands
 the connection to the `ProxyExchange`. Unresolvable or unreachable gives the maintenance page.
+With `stamps.machine_start`, a machine that does not resolve is started first and waited for
+(`proxy.wake.until_running`, shared with the replays waiting for it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from navigator.http.client import Client, HoldingHandler, respond
 from navigator.http.exchange import Exchange
 from navigator.proxy.relay import ProxyExchange
 from navigator.proxy.resolver import InternalResolver, Unreachable, reach
+from navigator.proxy.wake import maintenance_retry, until_running
 from navigator.web.decision import ProxyExternal
 
 log = logging.getLogger("navigator.extras")
@@ -48,6 +51,21 @@ async def _reach_then_proxy(client: Client, ex: Exchange, decision: ProxyExterna
     state = client.state
     snapshot = ex.snapshot
     target = decision.target
+    destination = decision.destination
+    if destination is not None and not await until_running(
+            state.machines, resolver, destination, snapshot.config.stamp.machine_start,
+            state.metrics):
+        log.warning("machine %s not running for %s %s (fly-request-id %s)",
+                    destination.machine, ex.method.decode("latin-1"), decision.path,
+                    ex.kept.get(b"fly-request-id", b"-").decode("latin-1"))
+        if not client.closed and ex.handler is holder:
+            ex.handler = None
+            ex.error = f"machine {destination.machine} not running"
+            respond(client, ex, maintenance_retry(snapshot.maintenance,
+                                                  snapshot.config.stamp.machine_start))
+        return
+    if client.closed or ex.handler is not holder:
+        return
     try:
         conn, key = await reach(state.pool, resolver, target.host, target.port,
                                 retries=decision.idempotent_retries,

@@ -1,8 +1,9 @@
 """Reaching another machine over Fly's private network: `.internal` names → a connection.
 
 Room: I/O (DNS over aiodns, TCP connects through the upstream pool). Used only by the
-deployment-stamp fallback proxy (a replay Fly cannot carry), never by the tenant path or by
-plain reverse proxies, which keep connecting straight to their configured address.
+deployment-stamp fallback proxy (a replay Fly cannot carry) and the DNS check before a replay
+(`proxy.wake`), never by the tenant path or by plain reverse proxies, which keep connecting
+straight to their configured address.
 
 Invariants:
 - AAAA first, then A: Fly's private network (6PN) is IPv6; the A answer keeps IPv4-only
@@ -29,6 +30,8 @@ import asyncio
 import ipaddress
 import logging
 from typing import TYPE_CHECKING, Any
+
+from navigator.proxy.machinestart import MachineStarts
 
 if TYPE_CHECKING:
     import aiodns
@@ -92,6 +95,12 @@ class InternalResolver:
     def forget(self, name: str) -> None:
         """Drop a name whose cached address refused a connection (the machine moved)."""
         self._cache.pop(name, None)
+
+    def forget_negative(self, name: str) -> None:
+        """Drop a cached miss: a machine being started is looked at again (`proxy.wake`)."""
+        entry = self._cache.get(name)
+        if entry is not None and not entry[1]:
+            del self._cache[name]
 
     async def resolve(self, name: str) -> tuple[str, ...]:
         """Addresses for `name` (AAAA answers, else A answers); `Unreachable` otherwise."""
@@ -158,18 +167,20 @@ class InternalResolver:
 
 
 class MachineResolver:
-    """The server's `.internal` resolver, made again when a reload changes the DNS servers.
+    """The server's view of other machines: the `.internal` resolver, made again when a
+    reload changes the DNS servers, and the machines being started (`starts`).
 
     One per server (built by `server`, a typed field of `ServerState`); the first lookup
     creates the aiodns channel, so a server that never replays to another machine opens none.
     """
 
-    __slots__ = ("_current", "_loop", "_retired")
+    __slots__ = ("_current", "_loop", "_retired", "starts")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._current: InternalResolver | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self.starts = MachineStarts(loop)  # survives reloads: a start under way goes on
 
     def for_servers(self, servers: tuple[str, ...]) -> InternalResolver:
         """The resolver asking `servers` (the current snapshot's `stamp.dns_servers`)."""
@@ -183,6 +194,7 @@ class MachineResolver:
         return current
 
     async def close(self) -> None:
+        await self.starts.close()
         if self._current is not None:
             await self._current.close()
             self._current = None

@@ -3,7 +3,8 @@
 Room: PURE data shared by `routing` (which returns a Decision) and `web.handlers` (which acts
 on it). Nothing here does I/O. A Decision is either a complete response built by pure code
 (`Respond`), a file to stream (`ServeFile`), or a place to relay the request to
-(`ProxyTenant`, `ProxyExternal`), plus the few special endpoints that own the connection.
+(`ProxyTenant`, `ProxyExternal`), a replay answer to give once its destination machine runs
+(`ReplayWhenUp`), plus the few special endpoints that own the connection.
 """
 
 from __future__ import annotations
@@ -73,6 +74,17 @@ class ProxyTenant:
 
 
 @dataclass(frozen=True, slots=True)
+class Destination:
+    """A replay's destination machine, as `proxy.wake` checks and starts it."""
+
+    app: str
+    machine: str  # Fly machine id
+    dns_name: str  # `<machine>.vm.<app>.internal`: resolves only while it runs
+    port: int  # where navigator listens there (the same config everywhere)
+    forced: bool  # `instance` (True) or `prefer_instance` (False: Fly may pick another)
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyExternal:
     """Relay to a fixed upstream: a reverse-proxy route or another machine (stamps)."""
 
@@ -83,6 +95,15 @@ class ProxyExternal:
     route: ReverseProxyRoute | None = None
     response_type: str = "proxy"
     idempotent_retries: int = 0
+    destination: Destination | None = None  # another machine to start first if stopped
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayWhenUp:
+    """Answer with the replay once `destination` runs (started if need be)."""
+
+    answer: Respond
+    destination: Destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,4 +128,4 @@ class ServeMetrics:
 
 
 Decision = (Respond | ServeFile | ProxyTenant | ProxyExternal | RunCgi | CableSocket
-            | CableBroadcast | ServeMetrics)
+            | CableBroadcast | ServeMetrics | ReplayWhenUp)

@@ -35,6 +35,7 @@ from navigator.web.decision import (
     Decision,
     ProxyExternal,
     ProxyTenant,
+    ReplayWhenUp,
     Respond,
     RunCgi,
     ServeFile,
@@ -372,5 +373,9 @@ def dispatch(client: Client, ex: Exchange, decision: Decision) -> None:
         start_broadcast(client, ex)
     elif kind is ServeMetrics:
         serve_metrics(client, ex)
+    elif kind is ReplayWhenUp:
+        assert isinstance(decision, ReplayWhenUp)
+        from navigator.proxy.wake import start_checked_replay  # only with machine_start
+        start_checked_replay(client, ex, decision)
     else:  # pragma: no cover - exhaustive
         client.fail(ex, Failure.HANDLER_ERROR, "unknown decision")

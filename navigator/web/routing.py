@@ -62,6 +62,7 @@ from navigator.web.decision import (
     Decision,
     ProxyExternal,
     ProxyTenant,
+    ReplayWhenUp,
     RequestInfo,
     Respond,
     RunCgi,
@@ -406,7 +407,7 @@ def route(snapshot: RoutingView, req: RequestInfo) -> Decision:
             path, raw = resolved, None
             req.rewritten_path = encode_path(path)
         if terminal is not None:
-            if isinstance(terminal, Respond):
+            if isinstance(terminal, (Respond, ReplayWhenUp)):
                 return terminal
             if terminal is MAINTENANCE:
                 return snapshot.maintenance
@@ -415,7 +416,8 @@ def route(snapshot: RoutingView, req: RequestInfo) -> Decision:
             if req.query:
                 upstream += "?" + req.query
             return ProxyExternal(terminal.target, upstream, ((RETRY_HEADER, "true"),), (),
-                                 None, "fly-replay-proxy", terminal.retries)
+                                 None, "fly-replay-proxy", terminal.retries,
+                                 terminal.destination)
 
     scripts = table.cgi.get(path)
     if scripts:

@@ -12,6 +12,11 @@ Invariants:
 - replay JSON bodies are precomputed bytes; only the Authorization value is encoded per request;
 - a Location header is always percent-encoded (no CR/LF/space/non-ASCII can reach the head);
 - a replay target that is this machine/region is skipped (serving locally cannot loop);
+- a request that was already replayed (our `X-Navigator-Retry`, or Fly's `fly-replay-failed`)
+  is never replayed again: a forced target (`instance`, region) answers with the maintenance
+  page, a preferred one (`prefer_instance`) is served here, as Fly's own fallback would be;
+- with `stamps.machine_start`, a replay to a machine id is a `ReplayWhenUp` (the answer plus
+  its destination), which `proxy.wake` gives once that machine runs;
 - a run of placement rules (`stamps.placement_rules`) is one dict lookup per `/` boundary of
   the path, longest first, as tenant routing does; the tenant found decides: placed here (or
   not on Fly at all) ends the lookup without a replay, placed elsewhere replays.
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from navigator.config.runtime import Config, Pairs, ReplayTarget, Rule, UpstreamTarget
-from navigator.web.decision import RequestInfo, Respond
+from navigator.web.decision import Destination, ReplayWhenUp, RequestInfo, Respond
 
 REPLAY_MAX_BODY = 1_048_576  # Fly refuses to replay bodies of 1 MiB or more
 REPLAY_CONTENT_TYPE = "application/vnd.fly.replay+json"
@@ -72,6 +77,7 @@ class ReplayFallback:
 
     target: UpstreamTarget
     retries: int
+    destination: Destination | None = None  # with machine_start: started first if stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,7 @@ class MaintenanceMarker:
 
 
 MAINTENANCE = MaintenanceMarker()
-Terminal = Respond | ReplayFallback | MaintenanceMarker
+Terminal = Respond | ReplayWhenUp | ReplayFallback | MaintenanceMarker
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,9 @@ class ReplayPlan:
     fallback: UpstreamTarget | None  # None: no FLY_APP_NAME, continue locally
     local: bool  # the target is this region/machine: the rule is skipped
     methods: frozenset[str]
+    preferred: bool = False  # prefer_instance: an already replayed request is served here
+    destination: Destination | None = None  # checked (and started) before the replay
+    plain: Respond | ReplayWhenUp | None = None  # the answer without Authorization
 
     @classmethod
     def build(cls, target: ReplayTarget, config: Config) -> ReplayPlan:
@@ -101,12 +110,14 @@ class ReplayPlan:
         transform = True
         fallback_host = ""
         payload: dict[str, object]
-        if target.machine:
+        machine = target.machine or target.prefer_instance
+        app = ""
+        if machine:
             app = target.app or stamp.app
-            payload = {"app": app, "instance": target.machine}
+            payload = {"app": app, ("instance" if target.machine else "prefer_instance"): machine}
             transform = app == stamp.app
-            fallback_host = f"{target.machine}.vm.{app}.internal" if app else ""
-            local = target.machine == stamp.machine_id
+            fallback_host = f"{machine}.vm.{app}.internal" if app else ""
+            local = machine == stamp.machine_id
         elif target.app:
             payload = {"app": target.app}
             transform = False
@@ -116,7 +127,7 @@ class ReplayPlan:
             payload = {"region": target.region}
             fallback_host = f"{target.region}.{stamp.app}.internal" if stamp.app else ""
             local = bool(stamp.region) and target.region == stamp.region
-        if target.placement and (not stamp.app or not (target.region or target.machine)):
+        if target.placement and (not stamp.app or not (target.region or machine)):
             local = True  # not on Fly (development), or a tenant that lives everywhere
         prefix = suffix = b""
         if transform:
@@ -127,16 +138,26 @@ class ReplayPlan:
             prefix, suffix = text[:-3].encode(), b"]}}"
         body = json.dumps(payload).encode()
         fallback = UpstreamTarget("http", fallback_host, port, "") if fallback_host else None
-        return cls(target.status, (("Content-Type", REPLAY_CONTENT_TYPE),), body, prefix, suffix,
-                   fallback, local, target.methods)
+        destination = None
+        if stamp.machine_start.enabled and machine and app and not local:
+            destination = Destination(app, machine, fallback_host, port, bool(target.machine))
+        headers = (("Content-Type", REPLAY_CONTENT_TYPE),)
+        plain = Respond(target.status, headers, body, "fly-replay")
+        return cls(target.status, headers, body, prefix, suffix, fallback, local,
+                   target.methods, not target.machine and bool(target.prefer_instance),
+                   destination,
+                   plain if destination is None else ReplayWhenUp(plain, destination))
 
-    def respond(self, authorization: str | None) -> Respond:
+    def respond(self, authorization: str | None) -> Respond | ReplayWhenUp:
         """Section 17.4; the Authorization entry only when the request had one."""
         if authorization and self.auth_suffix:
             entry = json.dumps({"name": "Authorization", "value": authorization})
             body = b"%s, %s%s" % (self.auth_prefix, entry.encode(), self.auth_suffix)
-            return Respond(self.status, self.headers, body, "fly-replay")
-        return Respond(self.status, self.headers, self.body, "fly-replay")
+            answer = Respond(self.status, self.headers, body, "fly-replay")
+            return answer if self.destination is None else ReplayWhenUp(answer,
+                                                                        self.destination)
+        assert self.plain is not None
+        return self.plain
 
 
 # --- the list -------------------------------------------------------------------------------
@@ -261,12 +282,17 @@ class RuleList:
 def _replay_outcome(plan: ReplayPlan, req: RequestInfo) -> Terminal | None:
     if replay_eligible(req):
         if req.fly_replay_failed or req.navigator_retry:
+            if plan.preferred:
+                return None  # Fly fell back to this machine: serving here is the contract
             return MAINTENANCE  # 17.3: Fly sent it back, or we already replayed it once
         return plan.respond(req.authorization)
     if req.navigator_retry:
+        if plan.preferred:
+            return None
         return MAINTENANCE  # already forwarded once by a peer that also thinks it is remote
     if plan.fallback is None:
         return None  # no FLY_APP_NAME: nowhere to forward, serve locally (reference behaviour)
     # Retries are connect attempts (nothing reached the target yet, the body waits in a
     # bounded buffer); still, only idempotent methods get them, a POST fails at once.
-    return ReplayFallback(plan.fallback, FALLBACK_RETRIES if req.method in _IDEMPOTENT else 0)
+    return ReplayFallback(plan.fallback, FALLBACK_RETRIES if req.method in _IDEMPOTENT else 0,
+                          plan.destination)

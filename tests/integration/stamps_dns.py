@@ -2,8 +2,10 @@
 
 It answers A and AAAA questions from a fixed table (name → addresses), NOERROR with no
 answer when the name exists without that record type (so the resolver falls back from AAAA
-to A), NXDOMAIN for unknown names, and counts the questions it saw. Runs in its own thread
-with a plain blocking socket: no event loop shared with the code under test.
+to A), NXDOMAIN for unknown names, and counts the questions it saw (and, in `events`, when
+each was asked and whether it was answered). `publish` / `withdraw` change the table while it
+runs, as Fly's DNS does when a machine starts or stops. Runs in its own thread with a plain
+blocking socket: no event loop shared with the code under test.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import ipaddress
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,6 +65,7 @@ class DnsResponder:
         self.table = {name.lower().rstrip("."): list(addrs) for name, addrs in table.items()}
         self.ttl = ttl
         self.questions: Counter[tuple[str, int]] = Counter()
+        self.events: list[tuple[float, str, int, bool]] = []  # monotonic, name, type, found
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
@@ -75,6 +79,14 @@ class DnsResponder:
         with self._lock:
             return self.questions[(name, qtype)]
 
+    def publish(self, name: str, addresses: Sequence[str]) -> None:
+        with self._lock:
+            self.table = {**self.table, name.lower(): list(addresses)}
+
+    def withdraw(self, name: str) -> None:
+        with self._lock:
+            self.table = {k: v for k, v in self.table.items() if k != name.lower()}
+
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
@@ -86,11 +98,14 @@ class DnsResponder:
             try:
                 name, end = _read_name(packet, 12)
                 qtype = struct.unpack("!H", packet[end:end + 2])[0]
-                reply = answer(packet, self.table, self.ttl)
+                with self._lock:
+                    table = self.table
+                reply = answer(packet, table, self.ttl)
             except (IndexError, struct.error, UnicodeDecodeError):
                 continue
             with self._lock:
                 self.questions[(name, qtype)] += 1
+                self.events.append((time.monotonic(), name, qtype, name in table))
             self._sock.sendto(reply, peer)
 
     def start(self) -> DnsResponder:

@@ -5,7 +5,9 @@ to the nearest one). The edge forwards the request to the machine with `Fly-Clie
 `Fly-Request-Id`; when the answer is a replay (`application/vnd.fly.replay+json`) it:
 - refuses when the request body is 1 MiB or more (Fly cannot replay those: a navigator that
   answers with a replay there is wrong, and the client sees a 502 from the edge);
-- picks the target: `instance` (a machine id of this app) or `region` (a machine there);
+- picks the target: `instance` (a machine id of this app), `prefer_instance` (that machine
+  first, then every other machine of the app, the source included, as Fly falls back to any
+  machine) or `region` (a machine there);
 - drops Authorization on a same-app replay (observed on Fly), applies
   `transform.set_headers`, adds `fly-replay-src: instance=…;region=…;t=…`;
 - on no candidate, a refused connection or no answer within `timeout` (capped by the edge's
@@ -14,7 +16,8 @@ to the nearest one). The edge forwards the request to the machine with `Fly-Clie
 - follows chains of replays, but at most `max_hops`: more is reported as a 508 (a loop).
 
 Bodies are buffered whole (it is a test tool); chunked request bodies are re-sent chunked.
-The path each request took is kept in `journeys` and returned in `X-Edge-Path`.
+The path each request took is kept in `journeys` and returned in `X-Edge-Path`; `events`
+holds (time.monotonic(), what, machine) for arrivals, replays and answers (test timelines).
 """
 
 from __future__ import annotations
@@ -121,6 +124,7 @@ class Edge:
     max_hops: int = 6
     ports: dict[str, int] = field(default_factory=dict)
     journeys: list[list[str]] = field(default_factory=list)
+    events: list[tuple[float, str, str]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
     def machine(self, machine_id: str) -> Machine:
@@ -148,6 +152,7 @@ class Edge:
             ("Fly-Region", entry.region)])
         journey = [entry.id]
         self.journeys.append(journey)
+        self.events.append((time.monotonic(), "arrived", entry.id))
         answer = await asyncio.wait_for(self._send(entry, request), 30.0)
         source = entry
         while answer.header("content-type").startswith(REPLAY_TYPE):
@@ -165,6 +170,7 @@ class Edge:
                                     f"t={int(time.time() * 1e6)}")])
             timeout = min(self.replay_timeout, _seconds(spec.get("timeout", "")) or 30.0)
             answer_or_none: Answer | None = None
+            self.events.append((time.monotonic(), "replay answer", source.id))
             for target in candidates:
                 try:
                     answer_or_none = await asyncio.wait_for(self._send(target, replayed), timeout)
@@ -187,6 +193,7 @@ class Edge:
             if answer.header("content-type").startswith(REPLAY_TYPE):
                 return _error(502, "edge: a fallback request cannot replay again")
             break
+        self.events.append((time.monotonic(), f"answered {answer.status}", source.id))
         answer.headers.append(("X-Edge-Path", ">".join(journey)))
         return answer
 
@@ -195,6 +202,11 @@ class Edge:
             if spec.get("app", self.app) != self.app:
                 return []
             return [m for m in self.machines if m.id == spec["instance"]]
+        if "prefer_instance" in spec:
+            if spec.get("app", self.app) != self.app:
+                return []
+            preferred = spec["prefer_instance"]
+            return sorted(self.machines, key=lambda m: m.id != preferred)
         if "region" in spec:
             return [m for m in self.machines if m.region == spec["region"]]
         return []

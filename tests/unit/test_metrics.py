@@ -56,6 +56,7 @@ def test_all_series_declared_with_types() -> None:
         "navigator_open_websockets": "gauge",
         "navigator_machine_idle": "gauge",
         "navigator_config_reloads": "counter",
+        "navigator_machine_starts": "counter",
         "navigator_log_lines_dropped": "counter",
         "navigator_tenant_info": "gauge",
         "navigator_tenant_started_timestamp_seconds": "gauge",
