@@ -108,20 +108,19 @@ class ReplayConcise(Spec):
     app: str = ""
     region: str = ""
     machine: str = ""
+    prefer_instance: str = ""  # the Fly machine preferred; Fly falls back to any
     status: int = 307
     methods: list[str] = []
 
 
 class PlacementConcise(Spec):
     """A `placement:` value: where the tenants the key matches live. Each key is copied onto
-    the reference tenant key of the same name (`concise_lower.PLACEMENT_KEYS`).
-
-    The slot for "one machine per user" (issue 20): a `prefer_instance: str = ""` key added
-    here (beside the same key in `schema.TenantSpec`) is lowered and converted with no
-    other change; its text goes in `keydocs_concise`."""
+    the reference tenant key of the same name (`concise_lower.PLACEMENT_KEYS`), so a key
+    added here and to `schema.TenantSpec` is lowered and converted with no other change."""
 
     region: str = ""
     machine: str = ""
+    prefer_instance: str = ""  # one machine per user: preferred, Fly falls back to any
 
 
 class ConciseFile(Spec):

@@ -448,6 +448,7 @@ class _Lowering:
             spec = self.part(item, cc.ReplayConcise, key)
             out.append(sc.ReplaySpec(path=self.regex(pattern, key), app=spec.app,
                                      region=spec.region, machine=spec.machine,
+                                     prefer_instance=spec.prefer_instance,
                                      status=spec.status, methods=spec.methods))
         return out
 

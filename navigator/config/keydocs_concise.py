@@ -63,7 +63,8 @@ CONCISE_FIELDS: Mapping[str, str] = {
     "`hooks.tenant.before_start` given here.",
     "ConciseFile.managed_processes": "The reference format's `managed_processes`.",
     "ConciseFile.logging": "The reference format's `logging` section.",
-    "ConciseFile.stamps": "The reference format's `stamps` section.",
+    "ConciseFile.stamps": "The reference format's `stamps` section (`users` for one machine "
+    "per user, `machine_start` to start a stopped destination).",
     "AppSpec.preset": "`generic` (the reference format's defaults), `rails`, `django`, "
     "`fastapi` or `node`; `\"\"` = generic.",
     "AppSpec.command": "The command that starts one tenant: a string (split as a shell "
@@ -120,6 +121,9 @@ CONCISE_FIELDS: Mapping[str, str] = {
     "AuthConcise.patterns": "The reference format's `auth_patterns`, after `open`.",
     "PlacementConcise.region": "The Fly region these tenants live in.",
     "PlacementConcise.machine": "The Fly machine they live on (wins over region).",
+    "PlacementConcise.prefer_instance": "The Fly machine they prefer (one machine per user): "
+    "the replay carries `prefer_instance`, and Fly falls back to any machine when it cannot "
+    "be reached. Loses to `machine`, wins over `region`.",
     "ProxyConcise.target": "The service's URL (`http://127.0.0.1:9000`).",
     "ProxyConcise.name": "A name for logs (`\"\"` = the key).",
     "ProxyConcise.prefix": "A prefix kept beside a pattern key (written by navigator "
@@ -131,6 +135,7 @@ CONCISE_FIELDS: Mapping[str, str] = {
     "ReplayConcise.app": "Replay to this Fly app.",
     "ReplayConcise.region": "Replay to this region.",
     "ReplayConcise.machine": "Replay to this machine.",
+    "ReplayConcise.prefer_instance": "Replay preferring this machine (Fly falls back to any).",
     "ReplayConcise.status": "Status of the replay answer.",
     "ReplayConcise.methods": "Only these methods (empty = any).",
 }

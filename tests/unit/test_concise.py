@@ -276,6 +276,40 @@ def test_placement_globs_place_tenants_first_match_wins(tmp_path: Path) -> None:
                                              "/sally/b/": ("", "m123")}
 
 
+def test_prefer_instance_places_tenants_and_replays(tmp_path: Path) -> None:
+    config = load(tmp_path, """\
+        app: {command: run}
+        tenants: {pattern: "/{user}/", list: [sam, sally]}
+        placement:
+          /sally/: {prefer_instance: m148}
+        replay:
+          /eu/**: {prefer_instance: m9, region: ams}
+        """)
+    assert [(t.path, t.prefer_instance) for t in config.tenants] == [
+        ("/sam/", ""), ("/sally/", "m148")]
+    replays = {r.replay.placement or "rule": r.replay.prefer_instance
+               for r in config.rules if r.kind == "replay" and r.replay}
+    assert replays == {"/sally/": "m148", "rule": "m9"}
+
+
+def test_prefer_instance_survives_conversion(tmp_path: Path) -> None:
+    from navigator.config.convert import convert_file
+
+    reference = tmp_path / "ref.yml"
+    reference.write_text(textwrap.dedent("""\
+        applications:
+          framework: {command: run}
+          tenants:
+            - {path: /sam/, prefer_instance: m1}
+            - {path: /sally/, machine: m2}
+        """))
+    concise = tmp_path / "concise.yml"
+    concise.write_text(convert_file(str(reference), "concise"))
+    assert "prefer_instance: m1" in concise.read_text()
+    assert load_config(concise, {}, cwd=tmp_path).tenants == \
+        load_config(reference, {}, cwd=tmp_path).tenants
+
+
 def test_routes_from_globs(tmp_path: Path) -> None:
     config = load(tmp_path, """\
         app: {command: run}
