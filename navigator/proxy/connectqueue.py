@@ -1,0 +1,78 @@
+"""How many connects to one backend may be in flight, and who waits for a connection next.
+
+Room: pure (no asyncio, sockets or clocks): the upstream pool asks this table and does the
+I/O. Waiters are opaque tokens (the pool uses futures, tests use strings).
+
+Why: a burst of first requests (1,000 clients arriving at once) would otherwise open as many
+backend connections at the same instant, and a backend's listen queue is often far smaller
+(Python's http.server 5, asyncio 100, old kernels cap every queue at 128): dropped SYNs are
+retried after 1 s, then 3 s. Connects beyond the limit wait instead; a keep-alive connection
+that comes free meanwhile serves the first waiter at once, which usually beats connecting.
+
+Invariants:
+- at most `limit` connects are in flight (`opening`); a waiter that is handed a slot holds it,
+  so `opening` never drops below the number of connects the pool is running;
+- first come, first served: a new request connects at once only when nobody waits;
+- every slot taken comes back through `connect_done` exactly once, to the next waiter or the
+  free count; a waiter that leaves is never served.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Generic, TypeVar
+
+W = TypeVar("W")
+
+CONNECT_LIMIT = 32
+"""Connects in flight per backend by default: a few dozen, below the smallest common listen
+queue of the servers tenants run (asyncio 100, the 128 of old kernels; http.server's 5 is a
+toy), and enough to open connections as fast as loopback completes them."""
+
+
+class ConnectQueue(Generic[W]):
+    """One backend's connects in flight and its FIFO of waiters."""
+
+    __slots__ = ("limit", "opening", "waiters")
+
+    def __init__(self, limit: int = CONNECT_LIMIT) -> None:
+        if limit < 1:
+            raise ValueError(f"connect limit must be at least 1, not {limit}")
+        self.limit = limit
+        self.opening = 0
+        self.waiters: deque[W] = deque()
+
+    def try_connect(self) -> bool:
+        """Take a slot if one is free and nobody waits before us; False: `wait` instead."""
+        if self.opening < self.limit and not self.waiters:
+            self.opening += 1
+            return True
+        return False
+
+    def wait(self, waiter: W) -> None:
+        self.waiters.append(waiter)
+
+    def leave(self, waiter: W) -> bool:
+        """A waiter gives up (client gone, deadline); False if it was already served."""
+        try:
+            self.waiters.remove(waiter)
+        except ValueError:
+            return False
+        return True
+
+    def connect_done(self) -> W | None:
+        """A connect ended, either way: its slot passes to the first waiter (returned; it now
+        holds the slot and must connect), or is freed (None)."""
+        if self.waiters:
+            return self.waiters.popleft()
+        self.opening -= 1
+        return None
+
+    def take_waiter(self) -> W | None:
+        """A keep-alive connection came free: the first waiter takes it (None: it goes idle)."""
+        return self.waiters.popleft() if self.waiters else None
+
+    @property
+    def unused(self) -> bool:
+        """Nothing in flight and nobody waiting: the pool may forget this backend's queue."""
+        return self.opening == 0 and not self.waiters
