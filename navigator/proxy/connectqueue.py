@@ -30,6 +30,12 @@ queue of the servers tenants run (asyncio 100, the 128 of old kernels; http.serv
 toy), and enough to open connections as fast as loopback completes them."""
 
 
+class ConnectQueueTimeout(TimeoutError):
+    """No connection came free and no connect slot opened within the connect timeout: the
+    backend is saturated, not unreachable (503, as HAProxy answers a queue timeout). Defined
+    here, not in the compiled upstream module: mypyc cannot subclass TimeoutError."""
+
+
 class ConnectQueue(Generic[W]):
     """One backend's connects in flight and its FIFO of waiters."""
 

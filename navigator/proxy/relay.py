@@ -21,8 +21,9 @@ from navigator.http import wire
 from navigator.http.client import Client, Deadline, hold_body
 from navigator.http.failure import Failure
 from navigator.http.flow import PAUSE_UPSTREAM
+from navigator.proxy.connectqueue import ConnectQueueTimeout
 from navigator.proxy.cookies import scope_set_cookies
-from navigator.proxy.upstream import ConnectQueueTimeout, PoolKey, UpstreamConnection
+from navigator.proxy.upstream import PoolKey, UpstreamConnection
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Pairs, Tenant

@@ -36,7 +36,7 @@ from typing import Protocol, cast
 import httptools
 
 from navigator.http.flow import write_parts
-from navigator.proxy.connectqueue import CONNECT_LIMIT, ConnectQueue
+from navigator.proxy.connectqueue import CONNECT_LIMIT, ConnectQueue, ConnectQueueTimeout
 
 log = logging.getLogger("navigator.upstream")
 
@@ -358,11 +358,6 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 Opener = Callable[["UpstreamPool", PoolKey, float], Awaitable[UpstreamConnection]]
-
-
-class ConnectQueueTimeout(TimeoutError):
-    """No connection came free and no connect slot opened within the connect timeout: the
-    backend is saturated, not unreachable (503, as HAProxy answers a queue timeout)."""
 
 
 Waiter = asyncio.Future[UpstreamConnection | None]  # None: a connect slot, else a connection

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from navigator.proxy.upstream import ConnectQueueTimeout, PoolKey, UpstreamConnection, UpstreamPool
+from navigator.proxy.connectqueue import ConnectQueueTimeout
+from navigator.proxy.upstream import PoolKey, UpstreamConnection, UpstreamPool
 from tests.helpers import run_navigator, write_config
 from tests.integration.test_upstream_quickack import Sink
 
