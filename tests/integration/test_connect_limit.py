@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from navigator.proxy.connectqueue import ConnectQueueTimeout
+from navigator.proxy.connectqueue import CONNECT_LIMIT, ConnectQueueTimeout
 from navigator.proxy.upstream import PoolKey, UpstreamConnection, UpstreamPool
 from tests.helpers import run_navigator, write_config
 from tests.integration.test_upstream_quickack import Sink
@@ -32,6 +32,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 REQUEST = b"GET /burst HTTP/1.1\r\nHost: backend\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+BURST = CONNECT_LIMIT + 100
 
 
 class TinyBackend:
@@ -262,9 +263,9 @@ def test_a_slot_handed_to_a_waiter_cancelled_in_the_same_turn_is_not_lost() -> N
 
 # --- through the server -------------------------------------------------------------------------
 def test_a_burst_through_navigator_all_succeed(tmp_path: Path) -> None:
-    """200 clients at once through the real server: the default limit (32) holds against a
-    backend that accepts only 40 at a time."""
-    backend = TinyBackend(backlog=40)
+    """More clients at once than the default limit, through the real server, against a
+    backend whose queue holds just a little more than that limit."""
+    backend = TinyBackend(backlog=CONNECT_LIMIT + 8)
     config = write_config(tmp_path, f"""
 server:
   listen: "127.0.0.1:0"
@@ -287,6 +288,6 @@ routes:
         return await asyncio.gather(*(one() for _ in range(count)))
 
     with backend.running(), run_navigator(config) as nav:
-        lines = uvloop.run(burst(nav.port, 200))
-    assert [line.split(b" ")[1] for line in lines] == [b"200"] * 200
-    assert backend.max_depth <= 32
+        lines = uvloop.run(burst(nav.port, BURST))
+    assert [line.split(b" ")[1] for line in lines] == [b"200"] * BURST
+    assert backend.max_depth <= CONNECT_LIMIT
