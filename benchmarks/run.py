@@ -25,7 +25,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import clients, measure, oneshots, report, scenarios, servers, wrk
+from benchmarks import chart, clients, measure, oneshots, report, scenarios, servers, wrk
+from benchmarks.progress import Progress
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import Ports, Proxy, Workspace
 
@@ -166,13 +167,15 @@ def run_oneshot(name: str, ws: Workspace, rep: report.Report) -> None:
 
 
 def run_scenario(scenario: Scenario, proxies: list[Proxy], options: argparse.Namespace,
-                 rep: report.Report, dead: set[str]) -> None:
+                 rep: report.Report, dead: set[str], progress: Progress, place: str) -> None:
     """Probe, then run every participating proxy `options.rounds` times, interleaved.
 
     `dead` collects proxies that did not answer a probe at all; they are skipped from then on.
+    `place` ("3/10") and `progress` are for the progress lines on stderr.
     """
     active = []
-    for label, proxy, url in targets(scenario, proxies):
+    planned = targets(scenario, proxies)
+    for label, proxy, url in planned:
         if proxy.name in dead:
             continue
         if not proxy.service.alive():
@@ -189,14 +192,17 @@ def run_scenario(scenario: Scenario, proxies: list[Proxy], options: argparse.Nam
                 dead.add(proxy.name)
             continue
         active.append((label, proxy, url))
-    print(f"bench: {scenario.name}: {scenario.description} "
-          f"[{', '.join(label for label, _, _ in active)}]", file=sys.stderr, flush=True)
+    progress.drop((len(planned) - len(active)) * options.rounds)
+    print(f"bench: [{place}] {scenario.name}: {scenario.description} "
+          f"[{', '.join(label for label, _, _ in active)}]; {progress.status()}",
+          file=sys.stderr, flush=True)
     failed: set[str] = set()
     seconds = options.duration or scenario.default_seconds
     for round_ in range(1, options.rounds + 1):
         shift = (round_ - 1) % max(1, len(active))
         for label, proxy, url in active[shift:] + active[:shift]:
             if label in failed:
+                progress.drop(1)
                 continue
             try:
                 if options.warmup and round_ == 1 and scenario.warm_up:
@@ -206,10 +212,13 @@ def run_scenario(scenario: Scenario, proxies: list[Proxy], options: argparse.Nam
             except (wrk.WrkError, clients.ClientError, OSError) as exc:
                 failed.add(label)
                 rep.notes.append(f"FAILED {scenario.name}/{label}: {exc}")
+                progress.step()
                 continue
             rep.samples.append(sample)
-            print(f"bench:   round {round_} {label:17} {sample.throughput:12,.1f} "
-                  f"{sample.unit}  cpu {sample.cpu_us_per_op or 0:8.1f} µs/{sample.op}",
+            progress.step()
+            print(f"bench:   [{place}] round {round_}/{options.rounds} {label:17} "
+                  f"{sample.throughput:12,.1f} {sample.unit}  cpu "
+                  f"{sample.cpu_us_per_op or 0:8.1f} µs/{sample.op}  ({progress.status()})",
                   file=sys.stderr, flush=True)
 
 
@@ -267,8 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         proxies = start_proxies(ws, ports, wanted, routes, rep)
         cold_start(proxies, rep)
         dead: set[str] = set()
-        for scenario in chosen:
-            run_scenario(scenario, proxies, options, rep, dead)
+        progress = Progress(sum(len(targets(s, proxies)) for s in chosen) * options.rounds)
+        for index, scenario in enumerate(chosen, 1):
+            run_scenario(scenario, proxies, options, rep, dead, progress,
+                         f"{index}/{len(chosen)}")
         if "idle-rss" in singles:
             run_oneshot("idle-rss", ws, rep)
     except servers.StartError as exc:
@@ -282,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.notes.append(f"suite took {rep.meta['elapsed_s']} s")
     sys.stdout.write(report.markdown(rep))
     if not options.no_save:
-        for path in report.save(rep, stamp.strftime("%Y-%m-%d-%H%M%S")):
+        name = stamp.strftime("%Y-%m-%d-%H%M%S")
+        for path in [*report.save(rep, name), *chart.save(rep, name)]:
             print(f"bench: wrote {path}", file=sys.stderr)
     return 0
 

@@ -29,6 +29,7 @@ from typing import Any
 from navigator.config.loader import ConfigError, load_config
 from navigator.config.runtime import Config
 from navigator.config.shutdownplan import phase_window, plan_shutdown
+from navigator.http.acceptor import Acceptor, listen
 from navigator.http.connection import HttpConnection
 from navigator.http.state import ServerState
 from navigator.ops.accesslog import AccessLogger, open_access_log
@@ -62,7 +63,7 @@ class Server:
         self.environ = dict(os.environ if environ is None else environ)
         self.loaded_at = time.time()
         self._commands: asyncio.Queue[str] | None = None
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[Acceptor] = []
         self._metrics_server: asyncio.Server | None = None
         self.metrics_bound: tuple[str, int] | None = None
         self.state: ServerState | None = None
@@ -150,11 +151,11 @@ class Server:
         loop = self.state.loop
         state = self.state
         host = config.listen.host or None
-        server = await loop.create_server(lambda: HttpConnection(state), host, config.listen.port,
-                                          reuse_address=True, backlog=4096)
-        self._servers.append(server)
-        for sock in server.sockets:
-            addr = sock.getsockname()
+        listeners = await listen(loop, lambda: HttpConnection(state), host, config.listen.port,
+                                 backlog=4096)
+        self._servers += listeners
+        for listener in listeners:
+            addr = listener.sock.getsockname()
             self.bound.append((addr[0], addr[1]))
         state.listen_port = self.bound[0][1] if self.bound else config.listen.port
         for host_, port in self.bound:

@@ -19,7 +19,8 @@ class Failure(enum.Enum):
     TIMEOUT = "timeout"  # the backend took longer than upstream_response_timeout
     CLIENT_GONE = "client_gone"  # the client closed before the response began
     HANDLER_ERROR = "handler_error"  # a bug, or a tenant that cannot be started
-    UNAVAILABLE = "unavailable"  # starting, backing off, or another machine unreachable
+    UNAVAILABLE = "unavailable"  # starting, backing off, another machine unreachable, or
+    # no backend connection free within the connect timeout (the pool's connect queue)
     TOO_LARGE = "too_large"  # a body over a handler's own limit
 
 

@@ -21,6 +21,7 @@ from navigator.http import wire
 from navigator.http.client import Client, Deadline, hold_body
 from navigator.http.failure import Failure
 from navigator.http.flow import PAUSE_UPSTREAM
+from navigator.proxy.connectqueue import ConnectQueueTimeout
 from navigator.proxy.cookies import scope_set_cookies
 from navigator.proxy.upstream import PoolKey, UpstreamConnection
 
@@ -138,6 +139,10 @@ class ProxyExchange:
         try:
             conn = await state.pool.connect(self.key, self.ex.snapshot.config.limits
                                             .upstream_connect_timeout)
+        except ConnectQueueTimeout as exc:  # saturated, not down: 503 (see failure.py)
+            log.warning("%s", exc)
+            self.client.fail(self.ex, Failure.UNAVAILABLE, str(exc))
+            return
         except (OSError, TimeoutError) as exc:
             log.warning("cannot connect to %s:%d: %s", self.key[0], self.key[1], exc)
             self.client.fail(self.ex, Failure.UNREACHABLE, f"connect failed: {exc}")

@@ -36,6 +36,7 @@ from typing import Protocol, cast
 import httptools
 
 from navigator.http.flow import write_parts
+from navigator.proxy.connectqueue import CONNECT_LIMIT, ConnectQueue, ConnectQueueTimeout
 
 log = logging.getLogger("navigator.upstream")
 
@@ -44,6 +45,9 @@ PoolKey = tuple[str, int, bool]  # host, port, tls
 MAX_IDLE_PER_KEY = 1024
 QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)
 """0 where the platform has no quick-ACK option (not Linux): nothing is set there."""
+PROBATION = 1.0
+"""Seconds a new connection holds its connect slot at most, waiting for its first head (the
+first SYN retransmission comes after 1 s: holding longer would not save one)."""
 RAW_MIN = 16 * 1024
 """A body wholly inside its head's packet and smaller than this goes through the parser: its
 copy costs less than the fresh parser that raw relay needs for the next response."""
@@ -81,6 +85,7 @@ class UpstreamConnection(asyncio.Protocol):
         "head_request",
         "key",
         "pool",
+        "probation",
         "reused",
         "sink",
         "sock",
@@ -106,6 +111,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.closed = False
         self.tunnel = False
+        self.probation: Probation | None = None  # holds a connect slot until the first head
 
     # --- owner API -------------------------------------------------------------------
     def begin(self, sink: ResponseSink, head_request: bool) -> None:
@@ -258,6 +264,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.probation is not None:
+            self.probation.end()
+            self.probation = None
         self.pool.forget(self)
         sink = self.sink
         self.sink = None
@@ -293,6 +302,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._content_length = None
 
     def on_headers_complete(self) -> None:
+        if self.probation is not None:  # the backend accepted us: its connect slot is free
+            self.probation.end()
+            self.probation = None
         parser = self._parser
         status = parser.get_status_code()
         sink = self.sink
@@ -348,16 +360,48 @@ class UpstreamConnection(asyncio.Protocol):
 Opener = Callable[["UpstreamPool", PoolKey, float], Awaitable[UpstreamConnection]]
 
 
+Waiter = asyncio.Future[UpstreamConnection | None]  # None: a connect slot, else a connection
+
+
+class Probation:
+    """A new connection keeps its connect slot until its first response head (or its loss),
+    at most `PROBATION` seconds: a completed handshake only means the kernel queued us, and a
+    backend slow to accept overflows its listen queue all the same if the slot comes back
+    then (measured: a listen(8) backend with a limit of 4 still saw its queue full)."""
+
+    __slots__ = ("_key", "_pool", "_queue", "_timer")
+
+    def __init__(self, pool: UpstreamPool, key: PoolKey, queue: ConnectQueue[Waiter]) -> None:
+        self._pool = pool
+        self._key = key
+        self._queue: ConnectQueue[Waiter] | None = queue
+        self._timer = pool.loop.call_later(PROBATION, self.end)
+
+    def end(self) -> None:
+        """Give the slot back (once; later calls do nothing)."""
+        queue = self._queue
+        if queue is None:
+            return
+        self._queue = None
+        self._timer.cancel()
+        self._pool.pass_slot(self._key, queue)
+
+
 class UpstreamPool:
-    """Idle keep-alive connections per backend address (reuse is worth 3-4x, see notes)."""
+    """Idle keep-alive connections per backend address (reuse is worth 3-4x, see notes), and
+    per backend a bound on connects in flight with a FIFO of requests waiting for a
+    connection (`connectqueue`)."""
 
-    __slots__ = ("_idle", "_loop", "_opener", "_tls")
+    __slots__ = ("_idle", "_limit", "_opener", "_queues", "_tls", "loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, opener: Opener | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, opener: Opener | None = None,
+                 connect_limit: int = CONNECT_LIMIT) -> None:
         """`opener` replaces opening a socket (tests inject one: a compiled class cannot be
         subclassed or patched from Python)."""
-        self._loop = loop
+        self.loop = loop
         self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
+        self._queues: dict[PoolKey, ConnectQueue[Waiter]] = {}
+        self._limit = connect_limit
         self._tls: ssl.SSLContext | None = None
         self._opener = opener
 
@@ -373,7 +417,65 @@ class UpstreamPool:
         return None
 
     async def connect(self, key: PoolKey, deadline: float) -> UpstreamConnection:
-        """Open a new connection; `deadline` is the connect timeout in seconds."""
+        """A new connection to `key`, or, when `connect_limit` connects to it are already in
+        flight, the first of a released keep-alive connection and a free connect slot (first
+        come, first served). `deadline`, the connect timeout in seconds, covers the wait too:
+        past it, ConnectQueueTimeout."""
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = ConnectQueue(self._limit)
+        if not queue.try_connect():
+            loop = self.loop
+            end = loop.time() + deadline
+            while True:
+                conn = await self._wait_turn(key, queue, end - loop.time())
+                if conn is None:
+                    break  # a slot: connect below
+                if not conn.closed:
+                    return conn
+                if queue.try_connect():  # it died while handed over
+                    break
+            deadline = max(0.001, end - loop.time())
+        try:
+            conn = await self._open(key, deadline)
+        except BaseException:
+            self.pass_slot(key, queue)
+            raise
+        if conn.closed:  # lost already: nothing will end a probation
+            self.pass_slot(key, queue)
+        else:
+            conn.probation = Probation(self, key, queue)
+        return conn
+
+    async def _wait_turn(self, key: PoolKey, queue: ConnectQueue[Waiter],
+                         seconds: float) -> UpstreamConnection | None:
+        waiter: Waiter = self.loop.create_future()
+        queue.wait(waiter)
+        timer = self.loop.call_later(max(0.0, seconds), _expire, queue, waiter, key, seconds)
+        try:
+            return await waiter
+        except asyncio.CancelledError:  # the client went away: leave, pass on what came
+            if not queue.leave(waiter) and waiter.done() and not waiter.cancelled() \
+                    and waiter.exception() is None:
+                got = waiter.result()
+                if got is None:
+                    self.pass_slot(key, queue)
+                else:
+                    self.release(got)
+            raise
+        finally:
+            timer.cancel()
+
+    def pass_slot(self, key: PoolKey, queue: ConnectQueue[Waiter]) -> None:
+        """A connect ended: its slot goes to the first waiter still waiting, or is freed."""
+        while (waiter := queue.connect_done()) is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        if queue.unused and self._queues.get(key) is queue:
+            del self._queues[key]
+
+    async def _open(self, key: PoolKey, deadline: float) -> UpstreamConnection:
         if self._opener is not None:
             return await self._opener(self, key, deadline)
         host, port, tls = key
@@ -383,18 +485,32 @@ class UpstreamPool:
                 self._tls = ssl.create_default_context()
             context = self._tls
         _, conn = await asyncio.wait_for(
-            self._loop.create_connection(lambda: UpstreamConnection(self, key), host, port,
+            self.loop.create_connection(lambda: UpstreamConnection(self, key), host, port,
                                          ssl=context, server_hostname=host if tls else None),
             deadline,
         )
         return conn
 
     def release(self, conn: UpstreamConnection) -> None:
+        """A connection finished its exchange: to the first waiter for it, else idle."""
+        queue = self._queues.get(conn.key)
+        if queue is not None:
+            while (waiter := queue.take_waiter()) is not None:
+                if not waiter.done():
+                    conn.reused = True
+                    conn.resume_reading()
+                    waiter.set_result(conn)
+                    return
         idle = self._idle.setdefault(conn.key, [])
         if len(idle) >= MAX_IDLE_PER_KEY:
             conn.close()
             return
         idle.append(conn)
+
+    def waiting(self, key: PoolKey) -> int:
+        """Requests waiting for a connection to `key` (for the connection dump and tests)."""
+        queue = self._queues.get(key)
+        return len(queue.waiters) if queue is not None else 0
 
     def forget(self, conn: UpstreamConnection) -> None:
         idle = self._idle.get(conn.key)
@@ -415,3 +531,10 @@ class UpstreamPool:
 
     def idle_count(self) -> int:
         return sum(len(v) for v in self._idle.values())
+
+
+def _expire(queue: ConnectQueue[Waiter], waiter: Waiter, key: PoolKey, timeout: float) -> None:
+    if queue.leave(waiter) and not waiter.done():
+        waiter.set_exception(ConnectQueueTimeout(
+            f"no connection to {key[0]}:{key[1]} came free within {timeout:.1f}s "
+            f"({len(queue.waiters)} more waiting)"))
