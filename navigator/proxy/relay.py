@@ -266,7 +266,9 @@ class ProxyExchange:
         if ex.upgrade:
             self.client.refuse_upgrade(ex)
         lines.append(b"\r\n")
-        self.out += lines
+        # Joined here, once: the body parts that follow go out with it as [head, body], and
+        # write_parts sums and joins two items, not forty pieces.
+        self.out.append(b"".join(lines))
 
     def upstream_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         if status == 100:
