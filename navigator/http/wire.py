@@ -82,11 +82,6 @@ def connection_tokens(value: bytes) -> frozenset[bytes]:
     return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
 
 
-@functools.lru_cache(maxsize=64)
-def _and_hop_by_hop(drop: frozenset[bytes]) -> frozenset[bytes]:
-    return drop | HOP_BY_HOP
-
-
 def check_request_framing(
     *,
     http_minor: int,
@@ -172,7 +167,8 @@ def request_target(target: bytes, method: bytes) -> bytes:
     if not path.translate(_PATH_TABLE).isalpha() or (
             query and not query.translate(_QUERY_TABLE).isalpha()):
         raise HttpError(400, "invalid character in the request-target")
-    if b"%" in target and _BAD_PERCENT.search(target) is not None:
+    # find, not `in`: see reader.on_header (bytes `in` bytes raises and discards a TypeError)
+    if target.find(b"%") >= 0 and _BAD_PERCENT.search(target) is not None:
         raise HttpError(400, "malformed percent-encoding in the request-target")
     return target
 
@@ -202,11 +198,29 @@ def _non_origin_form(target: bytes, method: bytes) -> bytes:
 def filter_headers(headers: Iterable[Header], drop: frozenset[bytes],
                    connection_named: frozenset[bytes]) -> list[bytes]:
     """Header lines (`name: value\\r\\n`) without hop-by-hop, rebuilt and Connection-named ones."""
-    skip = _and_hop_by_hop(drop)
-    if connection_named:
-        skip = skip | connection_named
-    return [b"%s: %s\r\n" % (name, value) for name, value in headers
-            if name.lower() not in skip]
+    parts: list[bytes] = []
+    append_headers(parts, headers, hop_by_hop_and(drop) | connection_named)
+    return [b"".join(parts[i:i + 4]) for i in range(0, len(parts), 4)]
+
+
+def hop_by_hop_and(drop: frozenset[bytes]) -> frozenset[bytes]:
+    """`drop` plus the hop-by-hop names: the `skip` set of `append_headers` (build it once)."""
+    return drop | HOP_BY_HOP
+
+
+def append_headers(parts: list[bytes], headers: Iterable[Header], skip: frozenset[bytes]) -> None:
+    """Append each header not named in `skip` (lower-case names) as four pieces, name, `: `,
+    value, CRLF, for the one `b"".join` of the whole head: no per-line formatting."""
+    for name, value in headers:
+        if name.lower() not in skip:
+            parts.append(name)
+            parts.append(_COLON)
+            parts.append(value)
+            parts.append(CRLF)
+
+
+_COLON: Final = b": "
+CRLF: Final = b"\r\n"
 
 
 def forwarded_for(existing: bytes | None, peer_ip: str) -> bytes:

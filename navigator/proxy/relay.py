@@ -21,6 +21,7 @@ from navigator.http import wire
 from navigator.http.client import Client, Deadline, hold_body
 from navigator.http.failure import Failure
 from navigator.http.flow import PAUSE_UPSTREAM
+from navigator.http.wire import CRLF
 from navigator.proxy.connectqueue import ConnectQueueTimeout
 from navigator.proxy.cookies import scope_set_cookies
 from navigator.proxy.upstream import PoolKey, UpstreamConnection
@@ -34,7 +35,12 @@ log = logging.getLogger("navigator.proxy")
 _UPSTREAM, _WEBSOCKET = Deadline.UPSTREAM, Deadline.WEBSOCKET  # module globals: cheaper to read
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _NO_DROP: frozenset[bytes] = frozenset()
-_DROP_PREFIXED = wire.REBUILT_REQUEST_HEADERS | {b"x-forwarded-prefix"}
+# What the rebuilt heads leave out, hop-by-hop names included: sets built once, not per request.
+_REQUEST_SKIP = wire.hop_by_hop_and(wire.REBUILT_REQUEST_HEADERS)
+_REQUEST_SKIP_PREFIXED = wire.hop_by_hop_and(wire.REBUILT_REQUEST_HEADERS
+                                             | {b"x-forwarded-prefix"})
+_RESPONSE_SKIP = wire.hop_by_hop_and(wire.REBUILT_RESPONSE_HEADERS)
+_RESPONSE_SKIP_NO_BODY = wire.hop_by_hop_and(_NO_DROP)
 
 
 def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: bool,
@@ -43,34 +49,36 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
     `prefix`: the X-Forwarded-Prefix of a tenant that strips its path (the client's is
     dropped then, never trusted)."""
     kept = ex.kept
-    drop = _DROP_PREFIXED if prefix else wire.REBUILT_REQUEST_HEADERS
+    skip = _REQUEST_SKIP_PREFIXED if prefix else _REQUEST_SKIP
     named: frozenset[bytes] = frozenset()
     if set_headers:  # a route's own value replaces ours (e.g. X-Forwarded-Proto: $scheme)
         named = frozenset(name.lower().encode("latin-1") for name, _ in set_headers)
-        drop = drop | named
-    parts = [b"%s %s HTTP/1.1\r\n" % (ex.method, target)]
-    parts += wire.filter_headers(ex.headers, drop, ex.conn_tokens)
+        skip = skip | named
+    if ex.conn_tokens:
+        skip = skip | ex.conn_tokens
+    parts = [ex.method, b" ", target, b" HTTP/1.1\r\n"]
+    wire.append_headers(parts, ex.headers, skip)
     if b"x-forwarded-for" not in named:
-        parts.append(b"X-Forwarded-For: %s\r\n" % wire.forwarded_for(
-            kept.get(b"x-forwarded-for"), peer_ip))
+        parts += (b"X-Forwarded-For: ", wire.forwarded_for(kept.get(b"x-forwarded-for"),
+                                                           peer_ip), CRLF)
     # Incoming X-Forwarded-Proto/-Host are kept only from a trusted proxy (server.trust_proxy);
     # X-Real-IP is always ours: the client address we believe (the peer unless trusted).
     if b"x-forwarded-proto" not in named:
         proto = kept.get(b"x-forwarded-proto") if trust_proxy else None
-        parts.append(b"X-Forwarded-Proto: %s\r\n" % (proto or b"http"))
+        parts += (b"X-Forwarded-Proto: ", proto or b"http", CRLF)
     if b"x-forwarded-host" not in named:
         fhost = kept.get(b"x-forwarded-host") if trust_proxy else None
-        parts.append(b"X-Forwarded-Host: %s\r\n" % (fhost or kept.get(b"host", b"")))
+        parts += (b"X-Forwarded-Host: ", fhost or kept.get(b"host", b""), CRLF)
     if b"x-real-ip" not in named:
         info = ex.info
         client = info.client_ip if info is not None and info.client_ip else peer_ip
-        parts.append(b"X-Real-IP: %s\r\n" % client.encode("ascii"))
+        parts += (b"X-Real-IP: ", client.encode("ascii"), CRLF)
     if b"host" not in kept:  # HTTP/1.0 without Host: HTTP/1.1 requires one (RFC 9112 §3.2)
         parts.append(b"Host: localhost\r\n")
     if prefix:
-        parts.append(b"X-Forwarded-Prefix: %s\r\n" % prefix)
+        parts += (b"X-Forwarded-Prefix: ", prefix, CRLF)
     if b"x-request-id" not in kept:
-        parts.append(b"X-Request-Id: %s\r\n" % ex.request_id)
+        parts += (b"X-Request-Id: ", ex.request_id, CRLF)
     if ex.chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
     elif ex.content_length is not None:
@@ -235,12 +243,14 @@ class ProxyExchange:
             client.writelines(lines)
             return
         no_body = ex.method == b"HEAD" or status in (204, 304)
+        skip = _RESPONSE_SKIP_NO_BODY if no_body else _RESPONSE_SKIP
         conn_named = _connection_named(headers)
-        drop = _NO_DROP if no_body else wire.REBUILT_RESPONSE_HEADERS
+        if conn_named:
+            skip = skip | conn_named
         if self.response_headers:
-            drop = drop | frozenset(n.lower().encode("latin-1") for n, _ in self.response_headers)
+            skip = skip | frozenset(n.lower().encode("latin-1") for n, _ in self.response_headers)
         lines = [wire.status_line(status)]
-        lines += wire.filter_headers(headers, drop, conn_named)
+        wire.append_headers(lines, headers, skip)
         for name, value in self.response_headers:
             lines.append(f"{name}: {value}\r\n".encode("latin-1"))
         client_keep_alive = ex.keep_alive
@@ -261,7 +271,9 @@ class ProxyExchange:
         if ex.upgrade:
             self.client.refuse_upgrade(ex)
         lines.append(b"\r\n")
-        self.out += lines
+        # Joined here, once: the body parts that follow go out with it as [head, body], and
+        # write_parts sums and joins two items, not forty pieces.
+        self.out.append(b"".join(lines))
 
     def upstream_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         if status == 100:

@@ -147,7 +147,7 @@ def serve_file(client: Client, ex: Exchange, decision: ServeFile) -> None:
     info = ex.info
     assert info is not None
     ex.response_type = decision.response_type
-    path_text = ex.file_path = decision.file_text or str(decision.file)
+    path_text = ex.file_path = decision.file
     cache = client.state.files
     plain = (cache is not None and info.method == "GET" and not info.range
              and not info.if_none_match and not info.if_modified_since)

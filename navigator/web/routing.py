@@ -40,7 +40,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
@@ -454,8 +453,7 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
             # The decided path re-encoded: a decoded `?`/`#` must stay path, not become a
             # query or fragment in Location.
             return redirect_response(encode_path(path[:-len("index.html")]), req.query, 301)
-        return ServeFile(Path(found[0]), table.cache_headers(path), stat=found[1],
-                         file_text=found[0])
+        return ServeFile(found[0], table.cache_headers(path), stat=found[1])
     # 9.2 try_files: extensionless paths, for a verified user or a public path (everything
     # is public with auth off). The reference serves public paths only, so a logged-in `/`
     # woke a tenant. The auth stage already answered 401 for anyone else; the public check
@@ -469,8 +467,7 @@ def _static_decision(table: RouteTable, settings: StaticSettings, path: str,
     for suffix in settings.try_files:
         found = static.locate_file(table.static_root, rel + suffix, table.inside)
         if found is not None:
-            return ServeFile(Path(found[0]), table.cache_headers(path), stat=found[1],
-                             file_text=found[0])
+            return ServeFile(found[0], table.cache_headers(path), stat=found[1])
     return None
 
 

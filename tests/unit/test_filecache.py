@@ -27,7 +27,7 @@ def get(path: Path) -> RequestInfo:
 
 
 def fill(cache: FileCache, path: Path, accept: str = "") -> None:
-    prepared = prepare_file(ServeFile(path, EXTRA), get(path))
+    prepared = prepare_file(ServeFile(str(path), EXTRA), get(path))
     cache.put(str(path), accept, EXTRA, prepared, b"HTTP/1.1 200 OK\r\nX-Head: 1\r\n")
 
 
@@ -88,7 +88,7 @@ def test_large_files_and_partial_answers_are_not_kept(tmp_path: Path, clock: Clo
     small = tmp_path / "small.txt"
     small.write_bytes(b"0123456789")
     ranged = RequestInfo("GET", "/small.txt", "", "t", "127.0.0.1", range="bytes=2-4")
-    partial = prepare_file(ServeFile(small, EXTRA), ranged)
+    partial = prepare_file(ServeFile(str(small), EXTRA), ranged)
     assert partial.status == 206
     cache.put(str(small), "", EXTRA, partial, b"HTTP/1.1 206 Partial Content\r\n")
     assert cache.get(str(small), "", EXTRA) is None

@@ -615,7 +615,7 @@ def static_snapshot(root: Path, **kwargs: Any) -> Snapshot:
 
 def test_static_file_served(public_dir: Path) -> None:
     decision = route(static_snapshot(public_dir), req("/assets/app.css"))
-    assert decision == ServeFile(public_dir / "assets" / "app.css", ())
+    assert decision == ServeFile(str(public_dir / "assets" / "app.css"), ())
 
 
 @pytest.mark.parametrize("raw", ["/assets/missing.css", "/assets", "/docs.x/../assets"])
@@ -639,7 +639,7 @@ def test_static_allowed_extensions(public_dir: Path) -> None:
 def test_static_root_path_stripped(public_dir: Path) -> None:
     snapshot = static_snapshot(public_dir, root_path="/showcase/")
     decision = route(snapshot, req("/showcase/assets/app.css"))
-    assert decision == ServeFile(public_dir / "assets" / "app.css", ())
+    assert decision == ServeFile(str(public_dir / "assets" / "app.css"), ())
 
 
 def test_static_cache_control_longest_override(public_dir: Path) -> None:
@@ -700,7 +700,7 @@ def test_try_files(raw: str, expected: str | None, public_dir: Path) -> None:
     if expected is None:
         assert isinstance(decision, ProxyTenant)
     else:
-        assert decision == ServeFile(public_dir / expected, ())
+        assert decision == ServeFile(str(public_dir / expected), ())
 
 
 def test_try_files_skipped_for_post(public_dir: Path) -> None:
@@ -717,7 +717,7 @@ def test_try_files_for_public_paths_and_verified_users(public_dir: Path, htpassw
     snapshot = static_snapshot(public_dir, static=settings, auth=auth)
     assert isinstance(route(snapshot, req("/about")), ServeFile)
     served = route(snapshot, req("/alpha/page", authorization=GOOD))
-    assert served == ServeFile(public_dir / "alpha" / "page.html", ())
+    assert served == ServeFile(str(public_dir / "alpha" / "page.html"), ())
     for headers in ({}, {"authorization": BAD}):
         denied = route(snapshot, req("/alpha/page", **headers))
         assert isinstance(denied, Respond)

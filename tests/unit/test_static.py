@@ -137,7 +137,7 @@ def test_content_type(name: str, kind: str) -> None:
 
 # --- full responses --------------------------------------------------------------------------
 def serve(root: Path, rel: str, **kwargs: Any) -> Any:
-    return prepare_file(ServeFile(root / rel, kwargs.pop("extra", ())), req(**kwargs))
+    return prepare_file(ServeFile(str(root / rel), kwargs.pop("extra", ())), req(**kwargs))
 
 
 def test_full_response(root: Path) -> None:
@@ -236,26 +236,26 @@ def test_precompressed_siblings(root: Path) -> None:
     (root / "css" / "app.css.gz").write_bytes(b"gz" * 5)
     (root / "css" / "app.css.br").write_bytes(b"b" * 7)
     plain = serve(root, "css/app.css")
-    assert plain.path == root / "css" / "app.css"
+    assert plain.path == str(root / "css" / "app.css")
     assert headers_of(plain.headers)["Vary"] == "Accept-Encoding"
     assert "Content-Encoding" not in headers_of(plain.headers)
 
     gz = serve(root, "css/app.css", accept_encoding="gzip")
     headers = headers_of(gz.headers)
-    assert gz.path == root / "css" / "app.css.gz"
+    assert gz.path == str(root / "css" / "app.css.gz")
     assert (headers["Content-Encoding"], headers["Content-Length"]) == ("gzip", "10")
     assert headers["Content-Type"] == "text/css; charset=utf-8"
     assert headers["ETag"].endswith('-gzip"')
 
     br = serve(root, "css/app.css", accept_encoding="gzip, br")
-    assert br.path == root / "css" / "app.css.br"
+    assert br.path == str(root / "css" / "app.css.br")
     assert headers_of(br.headers)["Content-Encoding"] == "br"
 
 
 def test_no_sibling_lookup_for_images(root: Path) -> None:
     (root / "img.png.gz").write_bytes(b"x")
     response = serve(root, "img.png", accept_encoding="gzip")
-    assert response.path == root / "img.png"
+    assert response.path == str(root / "img.png")
     assert "Vary" not in headers_of(response.headers)
 
 
