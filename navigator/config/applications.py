@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from navigator.config import runtime as rt
 from navigator.config import schema as sc
+from navigator.config.capacity import resolve_capacity
 from navigator.config.context import (
     Context,
     pairs,
@@ -183,7 +184,8 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
             user=spec.user or pools.user, group=spec.group or pools.group,
             bot_detection=None if spec.bot_detection is None
             else resolve_bots(spec.bot_detection, (*key, "bot_detection"), ctx),
-            region=spec.region, machine=spec.machine))
+            region=spec.region, machine=spec.machine,
+            capacity=resolve_capacity(pools, spec, key, wait, ctx)))
     return tuple(tenants)
 
 
