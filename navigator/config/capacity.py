@@ -16,6 +16,19 @@ from navigator.config.schema import ConfigError, KeyPath
 DEFAULT_DRAIN_TIMEOUT = 300.0
 
 
+def check_pool_defaults(pools: sc.PoolsSpec) -> None:
+    """The `applications.pools` counts are checked even when no tenant uses them yet."""
+    pkey: KeyPath = ("applications", "pools")
+    for name, least in (("max_processes", 1), ("min_instances", 0), ("max_concurrency", 0),
+                        ("max_queue", 0), ("max_requests", 0)):
+        value = getattr(pools, name)
+        if value < least:
+            raise ConfigError(f"{name} must be at least {least}, not {value}", (*pkey, name))
+    if pools.min_instances > pools.max_processes:
+        raise ConfigError(f"min_instances ({pools.min_instances}) is more than "
+                          f"max_processes ({pools.max_processes})", (*pkey, "min_instances"))
+
+
 def resolve_capacity(pools: sc.PoolsSpec, spec: sc.TenantSpec, key: KeyPath,
                      startup_timeout: float, ctx: Context) -> rt.Capacity:
     pkey: KeyPath = ("applications", "pools")
