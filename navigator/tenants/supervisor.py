@@ -361,18 +361,20 @@ class Supervisor:
 
     # --- replacing processes -------------------------------------------------------------------
     async def rolling_restart(self, name: str) -> RestartResult:
-        """Replace every process of tenant `name`: start new ones, wait until ready, send new
-        requests there, let the old ones finish (websockets up to `drain_timeout`), stop
-        them. Raises UnknownTenant, or TenantLaunchError when no new process came up (the
-        old ones then keep serving)."""
-        pool = next((p for p in self._pools.values() if p.tenant.name == name), None)
-        if pool is None:
-            known = ", ".join(sorted(p.tenant.name for p in self._pools.values()))
-            names = {t.name for t in self.config.tenants}
-            if name not in names:
-                raise UnknownTenant(f"no tenant named {name!r}"
-                                    + (f" (running: {known})" if known else ""))
-            pool = self._lookup(next(t for t in self.config.tenants if t.name == name))
+        """Replace every process of tenant `name` (or its path, `/blog` or `/blog/`): start
+        new ones, wait until ready, send new requests there, let the old ones finish
+        (websockets up to `drain_timeout`), stop them. Concurrent calls share one restart.
+        Raises UnknownTenant, or TenantLaunchError when no new process came up (the old
+        ones then keep serving)."""
+        path = name.rstrip("/") + "/" if name.startswith("/") else None
+        tenant = next((t for t in self.config.tenants
+                       if t.name == name or (path is not None and t.path == path)), None)
+        if tenant is None or self._closing:
+            known = ", ".join(sorted(t.name for t in self.config.tenants))
+            raise UnknownTenant(f"no tenant named {name!r}" +
+                                (f" (tenants: {known})" if known else ""))
+        name = tenant.name
+        pool = self._lookup(tenant)
         running = self._restarts.get(name)
         if running is None:
             old = [r for r in pool.records
