@@ -85,6 +85,10 @@ class TenantPool:
     def serving(self) -> list[TenantRecord]:
         return [r for r in self.records if r.serving]
 
+    def serving_any(self) -> TenantRecord | None:
+        """The first process that serves (retired ones too), or None."""
+        return next((r for r in self.records if r.state in SERVING), None)
+
     def any_serving(self) -> bool:
         return any(r.state in SERVING for r in self.records)
 

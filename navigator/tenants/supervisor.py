@@ -61,7 +61,6 @@ from navigator.tenants.tenantstate import (
     advance,
     crash_outcome,
     pidfile_path,
-    record_status,
 )
 
 log = logging.getLogger("navigator.supervisor")
@@ -163,11 +162,7 @@ class Supervisor:
         records = self._all_records()
         for record in records:
             self._runner.idle.cancel(record)
-        hook_runners = set()
-        for pool in self._every_pool():  # the tenant's stop hooks run once
-            first = next((r for r in pool.records if r.state in SERVING), None)
-            if first is not None:
-                hook_runners.add(id(first))
+        hook_runners = {id(pool.serving_any()) for pool in self._every_pool()}  # hooks: once
         await asyncio.gather(*(self._runner.stop_for_shutdown(r, grace, hooks_within,
                                                               id(r) in hook_runners)
                                for r in records), return_exceptions=True)
@@ -217,7 +212,12 @@ class Supervisor:
         if not pool.live():
             raise TenantUnavailable(pool.why_not_started(asyncio.get_running_loop().time()))
         loop = asyncio.get_running_loop()
-        return await pool.wait(loop.time(), pool.tenant.capacity.queue_timeout)
+        try:
+            return await pool.wait(loop.time(), pool.tenant.capacity.queue_timeout)
+        except QueueTimeout:
+            if pool.any_serving():
+                raise
+            raise QueueTimeout("startup timeout") from None  # a boot longer than the wait
 
     async def ensure_ready(self, tenant: Tenant) -> int:
         """Make sure one process of `tenant` serves; its port (takes no slot)."""
@@ -233,7 +233,7 @@ class Supervisor:
             self._scale(pool, 1)
             starting = [r.start_task for r in pool.live() if r.start_task is not None]
             if starting:
-                await asyncio.shield(starting[0])
+                await _start_outcome(starting[0])
                 continue
             stopping = [r.stop_task for r in pool.records if r.stop_task is not None]
             if stopping:
@@ -473,11 +473,17 @@ class Supervisor:
         offset = time.time() - loop_now
         return [pool.status(loop_now, offset) for pool in self._every_pool()]
 
-    def process_status(self) -> list[dict[str, object]]:
-        """One row per process."""
-        offset = time.time() - asyncio.get_running_loop().time()
-        return [record_status(record, offset) for record in self._all_records()]
-
     def managed_status(self) -> list[dict[str, object]]:
         return self.managed.status()
 
+
+async def _start_outcome(task: asyncio.Task[int]) -> None:
+    """Wait for a start (shielded: other waiters share it); a start cancelled by the
+    shutdown is TenantUnavailable to its waiters, not their own cancellation."""
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and (current is None or not current.cancelling()):
+            raise TenantUnavailable("start abandoned: server shutting down") from None
+        raise

@@ -146,3 +146,36 @@ def test_a_websocket_keeps_its_slot_until_it_closes(tmp_path: Path) -> None:
         again.release()
         await sup.shutdown(2.0)
     run(body)
+
+
+class CountStarts:
+    """TenantEvents that counts process starts."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def tenant_started(self, tenant: str) -> None:
+        self.started += 1
+
+    def tenant_ready(self, tenant: str, cold_start: float) -> None:
+        """Not needed here."""
+
+    def tenant_stopped(self, tenant: str, reason: str) -> None:
+        """Not needed here."""
+
+    def tenant_crashed(self, tenant: str) -> None:
+        """Not needed here."""
+
+
+def test_concurrent_first_requests_share_one_start(tmp_path: Path) -> None:
+    async def body() -> None:
+        tenant = make_tenant("first", tmp_path, capacity=Capacity(max_processes=3))
+        events = CountStarts()
+        sup = Supervisor(make_config(tmp_path, (tenant,)), policy=FAST, events=events)
+        leases = await asyncio.gather(*(sup.acquire(tenant) for _ in range(10)))
+        assert events.started == 1  # the first boot runs alone; all ten waited for it
+        assert {id(lease) for lease in leases} == {id(leases[0])}
+        for lease in leases:
+            lease.release()
+        await sup.shutdown(2.0)
+    run(body)

@@ -15,7 +15,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import REPO, Navigator, Response, request, run_navigator, wait_until
+from tests.helpers import (
+    BACKEND_APP,
+    REPO,
+    Navigator,
+    Reader,
+    Response,
+    connect,
+    request,
+    run_navigator,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -189,3 +199,38 @@ def test_reload_with_new_env_is_a_rolling_restart_that_loses_nothing(tmp_path: P
     assert len(labels) == 240
     assert labels.count("two") > 0
     assert labels[-1] == "two"
+
+
+def test_a_websocket_holds_its_process_slot_until_it_closes(tmp_path: Path) -> None:
+    config = tmp_path / "navigator.yml"
+    config.write_text(f"""
+server:
+  listen: "127.0.0.1:0"
+  pid_file: {tmp_path}/navigator.pid
+applications:
+  framework:
+    command: {sys.executable}
+    args: ["{BACKEND_APP}"]
+  health_check: /up
+  pools:
+    start_port: {random.randrange(20000, 40000, 101)}
+    max_concurrency: 1
+    queue_timeout: 500ms
+  tenants:
+    - path: /a/
+""")
+    with run_navigator(config) as nav:  # a boot takes longer than this queue_timeout
+        wait_until(lambda: request(nav.port, "GET", "/a/x").status == 200, 15,
+                   message="the tenant booted")
+        with connect(nav.port) as ws:
+            ws.sendall(b"GET /a/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                       b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       b"Sec-WebSocket-Version: 13\r\n\r\n")
+            reader = Reader(ws)
+            assert reader.response().status == 101
+            ws.sendall(b"ping")
+            assert reader.read_exactly(4) == b"ping"
+            # the tunnel holds the one slot: a request waits its queue_timeout, then 503
+            assert request(nav.port, "GET", "/a/x").status == 503
+        wait_until(lambda: request(nav.port, "GET", "/a/x").status == 200, 10,
+                   message="the slot back after the tunnel closed")
