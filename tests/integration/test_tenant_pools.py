@@ -234,3 +234,15 @@ applications:
             assert request(nav.port, "GET", "/a/x").status == 503
         wait_until(lambda: request(nav.port, "GET", "/a/x").status == 200, 10,
                    message="the slot back after the tunnel closed")
+
+
+def test_a_process_over_its_soft_memory_limit_is_replaced(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tenant="      memory_soft_limit: 1M")  # any Python is over
+    with run_navigator(config) as nav:
+        first = json.loads(request(nav.port, "GET", "/s/work").body)["pid"]
+        nav.wait_for_output(rf"tenant s: recycling pid {first} \(memory \d+ bytes > 1048576\)",
+                            timeout=30)
+        wait_until(lambda: first not in tenant_pids(nav), 20, message="the old one stopped")
+        answer = request(nav.port, "GET", "/s/work")
+        assert answer.status == 200
+        assert json.loads(answer.body)["pid"] != first
