@@ -276,7 +276,7 @@ FIELDS: Mapping[str, str] = {
     "slot until it closes); beyond, requests wait in the tenant's FIFO queue. 0: no limit "
     "(requests go to the least busy process).",
     "PoolsSpec.max_queue": "Most requests waiting per tenant; one more is answered 503 with "
-    "`Retry-After` and the maintenance page at once.",
+    "`Retry-After` and the maintenance page at once. 0: never wait (also not for a start).",
     "PoolsSpec.queue_timeout": "Longest wait for a process (duration), then 503. Empty: the "
     "tenant's `startup_timeout`.",
     "PoolsSpec.max_requests": "Replace a process after this many requests (plus up to 10% "

@@ -354,9 +354,10 @@ class Supervisor:
 
     def _idle_due(self, record: TenantRecord) -> None:
         pool = self._pool_of(record)
+        staying = [r for r in pool.live() if r.state is S.READY] if pool is not None else []
         if pool is not None and not record.retired and \
-                len(pool.live()) <= pool.tenant.capacity.min_instances:
-            return  # a minimum instance: never idle-stopped
+                len(staying) <= pool.tenant.capacity.min_instances:
+            return  # a minimum instance (others may be stopping already): never idle-stopped
         self._runner.spawn_task(self._runner.stop_with_hooks(record, "idle"))
 
     # --- replacing processes -------------------------------------------------------------------

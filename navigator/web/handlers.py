@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -75,8 +76,9 @@ def proxy_to_tenant(client: Client, ex: Exchange, decision: ProxyTenant) -> None
         return
     if lease is not None:
         lease.release()
-    ex.handler = _Waiting(client, ex)
-    state.spawn(_start_tenant_then_proxy(client, ex, tenant, proxy))
+    waiting = _Waiting(client, ex)
+    ex.handler = waiting
+    waiting.task = state.spawn(_start_tenant_then_proxy(client, ex, tenant, proxy))
 
 
 async def _start_tenant_then_proxy(client: Client, ex: Exchange, tenant: Tenant,
@@ -109,9 +111,19 @@ async def _start_tenant_then_proxy(client: Client, ex: Exchange, tenant: Tenant,
 
 
 class _Waiting(HoldingHandler):
-    """Handler while a tenant starts: holds the body (bounded by pausing reads)."""
+    """Handler while a request waits for a tenant slot (a start, the queue): holds the body
+    (bounded by pausing reads); a client that leaves gives up its place in the queue."""
 
-    __slots__ = ()
+    __slots__ = ("task",)
+
+    def __init__(self, client: Client, ex: Exchange) -> None:
+        super().__init__(client, ex)
+        self.task: asyncio.Task[None] | None = None
+
+    def client_lost(self) -> None:
+        super().client_lost()
+        if self.task is not None:
+            self.task.cancel()
 
     def describe(self) -> str:
         """For the connection dump."""

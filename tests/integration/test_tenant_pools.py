@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import random
 import signal
+import socket
+import struct
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -246,3 +248,34 @@ def test_a_process_over_its_soft_memory_limit_is_replaced(tmp_path: Path) -> Non
         answer = request(nav.port, "GET", "/s/work")
         assert answer.status == 200
         assert json.loads(answer.body)["pid"] != first
+
+
+def queue_length(nav: Navigator) -> int | None:
+    for line in request(nav.port, "GET", "/_navigator/metrics").body.decode().splitlines():
+        if line.startswith('navigator_tenant_queue_length{tenant="s"}'):
+            return int(float(line.split()[-1]))
+    return None
+
+
+def test_a_client_that_leaves_gives_up_its_place_in_the_queue(tmp_path: Path) -> None:
+    config = write_config(tmp_path, delay=30.0,  # the request in service outlasts the test
+                          pools="    max_concurrency: 1\n    queue_timeout: 60s",
+                          tenant="      min_instances: 1")
+    with run_navigator(config) as nav:
+        nav.wait_for_output(r"tenant s ready on port", timeout=20)
+        with ThreadPoolExecutor(1) as worker:
+            held = worker.submit(request, nav.port, "GET", "/s/work", timeout=60)
+            wait_until(lambda: len(list((tmp_path / "active").iterdir())) == 1, 10,
+                       message="the slow request in service")
+            waiting = [connect(nav.port) for _ in range(3)]
+            for sock in waiting:
+                sock.sendall(b"GET /s/work HTTP/1.1\r\nHost: t\r\n\r\n")
+            wait_until(lambda: queue_length(nav) == 3, 10, message="three queued")
+            for sock in waiting:  # reset (a FIN alone is a half-close: still waiting)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+            # long before the queue_timeout and the slow request's end
+            wait_until(lambda: queue_length(nav) == 0, 10, message="the queue emptied")
+            for child in psutil.Process(nav.process.pid).children(recursive=True):
+                child.kill()  # ends the slow request: the test is over
+            held.result()
