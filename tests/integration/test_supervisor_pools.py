@@ -179,3 +179,21 @@ def test_concurrent_first_requests_share_one_start(tmp_path: Path) -> None:
             lease.release()
         await sup.shutdown(2.0)
     run(body)
+
+
+def test_a_replaced_process_keeps_its_websockets_only_up_to_the_drain_limit(
+        tmp_path: Path) -> None:
+    async def body() -> None:
+        tenant = make_tenant("d", tmp_path, capacity=Capacity(drain_timeout=0.5))
+        sup = Supervisor(make_config(tmp_path, (tenant,)), policy=FAST)
+        lease = await sup.acquire(tenant)
+        old_pid = await pid_of(lease.port, "d")
+        lease.tunnel_opened()  # a websocket that will not close by itself
+        result = await sup.rolling_restart("d")
+        assert result.replaced == 1
+        assert pid_alive(old_pid)  # the tunnel keeps it for now
+        await wait_for(lambda: not pid_alive(old_pid), message="stopped at the drain limit")
+        lease.tunnel_closed()  # the client side notices later: nothing breaks
+        assert await pid_of(sup.ready_port(tenant), "d") == result.pids[0]
+        await sup.shutdown(2.0)
+    run(body)
