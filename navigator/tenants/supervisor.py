@@ -203,7 +203,7 @@ class Supervisor:
         if self._closing:
             raise TenantUnavailable("server shutting down")
         pool = self._lookup(tenant)
-        record = pool.take()
+        record = self.acquire_now(tenant)
         if record is not None:
             return record
         if pool.retired:

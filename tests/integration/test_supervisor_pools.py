@@ -197,3 +197,25 @@ def test_a_replaced_process_keeps_its_websockets_only_up_to_the_drain_limit(
         assert await pid_of(sup.ready_port(tenant), "d") == result.pids[0]
         await sup.shutdown(2.0)
     run(body)
+
+
+def test_a_reload_starts_new_min_instances_and_idle_keeps_them(tmp_path: Path) -> None:
+    async def body() -> None:
+        tenant = make_tenant("m", tmp_path)
+        config = make_config(tmp_path, (tenant,))
+        sup = Supervisor(config, policy=FAST)
+        await sup.start()
+        assert sup.status() == []  # min_instances 0: nothing before a request
+        warm = make_tenant("m", tmp_path, capacity=Capacity(max_processes=3, min_instances=2,
+                                                            idle_timeout=0.2))
+        await sup.apply_config(make_config(tmp_path, (warm,), pools=config.pools))
+        await wait_for(lambda: sup.status()[0]["idle"] == 2, message="two warm processes")
+        extra = [await sup.acquire(warm) for _ in range(3)]  # busy: a third one starts
+        await wait_for(lambda: sup.status()[0]["processes"] == 3, message="a third")
+        for lease in extra:
+            lease.release()
+        await wait_for(lambda: sup.status()[0]["processes"] == 2, message="the extra idled out")
+        assert sup.status()[0]["idle"] == 2  # the minimum stays, though idle for longer
+        await sup.shutdown(2.0)
+        assert our_descendants() == []
+    run(body)
