@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import chart, clients, measure, oneshots, report, scenarios, servers, wrk
+from benchmarks import chart, clients, measure, oneshots, pools, report, scenarios, servers, wrk
 from benchmarks.progress import Progress
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import Ports, Proxy, Workspace
@@ -149,6 +149,7 @@ def run_oneshot(name: str, ws: Workspace, rep: report.Report) -> None:
         "config": oneshots.config_load,
         "idle-rss": lambda: oneshots.idle_rss(ws),
         "routes": oneshots.route_lookup,
+        "pools": lambda: pools.pool_checks(ws),
     }
     print(f"bench: {name}: {scenarios.ONESHOTS.get(name, ROUTES_IN_PROCESS)}",
           file=sys.stderr, flush=True)

@@ -71,6 +71,9 @@ ONESHOTS: dict[str, str] = {
     "coldstart": "repeated tenant cold starts through navigator minus the same tenant command's "
                  "own boot (run standalone by the harness, polled every 0.5 ms), interleaved",
     "config": "load_config of a 1,000-tenant file in a fresh process on the proxy core",
+    "pools": "a single-threaded 50 ms/request tenant behind 1 vs 4 processes (wrk, 50 "
+             "connections): req/s and p99; overload (200 clients, queue 20): time to the "
+             "first 503 and p99 of the served requests",
     "idle-rss": "RSS at start and per idle keep-alive connection (10,000 connections, one "
                 "request each), fresh navigator and nginx serving the same static file",
 }

@@ -72,28 +72,38 @@ class MemoryTransport:
         """Nothing is buffered in memory."""
 
 
+class FixedLease:
+    """A slot on the one fixed backend; counts what the request path does with it."""
+
+    def __init__(self, port: int) -> None:
+        self.port: int | None = port
+        self.held = 0
+
+    def release(self) -> None:
+        self.held -= 1
+
+    def tunnel_opened(self) -> None:
+        """Still held: the tunnel releases it."""
+
+    def tunnel_closed(self) -> None:
+        self.release()
+
+
 class FixedTenants:
     """Every tenant ready on `port`, or (port None) never started by this test."""
 
     def __init__(self, port: int | None) -> None:
         self.port = port
+        self.lease = FixedLease(port or 0)
 
-    def ready_port(self, tenant: Tenant) -> int | None:
-        return self.port
+    def acquire_now(self, tenant: Tenant) -> FixedLease | None:
+        if self.port is None:
+            return None
+        self.lease.held += 1
+        return self.lease
 
-    async def ensure_ready(self, tenant: Tenant) -> int:
+    async def acquire(self, tenant: Tenant) -> FixedLease:
         if self.port is None:
             raise AssertionError("no tenant in this config")
-        return self.port
-
-    def request_started(self, tenant: Tenant) -> None:
-        """Not counted."""
-
-    def request_finished(self, tenant: Tenant) -> None:
-        """Not counted."""
-
-    def websocket_opened(self, tenant: Tenant) -> None:
-        """Not counted."""
-
-    def websocket_closed(self, tenant: Tenant) -> None:
-        """Not counted."""
+        self.lease.held += 1
+        return self.lease

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from navigator.config import runtime as rt
 from navigator.config import schema as sc
+from navigator.config.capacity import check_pool_defaults, resolve_capacity
 from navigator.config.context import (
     Context,
     pairs,
@@ -127,6 +128,7 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
                         DEFAULT_READY_TIMEOUT)
     pool_limit = ctx.size(pools.default_memory_limit,
                           ("applications", "pools", "default_memory_limit"))
+    check_pool_defaults(pools)
     wanted = {tenant_name(spec, slashed(spec.path), root_path)
               for spec in apps.tenants if spec.path.strip()}
     paths: dict[str, int] = {}
@@ -179,7 +181,8 @@ def resolve_tenants(apps: sc.ApplicationsSpec, root_path: str,
             user=spec.user or pools.user, group=spec.group or pools.group,
             bot_detection=None if spec.bot_detection is None
             else resolve_bots(spec.bot_detection, (*key, "bot_detection"), ctx),
-            region=spec.region, machine=spec.machine, prefer_instance=spec.prefer_instance))
+            region=spec.region, machine=spec.machine, prefer_instance=spec.prefer_instance,
+            capacity=resolve_capacity(pools, spec, key, wait, ctx)))
     return tuple(tenants)
 
 

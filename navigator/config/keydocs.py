@@ -272,6 +272,23 @@ FIELDS: Mapping[str, str] = {
     "PoolsSpec.default_memory_limit": "Memory limit per tenant (size; cgroup v2, root only).",
     "PoolsSpec.user": "Run tenants as this user (needs root).",
     "PoolsSpec.group": "Run tenants with this group (needs root).",
+    "PoolsSpec.max_processes": "Most processes per tenant, each on its own port. A new one "
+    "starts when every process is busy and requests wait. `max_size` counts processes.",
+    "PoolsSpec.min_instances": "Processes per tenant started at boot and after a reload, "
+    "never stopped for idleness.",
+    "PoolsSpec.max_concurrency": "Most requests in flight per process (a websocket holds its "
+    "slot until it closes); beyond, requests wait in the tenant's FIFO queue. 0: no limit "
+    "(requests go to the least busy process).",
+    "PoolsSpec.max_queue": "Most requests waiting per tenant; one more is answered 503 with "
+    "`Retry-After` and the maintenance page at once. 0: never wait (also not for a start).",
+    "PoolsSpec.queue_timeout": "Longest wait for a process (duration), then 503. Empty: the "
+    "tenant's `startup_timeout`.",
+    "PoolsSpec.max_requests": "Replace a process after this many requests (plus up to 10% "
+    "jitter): a new one starts, the old one finishes its requests and stops. 0: never.",
+    "PoolsSpec.memory_soft_limit": "Replace a process gracefully when the RSS of its process "
+    "tree exceeds this (size; checked every few seconds).",
+    "PoolsSpec.drain_timeout": "How long a replaced process keeps open websockets before it "
+    "is stopped anyway (duration). Empty: 5m.",
     "FrameworkSpec.command": "Executable.",
     "FrameworkSpec.args": "Arguments; `{{port}}` is replaced.",
     "FrameworkSpec.app_directory": "Working directory when the tenant sets no `root`.",
@@ -310,6 +327,16 @@ FIELDS: Mapping[str, str] = {
     "TenantSpec.memory_limit": "Memory limit (size; cgroup v2, root only).",
     "TenantSpec.user": "Run as this user (needs root).",
     "TenantSpec.group": "Run with this group (needs root).",
+    "TenantSpec.max_processes": "Override of `applications.pools.max_processes`.",
+    "TenantSpec.min_instances": "Override of `applications.pools.min_instances`.",
+    "TenantSpec.max_concurrency": "Override of `applications.pools.max_concurrency`.",
+    "TenantSpec.max_queue": "Override of `applications.pools.max_queue`.",
+    "TenantSpec.queue_timeout": "Override of `applications.pools.queue_timeout` (duration).",
+    "TenantSpec.idle_timeout": "Stop this tenant's processes above `min_instances` after "
+    "this long without requests: a duration or plain seconds. Unset: `pools.timeout`.",
+    "TenantSpec.max_requests": "Override of `applications.pools.max_requests`.",
+    "TenantSpec.memory_soft_limit": "Override of `applications.pools.memory_soft_limit`.",
+    "TenantSpec.drain_timeout": "Override of `applications.pools.drain_timeout`.",
     "TenantSpec.bot_detection": "Override of `server.bot_detection`.",
     "TenantSpec.region": "Extension: the Fly region this tenant lives in; elsewhere its "
     "requests are replayed there.",

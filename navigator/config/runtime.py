@@ -122,6 +122,22 @@ class BotDetection:
 
 
 @dataclass(frozen=True, slots=True)
+class Capacity:
+    """A tenant's process pool: how many processes, how many requests each, the queue."""
+
+    max_processes: int = 1
+    min_instances: int = 0  # started at boot and reload, never idle-stopped
+    max_concurrency: int = 0  # requests in flight per process; 0 = unlimited
+    max_queue: int = 100  # requests waiting for a process; beyond: 503 at once
+    queue_timeout: float = 5.0  # longest wait in the queue, then 503
+    idle_timeout: float | None = None  # quiet time before a process above min_instances
+    # stops; None = `pools.idle_timeout` (read when the timer is armed: reload changes it)
+    max_requests: int = 0  # recycle after this many requests (plus jitter); 0 = never
+    memory_soft_limit: int | None = None  # bytes of RSS (process tree); over → recycle
+    drain_timeout: float = 300.0  # a replaced process's tunnels may stay this long
+
+
+@dataclass(frozen=True, slots=True)
 class Tenant:
     """One mounted copy of the app. Identity across reloads is `path`."""
 
@@ -150,6 +166,7 @@ class Tenant:
     region: str = ""  # placement: the Fly region this tenant lives in ("" = everywhere)
     machine: str = ""  # placement: the Fly machine id it lives on (wins over region)
     prefer_instance: str = ""  # placement: its preferred machine (Fly may use any other)
+    capacity: Capacity = field(default_factory=Capacity)  # not in spawn_key: no restart
 
     def spawn_key(self) -> tuple[object, ...]:
         """What makes two definitions the same running process (used by reload diff)."""

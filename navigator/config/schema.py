@@ -218,6 +218,15 @@ class PoolsSpec(Spec):
     default_memory_limit: str = ""  # size
     user: str = ""
     group: str = ""
+    # Per-tenant process pools (issue 17); every tenant may override them.
+    max_processes: int = 1
+    min_instances: int = 0
+    max_concurrency: int = 0  # requests in flight per process; 0 = unlimited
+    max_queue: int = 100
+    queue_timeout: str = ""  # duration; "" = the tenant's startup_timeout
+    max_requests: int = 0  # recycle a process after this many requests; 0 = never
+    memory_soft_limit: str = ""  # size; recycle a process whose tree's RSS exceeds it
+    drain_timeout: str = ""  # duration; "" = 5m
 
 
 class FrameworkSpec(Spec):
@@ -265,6 +274,16 @@ class TenantSpec(Spec):
     memory_limit: str = ""
     user: str = ""
     group: str = ""
+    # Process pool overrides (None / "" = `applications.pools`'s value):
+    max_processes: int | None = None
+    min_instances: int | None = None
+    max_concurrency: int | None = None
+    max_queue: int | None = None
+    queue_timeout: str = ""
+    idle_timeout: str = ""  # duration, or plain seconds (`300`) as the reference's docs
+    max_requests: int | None = None
+    memory_soft_limit: str = ""
+    drain_timeout: str = ""
     bot_detection: BotDetectionSpec | None = None
     region: str = ""  # extension: placement
     machine: str = ""  # extension: placement (forced)

@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from navigator.web.snapshot import Snapshot
 
 
+class TenantLease(Protocol):
+    """A request's slot on one tenant process (the supervisor's `TenantRecord`): released
+    exactly once, when the exchange ends or, for a websocket, when its tunnel closes."""
+
+    @property
+    def port(self) -> int | None: ...
+    def release(self) -> None: ...
+    def tunnel_opened(self) -> None: ...
+    def tunnel_closed(self) -> None: ...
+
+
 class Handler(Protocol):
     """Something producing the response of the current exchange; the connection tells it
     about request body bytes, the end of the request, and the client's write buffer filling,
@@ -78,6 +89,7 @@ class Exchange:
         "info",
         "keep_alive",
         "kept",
+        "lease",
         "method",
         "request_complete",
         "request_id",
@@ -87,7 +99,6 @@ class Exchange:
         "status",
         "target",
         "tenant",
-        "tenant_counted",
         "upgrade",
     )
 
@@ -110,7 +121,7 @@ class Exchange:
         self.conn_tokens: frozenset[bytes] = frozenset()
         self.upgrade = False
         self.activity_counted = False  # told the machine-idle tracker it started
-        self.tenant_counted = False  # told the supervisor it started (ex.tenant is set)
+        self.lease: TenantLease | None = None  # a slot on a tenant process, until released
         self.head_sent = False
         self.status = 0
         self.bytes_sent = 0

@@ -21,7 +21,7 @@ from navigator.proxy.resolver import MachineResolver
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Tenant
-    from navigator.http.exchange import Exchange
+    from navigator.http.exchange import Exchange, TenantLease
     from navigator.ops.metrics import Metrics
     from navigator.proxy.upstream import UpstreamPool
     from navigator.web.filecache import FileCache
@@ -34,12 +34,8 @@ log = logging.getLogger("navigator.protocol")
 class TenantRunner(Protocol):
     """The part of the supervisor that the request path uses."""
 
-    def ready_port(self, tenant: Tenant) -> int | None: ...
-    async def ensure_ready(self, tenant: Tenant) -> int: ...
-    def request_started(self, tenant: Tenant) -> None: ...
-    def request_finished(self, tenant: Tenant) -> None: ...
-    def websocket_opened(self, tenant: Tenant) -> None: ...
-    def websocket_closed(self, tenant: Tenant) -> None: ...
+    def acquire_now(self, tenant: Tenant) -> TenantLease | None: ...
+    async def acquire(self, tenant: Tenant) -> TenantLease: ...
 
 
 class ActivityTracker(Protocol):
@@ -86,9 +82,10 @@ class ServerState:
     def request_done(self, ex: Exchange) -> None:
         """An exchange ended (answered, refused or abandoned): close its accounting with the
         supervisor and machine idle, then log it (access log and metrics)."""
-        if ex.tenant_counted and ex.tenant is not None:
-            ex.tenant_counted = False
-            self.tenants.request_finished(ex.tenant)
+        lease = ex.lease
+        if lease is not None:  # a websocket's tunnel took it over before this
+            ex.lease = None
+            lease.release()
         if ex.activity_counted and self.activity is not None:
             ex.activity_counted = False
             self.activity.request_finished()

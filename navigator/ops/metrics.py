@@ -225,6 +225,26 @@ class Registry:
         return ("\n".join(lines) + "\n").encode()
 
 
+# Per-tenant process pool series (issue 17), fed from `Supervisor.status()` row keys.
+POOL_GAUGES = (
+    ("processes", "navigator_tenant_processes", "Processes the tenant runs now."),
+    ("busy", "navigator_tenant_busy_processes", "Ready processes with requests in flight."),
+    ("idle", "navigator_tenant_idle_processes", "Ready processes with nothing in flight."),
+    ("queue", "navigator_tenant_queue_length", "Requests waiting for a process slot."),
+)
+POOL_COUNTERS = (
+    ("queued_total", "navigator_tenant_queued_total", "Requests that had to wait for a slot."),
+    ("queue_wait_total", "navigator_tenant_queue_wait_seconds_total",
+     "Seconds requests waited for a slot, summed (divide by queued_total for the mean)."),
+    ("refused", "navigator_tenant_queue_full_total",
+     "Requests answered 503 at once because the tenant's queue was full."),
+    ("timed_out", "navigator_tenant_queue_timeouts_total",
+     "Requests answered 503 after waiting queue_timeout for a slot."),
+    ("recycled", "navigator_tenant_recycles_total",
+     "Processes replaced (max_requests, memory_soft_limit, rolling restart, reload)."),
+)
+
+
 class Metrics:
     """Navigator's series. The protocol calls `request_done`; the supervisor the tenant
     lifecycle methods; `server` sets the gauges (or gives sources) and serves `render()`."""
@@ -278,6 +298,10 @@ class Metrics:
         self.tenant_in_flight = registry.register(Gauge(
             "navigator_tenant_in_flight_requests", "Requests the tenant is answering now.",
             ("tenant",)))
+        self.pool_gauges = {key: registry.register(Gauge(name, text, ("tenant",)))
+                            for key, name, text in POOL_GAUGES}
+        self.pool_counters = {key: registry.register(SourcedCounter(name, text, ("tenant",)))
+                              for key, name, text in POOL_COUNTERS}
         self.log_lines_dropped = registry.register(SourcedCounter(
             "navigator_log_lines_dropped_total",
             "Log lines dropped because their destination could not take them (a stalled "
@@ -314,6 +338,8 @@ class Metrics:
         self.tenant_started_at.set_source(column("started_at"))
         self.tenant_last_request.set_source(column("last_request"))
         self.tenant_in_flight.set_source(column("in_flight"))
+        for key, gauge in (*self.pool_gauges.items(), *self.pool_counters.items()):
+            gauge.set_source(column(key))
 
     def set_tenant_states(self, source: Callable[[], Mapping[str, str]]) -> None:
         """`source()` maps tenant name -> state, read at every scrape."""
@@ -389,6 +415,8 @@ def parse_samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
 STATUS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tenant", "TENANT"), ("path", "PATH"), ("state", "STATE"), ("pid", "PID"), ("port", "PORT"),
     ("uptime", "UPTIME"), ("memory", "MEMORY"), ("last_request", "LAST REQUEST"),
+    ("processes", "PROCS"), ("busy", "BUSY"), ("queue", "QUEUE"), ("refusals", "503S"),
+    ("recycled", "RECYCLED"),
 )
 
 

@@ -3,7 +3,8 @@
 Room: CLI helper (I/O: pid file, /proc via psutil, one loopback HTTP request). The server is
 found through its pid file; its listening port is read from /proc (so `listen: ...:0` and
 any config work) and its own metrics endpoint gives each tenant's state, path, pid, port,
-start and last request, and the log lines dropped per destination; psutil adds the memory
+start and last request, its pool (processes, busy ones, queue, 503 refusals, recycles),
+and the log lines dropped per destination; psutil adds the memory
 of each tenant's process tree. When the
 endpoint does not answer (metrics disabled, server too busy), the server's child processes
 are listed instead, with what /proc alone can tell.
@@ -25,6 +26,13 @@ import psutil
 from navigator.ops.metrics import format_status_table, parse_samples
 from navigator.tenants.leftovers import identify
 
+# Pool series (issue 17) → status row keys; both 503 counters add up to `refusals`.
+POOL_SERIES = {
+    "navigator_tenant_processes": "processes", "navigator_tenant_busy_processes": "busy",
+    "navigator_tenant_queue_length": "queue", "navigator_tenant_queue_full_total": "refusals",
+    "navigator_tenant_queue_timeouts_total": "refusals",
+    "navigator_tenant_recycles_total": "recycled",
+}
 DEFAULT_PID_FILE = Path("/tmp/navigator.pid")
 DEFAULT_METRICS_PATH = "/_navigator/metrics"
 SCRAPE_TIMEOUT = 3.0
@@ -53,6 +61,10 @@ def rows_from_metrics(samples: Iterable[tuple[str, dict[str, str], float]],
             row(tenant)["uptime"] = now - value
         elif name == "navigator_tenant_last_request_timestamp_seconds":
             row(tenant)["last_request"] = now - value
+        elif name in POOL_SERIES:
+            entry, key = row(tenant), POOL_SERIES[name]
+            previous = entry.get(key)
+            entry[key] = int(value) + (previous if isinstance(previous, int) else 0)
     return sorted(rows.values(), key=lambda entry: str(entry["tenant"]))
 
 

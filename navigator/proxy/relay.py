@@ -28,7 +28,7 @@ from navigator.proxy.upstream import PoolKey, UpstreamConnection
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Pairs, Tenant
-    from navigator.http.exchange import Exchange
+    from navigator.http.exchange import Exchange, TenantLease
 
 log = logging.getLogger("navigator.proxy")
 
@@ -95,8 +95,8 @@ class ProxyExchange:
     """Relays one exchange; after a 101, relays raw bytes both ways."""
 
     __slots__ = (
-        "attempts", "client", "conn", "connecting", "ex", "head", "key", "out", "rechunk",
-        "response_headers", "tenant", "tunnel_open", "waiting_armed",
+        "attempts", "client", "conn", "connecting", "ex", "head", "key", "lease", "out",
+        "rechunk", "response_headers", "tenant", "tunnel_open", "waiting_armed",
     )
 
     def __init__(self, client: Client, ex: Exchange, head: bytes,
@@ -114,6 +114,7 @@ class ProxyExchange:
         self.attempts = 0
         self.tunnel_open = False
         self.waiting_armed = False  # the upstream deadline runs (armed when the request ended)
+        self.lease: TenantLease | None = None  # a tunnel's process slot, held until it closes
 
     def describe(self) -> str:
         """For the connection dump: where this exchange is waiting."""
@@ -309,8 +310,11 @@ class ProxyExchange:
         ex = self.ex
         ex.response_type = "websocket"
         self.tunnel_open = True
-        if self.tenant is not None:
-            client.state.tenants.websocket_opened(self.tenant)
+        lease = ex.lease
+        if lease is not None:  # the tunnel keeps the process slot until it closes
+            ex.lease = None
+            self.lease = lease
+            lease.tunnel_opened()
         if client.state.activity is not None:
             client.state.activity.websocket_opened()
         pending = client.start_tunnel(self)
@@ -387,8 +391,10 @@ class ProxyExchange:
             return
         self.tunnel_open = False
         state = self.client.state
-        if self.tenant is not None:
-            state.tenants.websocket_closed(self.tenant)
+        lease = self.lease
+        if lease is not None:
+            self.lease = None
+            lease.tunnel_closed()
         if state.activity is not None:
             state.activity.websocket_closed()
         self.client.end_tunnel(self)

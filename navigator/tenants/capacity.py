@@ -88,14 +88,14 @@ class PoolLimit:
 class IdleTimers:
     """`pools.idle_timeout`: a quiet tenant is handed to `on_idle` (which stops it)."""
 
-    def __init__(self, timeout: Callable[[], float],
+    def __init__(self, timeout: Callable[[TenantRecord], float],
                  on_idle: Callable[[TenantRecord], None]) -> None:
         self._timeout = timeout  # read when arming: a reload may change it
         self._on_idle = on_idle
         self.closed = False  # shutting down: no new timers
 
     def arm(self, record: TenantRecord) -> None:
-        timeout = self._timeout()
+        timeout = self._timeout(record)
         if record.state is not S.READY or record.busy or not timeout or self.closed:
             return
         self.cancel(record)
@@ -112,7 +112,7 @@ class IdleTimers:
         record.idle_handle = None
         if record.state is not S.READY or record.busy:
             return  # re-armed when the last request finishes
-        if record.last_active + self._timeout() > asyncio.get_running_loop().time():
+        if record.last_active + self._timeout(record) > asyncio.get_running_loop().time():
             self.arm(record)
             return
         self._on_idle(record)

@@ -23,13 +23,16 @@ log = logging.getLogger("navigator.supervisor")
 
 
 def spawn_spec(tenant: Tenant, port: int, environ: Mapping[str, str], pools: Pools,
-               once: OnceLog) -> SpawnSpec:
-    """How to start `tenant` on `port`: its argv and env with the port filled in, the user
-    and group to run as (root only), and a memory cgroup when it has a limit."""
+               once: OnceLog, index: int = 0) -> SpawnSpec:
+    """How to start process `index` of `tenant` on `port`: its argv and env with the port
+    filled in, the user and group to run as (root only), and a memory cgroup when it has a
+    limit (one per process: removing one process's group kills its members)."""
     env = dict(environ)
     env[tenant.port_env_var] = str(port)
     env["PIDFILE"] = str(pidfile_path(tenant))  # one per tenant; the tenant's env wins
     env.update(tenant.env)
+    if index:  # a pool's further processes: their own file, whatever the tenant's env says
+        env["PIDFILE"] = str(pidfile_path(tenant, index))
     argv = tuple(arg.replace(PORT_PLACEHOLDER, str(port)) for arg in tenant.argv)
     user, group = tenant.user or pools.user, tenant.group or pools.group
     if (user or group) and os.geteuid() != 0:
@@ -37,16 +40,17 @@ def spawn_spec(tenant: Tenant, port: int, environ: Mapping[str, str], pools: Poo
                            os.geteuid())
         user = group = ""
     return SpawnSpec(name=tenant.name or tenant.path, argv=argv, env=env, cwd=tenant.root,
-                     user=user, group=group, cgroup=_cgroup(tenant, once))
+                     user=user, group=group, cgroup=_cgroup(tenant, once, index))
 
-def _cgroup(tenant: Tenant, once: OnceLog) -> MemoryCgroup | None:
+def _cgroup(tenant: Tenant, once: OnceLog, index: int) -> MemoryCgroup | None:
     if not tenant.memory_limit:
         return None
     if os.geteuid() != 0:
         once.warning("cgroup", "memory limits need root: running without them")
         return None
     try:
-        return MemoryCgroup.create(tenant.name, tenant.memory_limit)
+        name = f"{tenant.name}-{index}" if index else tenant.name
+        return MemoryCgroup.create(name, tenant.memory_limit)
     except OSError as exc:
         once.warning("cgroup", "memory limits unavailable (%s): running without",
                            exc)
@@ -114,9 +118,9 @@ def close_cgroup(tenant: Tenant, cgroup: MemoryCgroup) -> None:
         log.info("tenant %s memory: current %d, peak %d bytes", tenant.name, current, peak)
     cgroup.remove()
 
-def delete_pidfile(tenant: Tenant) -> None:
+def delete_pidfile(tenant: Tenant, index: int = 0) -> None:
     with contextlib.suppress(OSError):
-        pidfile_path(tenant).unlink()
+        pidfile_path(tenant, index).unlink()
 
 
 async def run_tenant_hooks(config: Config, tenant: Tenant, port: int | None, which: str,

@@ -1,33 +1,30 @@
-"""Tenant processes: start on demand, readiness, crash handling, idle stop, pool limit, reload.
+"""Tenants: a pool of 1..N processes each, slots for requests, scaling, recycling, reload
+and rolling restarts.
 
-Room: I/O (processes, timers, loopback probes). Reference sections 10.3-10.9 and 15.
-The request path calls `ready_port` (sync fast path), `ensure_ready`, `request_started/
-finished` and `websocket_opened/closed`; the server calls `start`, `apply_config`, `shutdown`.
+Room: I/O (processes through `ProcessRunner`, timers, futures). Reference sections 10.3-10.9
+and 15, plus per-tenant pools (issue 17). The request path calls `acquire_now` (sync fast
+path) or `acquire` and releases the slot it got (`TenantRecord.release`, or the tunnel
+calls); the server calls `start`, `apply_config`, `rolling_restart`, `shutdown`.
 
 Invariants:
-- one `state` field per tenant record, changed only through `_set` against TRANSITIONS:
-  stopped → starting → ready → draining (stop hooks running, still serving) → stopping →
-  stopped; a process that dies unexpectedly goes to stopped, or to backoff when it keeps
-  dying within `crash_window` of its start (1 s, 2 s, 4 s … capped, answered with 503);
-- single flight: concurrent `ensure_ready` calls for one tenant share one start task;
-- a start runs the `before_start` hooks (defaults, then the tenant's) and spawns only if
-  they succeed (consecutive failures back off as quick crashes do); `start` hooks run
-  alongside the boot; every tenant hook runs in its root;
-- every child is watched: on exit its port is freed, exit listeners run, its cgroup is
-  removed; the next request starts a fresh process;
-- idle stop uses one timer per tenant (re-armed lazily from `last_active`, the end of the
-  last request), never a periodic scan of all tenants; `pools.max_size` evicts the least
-  recently used idle tenant or makes the start wait (both timers and the pool limit live in
-  `capacity`; what a stop means stays here);
-- readiness = any HTTP status line from `GET <health_path>` on 127.0.0.1:<port>, polled
-  every 5 ms for the first 0.5 s, then backing off to 100 ms, so cold-start overhead stays
-  close to the app's own boot time; a boot may take the tenant's `ready_timeout` (how long a
-  request waits, `startup_timeout`, is the handler's business), then it is stopped;
+- one `TenantPool` per tenant path; a process is a `TenantRecord` with one state field
+  (see `processes`); dispatch decisions (least busy, when to start, may a request queue,
+  when to recycle) are `dispatch`'s pure functions;
+- every slot handed out is released exactly once (by the exchange, or by the tunnel it
+  became); a request never waits longer than the tenant's `queue_timeout` and a full queue
+  answers at once: nothing hangs;
+- a tenant's first start runs alone and concurrent first requests share it; more processes
+  start only while every serving one is busy and requests wait, up to `max_processes`;
+- `min_instances` processes start at boot and after a reload and are never idle-stopped;
+  the others stop after the tenant's idle timeout;
+- a replaced process (reload with a new command/args/env, `max_requests`, memory, rolling
+  restart) serves until its replacement is ready, then takes no new request, finishes the
+  ones it has and stops; open websockets keep it up to `drain_timeout`;
 - nothing is left running after `shutdown`: tenants first (in parallel), then managed
   processes, each SIGTERM → grace → SIGKILL of the whole group.
 
-Must not touch: routing, the upstream pool (it is told about exits through listeners),
-server hooks (the server runs those).
+Must not touch: routing, the upstream pool (told about exits through listeners), server
+hooks (the server runs those).
 """
 
 from __future__ import annotations
@@ -35,34 +32,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
 import os
-import subprocess
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from navigator.config.runtime import Config, Tenant
-from navigator.tenants.capacity import IdleTimers, PoolLimit
-from navigator.tenants.launch import (
-    close_cgroup,
-    delete_pidfile,
-    run_tenant_hooks,
-    spawn_spec,
-    wait_ready,
-)
+from navigator.tenants.dispatch import processes_to_start
 from navigator.tenants.leftovers import ChildLedger
 from navigator.tenants.managed import ManagedProcesses
-from navigator.tenants.ports import NoFreePort, PortAllocator
-from navigator.tenants.procs import (
-    ChildProcess,
-    OnceLog,
-    OrphanReaper,
-    kill_pidfile,
-    spawn,
-    spawn_failure_reason,
-)
+from navigator.tenants.pool import QueueFull, QueueTimeout, TenantPool
+from navigator.tenants.processes import ExitListener, ProcessRunner
+from navigator.tenants.procs import OrphanReaper
+from navigator.tenants.recycling import watch_memory
 from navigator.tenants.tenantstate import (
     RUNNING,
     SERVING,
@@ -77,24 +60,31 @@ from navigator.tenants.tenantstate import (
     TenantUnavailable,
     advance,
     crash_outcome,
-    describe_stop,
     pidfile_path,
-    record_status,
-    state_of,
-    stop_label,
 )
 
 log = logging.getLogger("navigator.supervisor")
 
-ExitListener = Callable[[Tenant, int], None]
 S = TenantState
-__all__ = ["RUNNING", "SERVING", "TRANSITIONS", "ExitListener", "Supervisor",
-           "SupervisorPolicy", "TenantHookFailed", "TenantLaunchError", "TenantRecord",
-           "TenantState", "TenantUnavailable", "advance", "crash_outcome", "pidfile_path"]
+__all__ = ["RUNNING", "SERVING", "TRANSITIONS", "ExitListener", "QueueFull", "QueueTimeout",
+           "RestartResult", "Supervisor", "SupervisorPolicy", "TenantHookFailed",
+           "TenantLaunchError", "TenantRecord", "TenantState", "TenantUnavailable",
+           "UnknownTenant", "advance", "crash_outcome", "pidfile_path"]
+
+
+class UnknownTenant(LookupError):
+    """`rolling_restart` of a name no tenant has."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestartResult:
+    tenant: str
+    replaced: int  # processes replaced by new ones
+    pids: tuple[int, ...]  # the new processes
 
 
 class Supervisor:
-    """Owns every tenant and managed process of one server."""
+    """Owns every tenant pool and managed process of one server."""
 
     def __init__(self, config: Config, *, environ: Mapping[str, str] | None = None,
                  policy: SupervisorPolicy | None = None,
@@ -104,389 +94,397 @@ class Supervisor:
         self.policy = policy or SupervisorPolicy()
         self.events: TenantEvents = events or NoEvents()
         self._environ = dict(os.environ if environ is None else environ)
-        self._records: dict[str, TenantRecord] = {}
-        self._retired: list[TenantRecord] = []
-        self._ports = PortAllocator(config.pools.start_port, config.pools.port_count)
-        self._listeners: list[ExitListener] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pools: dict[str, TenantPool] = {}
+        self._removed: list[TenantPool] = []  # tenants a reload removed, still draining
         self._closing = False
-        self._pool = PoolLimit(self._all_records, self._stop_with_hooks)
-        self._idle = IdleTimers(lambda: self.config.pools.idle_timeout, self._idle_due)
-        self._use_order = itertools.count(1)
-        self._once = OnceLog()
+        self._restarts: dict[str, asyncio.Task[RestartResult]] = {}
+        self._runner = ProcessRunner(
+            lambda: self.config, environ=self._environ, policy=self.policy,
+            events=self.events, ledger=ledger, records=self._all_records,
+            siblings=self._has_siblings, on_exit=self._exited, on_idle=self._idle_due)
         self._reaper = OrphanReaper()
-        self._ledger = ledger  # records children so a killed server's leftovers get swept
         self.managed = ManagedProcesses(self._environ, self.policy, ledger)
 
     # --- server lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        """Start managed processes (in order, start_delay not blocking) and the PID-1 reaper."""
+        """Managed processes (in order, start_delay not blocking), the PID-1 reaper, each
+        tenant's `min_instances`, the memory watch."""
         self._reaper.start()
         await self.managed.apply(self.config)
+        self._warm(self.config)
+        self._runner.spawn_task(watch_memory(lambda: list(self._pools.values()),
+                                             self._recycle, lambda: self._closing))
 
     def add_exit_listener(self, callback: ExitListener) -> None:
-        self._listeners.append(callback)
+        self._runner.listeners.append(callback)
 
     async def apply_config(self, config: Config) -> None:
-        """Reload diff: unchanged tenants keep running; changed ones drain and restart on the
-        next request; removed ones stop once their in-flight requests are done."""
+        """Reload diff: unchanged tenants keep their processes; a tenant whose command, args
+        or env changed gets a rolling restart; removed ones stop once their requests are
+        done."""
         self.config = config
-        self._ports.reconfigure(config.pools.start_port, config.pools.port_count)
+        self._runner.ports.reconfigure(config.pools.start_port, config.pools.port_count)
         wanted = {tenant.path: tenant for tenant in config.tenants}
-        for path, record in list(self._records.items()):
+        for path, pool in list(self._pools.items()):
             tenant = wanted.get(path)
-            if tenant is not None and tenant.spawn_key() == record.tenant.spawn_key():
-                record.tenant = tenant
+            if tenant is None:
+                del self._pools[path]
+                self._remove(pool)
                 continue
-            if record.state is S.STOPPED or record.state is S.BACKOFF:
-                if tenant is None:
-                    del self._records[path]
+            changed = tenant.spawn_key() != pool.tenant.spawn_key()
+            pool.tenant = tenant
+            running = []
+            for record in list(pool.records):
+                if record.retired:
+                    continue
+                if not changed:
+                    record.tenant = tenant
+                elif record.state in RUNNING or record.start_task is not None:
+                    running.append(record)
                 else:
-                    self._records[path] = TenantRecord(tenant)
-                continue
-            log.info("tenant %s %s: draining the running process", record.tenant.name,
-                     "removed" if tenant is None else "changed")
-            del self._records[path]
-            self._retire(record)
+                    pool.drop(record)  # stopped: the next start uses the new definition
+            if running:
+                log.info("tenant %s changed: rolling restart of %d process(es)",
+                         tenant.name, len(running))
+                self._runner.spawn_task(self._replace(pool, running, "replaced by reload"))
+        self._warm(config)
         await self.managed.apply(config)
 
     async def shutdown(self, grace: float, *, hooks_within: float | None = None) -> None:
         """Stop every tenant (stop hooks, then SIGTERM → grace → SIGKILL), then managed ones.
 
         `hooks_within` cuts the tenants' stop hooks off (their trees killed) so the whole
-        stop fits the shutdown budget (shutdownplan).
-        """
-        self._closing = self._idle.closed = True
+        stop fits the shutdown budget (shutdownplan)."""
+        self._closing = self._runner.idle.closed = True
         self._reaper.stop()
+        for pool in self._every_pool():
+            pool.fail_waiters(TenantUnavailable("server shutting down"))
         records = self._all_records()
         for record in records:
-            self._idle.cancel(record)
-        await asyncio.gather(*(self._stop_for_shutdown(r, grace, hooks_within)
+            self._runner.idle.cancel(record)
+        hook_runners = {id(pool.serving_any()) for pool in self._every_pool()}  # hooks: once
+        await asyncio.gather(*(self._runner.stop_for_shutdown(r, grace, hooks_within,
+                                                              id(r) in hook_runners)
                                for r in records), return_exceptions=True)
         for record in records:
             if record.start_task is not None:
                 record.start_task.cancel()
-        for task in list(self._tasks):
+        for task in list(self._runner.tasks):
             task.cancel()
         await self.managed.stop_all(grace)
 
-    async def _stop_for_shutdown(self, record: TenantRecord, grace: float,
-                                 hooks_within: float | None) -> None:
-        if record.child is None:
-            return
-        if record.state in SERVING:
-            try:
-                await asyncio.wait_for(self._run_tenant_hooks(record, "stop"), hooks_within)
-            except TimeoutError:
-                log.warning("tenant %s stop hooks cut off by the shutdown budget",
-                            record.tenant.name)
-        await self._terminate(record, "shutdown", grace)
-
     # --- request path --------------------------------------------------------------------------
-    def _lookup(self, tenant: Tenant) -> TenantRecord:
-        record = self._records.get(tenant.path)
-        if record is not None and record.tenant is tenant:
-            return record
-        return self._lookup_slow(tenant, record)
+    def _lookup(self, tenant: Tenant) -> TenantPool:
+        pool = self._pools.get(tenant.path)
+        if pool is not None:
+            return pool
+        for removed in self._removed:  # a request routed by an older snapshot
+            if removed.tenant.path == tenant.path:
+                return removed
+        pool = TenantPool(tenant, self._released)  # first request (or a stale snapshot's)
+        self._pools[tenant.path] = pool
+        return pool
 
-    def _lookup_slow(self, tenant: Tenant, record: TenantRecord | None) -> TenantRecord:
-        key = tenant.spawn_key()
-        if record is not None and record.tenant.spawn_key() == key:
-            return record
-        for old in self._retired:  # a request routed by an older snapshot
-            if old.tenant.path == tenant.path and old.tenant.spawn_key() == key:
-                return old
-        if record is None:  # first request for this tenant (or one only a stale snapshot has)
-            record = TenantRecord(tenant)
-            self._records[tenant.path] = record
+    def acquire_now(self, tenant: Tenant) -> TenantRecord | None:
+        """A slot on a ready process at once (the fast path), or None: call `acquire`."""
+        pool = self._pools.get(tenant.path)
+        if pool is None:
+            return None
+        record = pool.take()
+        if record is not None and record.in_flight > 1 and \
+                pool.tenant.capacity.max_processes > 1:
+            self._scale(pool, 0)  # even the least busy process was busy: grow
         return record
 
-    def ready_port(self, tenant: Tenant) -> int | None:
-        record = self._records.get(tenant.path)
-        if record is None or record.tenant is not tenant:
-            record = self._lookup(tenant)
-        return record.port if record.state in SERVING else None
+    async def acquire(self, tenant: Tenant) -> TenantRecord:
+        """A slot on a ready process, starting one or queueing as needed. Raises
+        TenantUnavailable (503: back-off, queue full or too long a wait, shutting down,
+        removed) or TenantLaunchError (the process could not start)."""
+        if self._closing:
+            raise TenantUnavailable("server shutting down")
+        pool = self._lookup(tenant)
+        record = self.acquire_now(tenant)
+        if record is not None:
+            return record
+        if pool.retired:
+            raise TenantUnavailable(f"tenant {tenant.name} was removed")
+        self._scale(pool, len(pool.queue) + 1)
+        if not pool.live():
+            raise TenantUnavailable(pool.why_not_started(asyncio.get_running_loop().time()))
+        loop = asyncio.get_running_loop()
+        try:
+            return await pool.wait(loop.time(), pool.tenant.capacity.queue_timeout)
+        except QueueTimeout:
+            if pool.any_serving():
+                raise
+            raise QueueTimeout("startup timeout") from None  # a boot longer than the wait
 
     async def ensure_ready(self, tenant: Tenant) -> int:
-        record = self._lookup(tenant)
+        """Make sure one process of `tenant` serves; its port (takes no slot)."""
+        pool = self._lookup(tenant)
         while True:
             if self._closing:
                 raise TenantUnavailable("server shutting down")
-            if record.state in SERVING and record.port is not None:
-                return record.port
-            if record.state is S.BACKOFF:
-                remaining = record.backoff_until - asyncio.get_running_loop().time()
-                if remaining > 0:
-                    raise TenantUnavailable(f"tenant {tenant.name} is crash-looping; "
-                                            f"retrying in {remaining:.1f}s")
-                advance(record, S.STOPPED)
-            if record.state is S.STOPPING and record.stop_task is not None:
-                await asyncio.shield(record.stop_task)
+            serving = pool.serving()
+            if serving:
+                port = min(serving, key=lambda r: r.in_flight).port
+                assert port is not None  # serving implies a port
+                return port
+            self._scale(pool, 1)
+            starting = [r.start_task for r in pool.live() if r.start_task is not None]
+            if starting:
+                await _start_outcome(starting[0])
                 continue
-            if record.retired and record.start_task is None:
-                latest = self._records.get(tenant.path)  # the reload's definition
-                record = self._lookup(latest.tenant if latest is not None else tenant)
+            stopping = [r.stop_task for r in pool.records if r.stop_task is not None]
+            if stopping:
+                await asyncio.shield(stopping[0])
                 continue
-            task = record.start_task
-            if task is None:
-                task = asyncio.get_running_loop().create_task(self._start(record))
-                record.start_task = task
-                task.add_done_callback(functools.partial(self._start_done, record))
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if task.cancelled() and (current is None or not current.cancelling()):
-                    raise TenantUnavailable("start abandoned: server shutting down") from None
-                raise
+            raise TenantUnavailable(pool.why_not_started(asyncio.get_running_loop().time()))
 
-    def request_started(self, tenant: Tenant) -> None:
-        record = self._records.get(tenant.path)
-        if record is None or record.tenant is not tenant:
-            record = self._lookup(tenant)
-        record.in_flight += 1
-        record.activity += 1
+    def ready_port(self, tenant: Tenant) -> int | None:
+        pool = self._pools.get(tenant.path)
+        if pool is None:
+            return None
+        serving = pool.serving()
+        return serving[0].port if serving else None
 
-    def request_finished(self, tenant: Tenant) -> None:
-        record = self._records.get(tenant.path)
-        if record is None or record.tenant is not tenant:
-            record = self._lookup(tenant)
-        if record.in_flight > 0:
-            record.in_flight -= 1
-        self._quiet(record)
-
-    def websocket_opened(self, tenant: Tenant) -> None:
-        if tenant.track_websockets:
-            self._lookup(tenant).websockets += 1
-
-    def websocket_closed(self, tenant: Tenant) -> None:
-        if tenant.track_websockets:
-            record = self._lookup(tenant)
-            if record.websockets > 0:
-                record.websockets -= 1
-            self._quiet(record)
-
-    def _quiet(self, record: TenantRecord) -> None:
-        record.last_active = asyncio.get_running_loop().time()
-        record.touched = next(self._use_order)
+    def _released(self, pool: TenantPool, record: TenantRecord) -> None:
+        """A slot came back (`TenantRecord.release`)."""
+        loop = asyncio.get_running_loop()
+        now = record.last_active = loop.time()
+        record.touched = next(self._runner.use_order)
+        if len(pool.queue):
+            pool.hand_over(now)
+        if record.recycle_at and record.served >= record.recycle_at and not record.recycling:
+            self._recycle(pool, record, "max_requests")
         if record.busy:
             return
         if record.retired:
             if record.state in SERVING:
-                self._spawn(self._stop_with_hooks(record, "removed by reload"))
+                # `_retire` left the reason there until the stop begins
+                self._runner.spawn_task(self._runner.stop_with_hooks(record,
+                                                                     record.stop_reason))
         elif record.idle_handle is None:
-            self._idle.arm(record)
-        if self._pool.waiting:
-            self._pool.changed()
+            self._runner.idle.arm(record)
+        if self._runner.pool_limit.waiting:
+            self._runner.pool_limit.changed()
 
-    # --- start -------------------------------------------------------------------------------
-    def _start_done(self, record: TenantRecord, task: asyncio.Task[int]) -> None:
-        if record.start_task is task:
-            record.start_task = None
-        if not task.cancelled():
-            task.exception()  # retrieved: the caller may have timed out and left
-
-    async def _start(self, record: TenantRecord) -> int:
-        requested = asyncio.get_running_loop().time()  # cold start = first request → ready
-        if self.config.pools.max_size:
-            await self._pool.make_room(record, self.config.pools.max_size)
-        else:
-            advance(record, S.STARTING)
-        tenant = record.tenant
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        try:
-            port = self._ports.allocate(tenant.name)
-        except NoFreePort as exc:
-            advance(record, S.STOPPED)
-            log.error("tenant %s cannot start: %s", tenant.name, exc)
-            raise TenantLaunchError(str(exc)) from exc
-        record.port = port
-        try:
-            if tenant.start_delay > 0:
-                await asyncio.sleep(tenant.start_delay)
-            if not await self._run_tenant_hooks(record, "before_start"):
-                log.error("tenant %s not started: its before_start hooks failed", tenant.name)
-                raise TenantHookFailed(f"tenant {tenant.name}: before_start hooks failed")
-            await kill_pidfile(pidfile_path(tenant), tenant.root)
-            child = await spawn(spawn_spec(tenant, port, self._environ, self.config.pools,
-                                           self._once), self._ledger)
-        except BaseException as exc:
-            self._ports.release(port)
-            record.port = None
-            self._launch_failed(record, isinstance(exc, TenantHookFailed))
-            if isinstance(exc, (OSError, ValueError, KeyError, subprocess.SubprocessError)):
-                reason = spawn_failure_reason(exc)
-                log.error("tenant %s could not be launched: %s", tenant.name, reason)
-                raise TenantLaunchError(reason) from exc
-            raise
-        record.child = child
-        record.spawned_at = loop.time()
-        record.started_wall = time.time()
-        record.watch_task = loop.create_task(self._watch(record, child))
-        log.info("tenant %s starting: pid %d, port %d", tenant.name, child.pid, port)
-        self.events.tenant_started(tenant.name)
-        self._spawn(self._run_tenant_hooks(record, "start"))
-        ready = await wait_ready(port, tenant.health_path, child, tenant.ready_timeout,
-                                 self.policy, tenant.ready_on_5xx)
-        if record.child is not child or child.returncode is not None:
-            if record.watch_task is not None:
-                await asyncio.shield(record.watch_task)
-            raise TenantLaunchError(f"tenant {tenant.name} exited during startup")
-        if not ready:
-            log.error("tenant %s not ready after %gs (ready_timeout): stopping it",
-                      tenant.name, tenant.ready_timeout)
-            await self._terminate(record, "not ready")
-            raise TenantLaunchError(f"tenant {tenant.name} did not become ready")
-        if record.state is not S.STARTING:
-            raise TenantUnavailable(f"tenant {tenant.name} stopped during startup")
-        advance(record, S.READY)
-        record.last_active = loop.time()
-        record.touched = next(self._use_order)
-        self._idle.arm(record)
-        log.info("tenant %s ready on port %d after %.0f ms", tenant.name, port,
-                 (loop.time() - began) * 1000)
-        self.events.tenant_ready(tenant.name, loop.time() - requested)
-        return port
-
-    def _launch_failed(self, record: TenantRecord, hooks_failed: bool) -> None:
-        """Back to stopped; failing before_start hooks back off as a crashing process does
-        (a broken migration is not re-run by every maintenance-page refresh)."""
-        delay = None
-        if hooks_failed:
-            record.quick_crashes, delay = crash_outcome(0.0, record.quick_crashes, self.policy)
-        if delay is None:
-            advance(record, S.STOPPED)
+    # --- scaling -------------------------------------------------------------------------------
+    def _scale(self, pool: TenantPool, waiting: int) -> None:
+        """Start what `dispatch.processes_to_start` asks for."""
+        if pool.retired or self._closing:
             return
-        log.warning("tenant %s: before_start hooks keep failing; next try in %gs",
-                    record.tenant.name, delay)
-        record.backoff_until = asyncio.get_running_loop().time() + delay
-        advance(record, S.BACKOFF)
-
-    # --- exit, stop --------------------------------------------------------------------------
-    async def _watch(self, record: TenantRecord, child: ChildProcess) -> None:
-        status = await child.wait()
-        self._on_exit(record, child, status)
-
-    def _on_exit(self, record: TenantRecord, child: ChildProcess, status: int) -> None:
-        if record.child is not child:
-            return
-        loop = asyncio.get_running_loop()
-        tenant = record.tenant
-        port = record.port
-        record.child = None
-        record.port = None
-        if port is not None:
-            self._ports.release(port)
-        self._idle.cancel(record)
-        run_time = loop.time() - record.spawned_at
-        expected = record.state is S.STOPPING
-        how = child.describe_exit(status)
-        delay: float | None = None
-        if expected:
-            record.quick_crashes = 0
-            log.info("tenant %s %s", tenant.name, describe_stop(status, how))
-            self.events.tenant_stopped(tenant.name, record.stop_reason)
-        else:
-            self.events.tenant_crashed(tenant.name)
-            record.quick_crashes, delay = crash_outcome(run_time, record.quick_crashes,
-                                                        self.policy)
-            log.warning("tenant %s exited unexpectedly after %.1fs: %s%s\n%s", tenant.name,
-                        run_time, how, f"; restart back-off {delay:g}s" if delay else "",
-                        "\n".join(f"  | {line}" for line in child.tail) or "  (no output)")
-        if child.cgroup is not None:
-            close_cgroup(tenant, child.cgroup)
-        delete_pidfile(tenant)
-        if delay is not None:
-            record.backoff_until = loop.time() + delay
-            advance(record, S.BACKOFF)
-        else:
-            advance(record, S.STOPPED)
-        if record.retired:
-            with contextlib.suppress(ValueError):
-                self._retired.remove(record)
-        if port is not None:
-            for listener in list(self._listeners):
-                try:
-                    listener(tenant, port)
-                except Exception:
-                    log.exception("exit listener failed for tenant %s", tenant.name)
-        self._pool.changed()
-
-    async def _terminate(self, record: TenantRecord, reason: str,
-                         grace: float | None = None) -> None:
-        if record.stop_task is None:
-            task = asyncio.get_running_loop().create_task(self._do_stop(record, reason, grace))
-            record.stop_task = task
-        await asyncio.shield(record.stop_task)
-
-    async def _do_stop(self, record: TenantRecord, reason: str, grace: float | None) -> None:
-        try:
-            child = record.child
-            if child is None:
+        live = pool.live()
+        serving = [r for r in live if r.state in SERVING]
+        count = processes_to_start(
+            live=len(live), starting=sum(1 for r in live if r.start_task is not None),
+            serving=len(serving), idle=sum(1 for r in serving if r.in_flight == 0),
+            waiting=waiting, max_processes=pool.tenant.capacity.max_processes)
+        for _ in range(count):
+            record = pool.startable(asyncio.get_running_loop().time())
+            if record is None:
                 return
-            if record.state is not S.STOPPING:
-                advance(record, S.STOPPING)
-                record.stop_reason = stop_label(reason)
-            self._idle.cancel(record)
-            log.info("stopping tenant %s (%s)", record.tenant.name, reason)
-            await child.stop(self.policy.stop_grace if grace is None else grace)
-            if record.watch_task is not None:
-                await record.watch_task
-        finally:
-            record.stop_task = None
+            self._launch(pool, record)
 
-    async def _stop_with_hooks(self, record: TenantRecord, reason: str) -> None:
-        """Reference 10.7: draining → stop hooks → re-check for requests → terminate."""
-        if record.state is not S.READY:
+    def _launch(self, pool: TenantPool, record: TenantRecord) -> asyncio.Task[int]:
+        task = self._runner.launch(record)
+        task.add_done_callback(functools.partial(self._start_settled, pool, record))
+        return task
+
+    def _start_settled(self, pool: TenantPool, record: TenantRecord,
+                       task: asyncio.Task[int]) -> None:
+        if self._closing:
             return
-        advance(record, S.DRAINING)
-        self._idle.cancel(record)
-        seen = record.activity
-        await self._run_tenant_hooks(record, "stop")
-        if state_of(record) is not S.DRAINING:
-            return  # exited meanwhile
-        if (record.activity != seen or record.busy) and not record.retired:
-            log.info("tenant %s: request arrived during stop hooks, staying up",
-                     record.tenant.name)
-            advance(record, S.READY)
-            self._spawn(self._run_tenant_hooks(record, "start"))
-            if not record.busy:
-                self._idle.arm(record)
+        failed = task.cancelled() or task.exception() is not None
+        if not failed:
+            if record.retired and not record.busy:  # replaced while it was booting
+                self._runner.spawn_task(self._runner.stop_with_hooks(record,
+                                                                     record.stop_reason))
+            pool.hand_over(asyncio.get_running_loop().time())
+            self._ensure_min(pool)
+            if len(pool.queue):
+                self._scale(pool, len(pool.queue))
             return
-        await self._terminate(record, reason)
+        if not pool.live():  # nothing else will serve the waiters: tell them now
+            exc = task.exception() if not task.cancelled() else None
+            pool.fail_waiters(exc if exc is not None
+                              else TenantUnavailable("start abandoned"))
 
-    async def _run_tenant_hooks(self, record: TenantRecord, which: str) -> bool:
-        return await run_tenant_hooks(self.config, record.tenant, record.port, which,
-                                      self._environ)
+    def _warm(self, config: Config) -> None:
+        """Start `min_instances` of every tenant (boot, reload)."""
+        for tenant in config.tenants:
+            if tenant.capacity.min_instances:
+                self._ensure_min(self._lookup(tenant))
 
-    def _retire(self, record: TenantRecord) -> None:
-        record.retired = True
-        self._retired.append(record)
-        if not record.busy and record.state in SERVING:
-            self._spawn(self._stop_with_hooks(record, "replaced by reload"))
+    def _ensure_min(self, pool: TenantPool) -> None:
+        if pool.retired or self._closing:
+            return
+        missing = pool.tenant.capacity.min_instances - len(pool.live())
+        if missing <= 0:
+            return
+        first = not pool.any_serving()
+        for _ in range(1 if first else missing):  # the first boot runs alone
+            if first and pool.live():
+                return
+            record = pool.startable(asyncio.get_running_loop().time())
+            if record is None:
+                return
+            self._launch(pool, record)
+
+    # --- exits, idle -------------------------------------------------------------------------
+    def _exited(self, record: TenantRecord, expected: bool) -> None:
+        pool = self._pool_of(record)
+        if pool is None:
+            return
+        if record.retired or pool.retired:
+            pool.drop(record)
+            if pool.retired and not pool.records:
+                with contextlib.suppress(ValueError):
+                    self._removed.remove(pool)
+            return
+        if self._closing:
+            return
+        if len(pool.queue):
+            self._scale(pool, len(pool.queue))
+        if not expected and record.state is S.BACKOFF:  # crash loop: retry after the delay
+            delay = record.backoff_until - asyncio.get_running_loop().time()
+            asyncio.get_running_loop().call_later(max(0.0, delay), self._ensure_min, pool)
+        else:
+            self._ensure_min(pool)
 
     def _idle_due(self, record: TenantRecord) -> None:
-        self._spawn(self._stop_with_hooks(record, "idle"))
+        pool = self._pool_of(record)
+        staying = [r for r in pool.live() if r.state is S.READY] if pool is not None else []
+        if pool is not None and not record.retired and \
+                len(staying) <= pool.tenant.capacity.min_instances:
+            return  # a minimum instance (others may be stopping already): never idle-stopped
+        self._runner.spawn_task(self._runner.stop_with_hooks(record, "idle"))
+
+    # --- replacing processes -------------------------------------------------------------------
+    async def rolling_restart(self, name: str) -> RestartResult:
+        """Replace every process of tenant `name` (or its path, `/blog` or `/blog/`): start
+        new ones, wait until ready, send new requests there, let the old ones finish
+        (websockets up to `drain_timeout`), stop them. Concurrent calls share one restart.
+        Raises UnknownTenant, or TenantLaunchError when no new process came up (the old
+        ones then keep serving)."""
+        path = name.rstrip("/") + "/" if name.startswith("/") else None
+        tenant = next((t for t in self.config.tenants
+                       if t.name == name or (path is not None and t.path == path)), None)
+        if tenant is None or self._closing:
+            known = ", ".join(sorted(t.name for t in self.config.tenants))
+            raise UnknownTenant(f"no tenant named {name!r}" +
+                                (f" (tenants: {known})" if known else ""))
+        name = tenant.name
+        pool = self._lookup(tenant)
+        running = self._restarts.get(name)
+        if running is None:
+            old = [r for r in pool.records
+                   if not r.retired and (r.state in RUNNING or r.start_task is not None)]
+            running = asyncio.get_running_loop().create_task(
+                self._replace(pool, old, "rolling restart"))
+            self._restarts[name] = running
+            running.add_done_callback(lambda _: self._restarts.pop(name, None))
+        return await asyncio.shield(running)
+
+    async def _replace(self, pool: TenantPool, old: list[TenantRecord],
+                       reason: str) -> RestartResult:
+        """Start len(old) new processes; retire as many old ones as came up."""
+        for record in old:
+            record.recycling = True
+        fresh = [pool.new_record() for _ in old]
+        results = await asyncio.gather(*(self._launch(pool, r) for r in fresh),
+                                       return_exceptions=True)
+        ready = [r for r, result in zip(fresh, results, strict=True)
+                 if not isinstance(result, BaseException)]
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("tenant %s: a replacement process failed to start: %s",
+                          pool.tenant.name, result)
+        for record in old[:len(ready)]:
+            self._retire(pool, record, reason)
+        for record in old[len(ready):]:
+            record.recycling = False
+        if old and not ready:
+            raise TenantLaunchError(f"tenant {pool.tenant.name}: no new process came up; "
+                                    "the old ones keep serving")
+        pool.recycled += len(ready) if old else 0
+        pids = tuple(r.child.pid for r in ready if r.child is not None)
+        log.info("tenant %s: %d process(es) replaced (%s)", pool.tenant.name,
+                 min(len(ready), len(old)), reason)
+        return RestartResult(pool.tenant.name, min(len(ready), len(old)), pids)
+
+    def _recycle(self, pool: TenantPool, record: TenantRecord, why: str) -> None:
+        record.recycling = True
+        log.info("tenant %s: recycling pid %s (%s)", pool.tenant.name,
+                 record.child.pid if record.child is not None else "-", why)
+        self._runner.spawn_task(self._replace(pool, [record], "recycled"))
+
+    def _retire(self, pool: TenantPool, record: TenantRecord, reason: str) -> None:
+        """No new requests; stop once the ones it has are done (tunnels: `drain_timeout`)."""
+        record.retired = True
+        record.stop_reason = reason
+        self._runner.idle.cancel(record)
+        if record.state not in RUNNING:
+            pool.drop(record)
+            return
+        if not record.busy and record.state in SERVING:
+            self._runner.spawn_task(self._runner.stop_with_hooks(record, reason))
+        record.idle_handle = asyncio.get_running_loop().call_later(
+            record.tenant.capacity.drain_timeout, self._drain_over, record, reason)
+
+    def _drain_over(self, record: TenantRecord, reason: str) -> None:
+        record.idle_handle = None
+        if record.child is not None and record.state is not S.STOPPING:
+            log.info("tenant %s: drain limit reached, stopping pid %d with %d open",
+                     record.tenant.name, record.child.pid, record.in_flight)
+            self._runner.spawn_task(self._runner.terminate(record, reason))
+
+    def _remove(self, pool: TenantPool) -> None:
+        pool.retired = True
+        self._removed.append(pool)
+        pool.fail_waiters(TenantUnavailable(f"tenant {pool.tenant.name} was removed"))
+        log.info("tenant %s removed: draining its processes", pool.tenant.name)
+        for record in list(pool.records):
+            self._retire(pool, record, "removed by reload")
+        if not pool.records:
+            self._removed.remove(pool)
 
     # --- misc --------------------------------------------------------------------------------
+    def _every_pool(self) -> list[TenantPool]:
+        return [*self._pools.values(), *self._removed]
+
     def _all_records(self) -> list[TenantRecord]:
-        return [*self._records.values(), *self._retired]
+        return [record for pool in self._every_pool() for record in pool.records]
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+    def _pool_of(self, record: TenantRecord) -> TenantPool | None:
+        for pool in self._every_pool():
+            if record in pool.records:
+                return pool
+        return None
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("supervisor task failed", exc_info=task.exception())
+    def _has_siblings(self, record: TenantRecord) -> bool:
+        pool = self._pool_of(record)
+        return pool is not None and any(r is not record and r.child is not None
+                                        for r in pool.records)
 
     def status(self) -> list[dict[str, object]]:
-        """Per-tenant facts for metrics and the status page."""
-        offset = time.time() - asyncio.get_running_loop().time()
-        return [record_status(record, offset) for record in self._all_records()]
+        """One row per tenant (its pool: processes, busy/idle, queue, refusals, recycles)
+        for metrics and the status page; a removed tenant still draining is `retired`."""
+        loop_now = asyncio.get_running_loop().time()
+        offset = time.time() - loop_now
+        return [pool.status(loop_now, offset) for pool in self._every_pool()]
 
     def managed_status(self) -> list[dict[str, object]]:
         return self.managed.status()
+
+
+async def _start_outcome(task: asyncio.Task[int]) -> None:
+    """Wait for a start (shielded: other waiters share it); a start cancelled by the
+    shutdown is TenantUnavailable to its waiters, not their own cancellation."""
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and (current is None or not current.cancelling()):
+            raise TenantUnavailable("start abandoned: server shutting down") from None
+        raise

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -129,7 +129,7 @@ class NoEvents:
 STOP_LABELS: Mapping[str, str] = {
     "idle": "idle", "shutdown": "shutdown", "not ready": "not_ready",
     "evicted (pool full)": "evicted", "removed by reload": "reload",
-    "replaced by reload": "reload",
+    "replaced by reload": "reload", "recycled": "recycle", "rolling restart": "restart",
 }
 
 
@@ -138,15 +138,21 @@ def stop_label(reason: str) -> str:
 
 
 class TenantRecord:
-    """Mutable bookkeeping for one tenant definition."""
+    """Mutable bookkeeping for one process slot of a tenant (a pool holds 1..N of them).
 
-    __slots__ = ("activity", "backoff_until", "child", "idle_handle", "in_flight",
-                 "last_active", "port", "quick_crashes", "retired", "spawned_at", "start_task",
-                 "started_wall", "state", "stop_reason", "stop_task", "tenant", "touched",
-                 "watch_task", "websockets")
+    It is also the request path's lease on the process: `port`, then `release()` once per
+    acquired slot (`tunnel_opened` / `tunnel_closed` for a websocket that keeps it)."""
 
-    def __init__(self, tenant: Tenant) -> None:
+    __slots__ = ("activity", "backoff_until", "child", "idle_handle", "in_flight", "index",
+                 "last_active", "on_release", "port", "quick_crashes", "recycle_at",
+                 "recycling", "retired", "served", "spawned_at", "start_task", "started_wall",
+                 "state", "stop_reason", "stop_task", "tenant", "touched", "watch_task",
+                 "websockets")
+
+    def __init__(self, tenant: Tenant, index: int = 0,
+                 on_release: Callable[[TenantRecord], None] | None = None) -> None:
         self.tenant = tenant
+        self.index = index  # the slot number in its pool (pid file name), stable for life
         self.state = S.STOPPED
         self.child: ChildProcess | None = None
         self.port: int | None = None
@@ -154,21 +160,48 @@ class TenantRecord:
         self.stop_task: asyncio.Task[None] | None = None
         self.watch_task: asyncio.Task[None] | None = None
         self.idle_handle: asyncio.TimerHandle | None = None
-        self.in_flight = 0
-        self.websockets = 0
+        self.in_flight = 0  # leases held: requests and open tunnels
+        self.websockets = 0  # of which tunnels
         self.activity = 0  # bumped at every request start
+        self.served = 0  # requests finished by the current process
+        self.recycle_at = 0  # `served` at which the process is replaced; 0 = never
+        self.recycling = False  # a replacement was asked for
         self.last_active = 0.0  # loop time a request last finished (or the process got ready)
         self.touched = 0  # order of last use, for LRU eviction (loop time can tie)
         self.spawned_at = 0.0  # loop time
         self.started_wall = 0.0
         self.quick_crashes = 0
         self.backoff_until = 0.0
-        self.retired = False
+        self.retired = False  # replaced (reload, recycle, rolling restart): no new requests
         self.stop_reason = "other"  # metrics label of the stop in progress
+        self.on_release = on_release  # the pool: hand the slot on, idle timer, recycling
 
     @property
     def busy(self) -> bool:
-        return self.in_flight > 0 or (self.tenant.track_websockets and self.websockets > 0)
+        requests = self.in_flight - self.websockets
+        return requests > 0 or (self.tenant.track_websockets and self.websockets > 0)
+
+    @property
+    def serving(self) -> bool:
+        """May take a new request (dispatch's view)."""
+        return self.state in SERVING and not self.retired and self.port is not None
+
+    def release(self) -> None:
+        """A request on this process ended (or a tunnel closed, through `tunnel_closed`)."""
+        if self.in_flight > 0:
+            self.in_flight -= 1
+        self.served += 1
+        if self.on_release is not None:
+            self.on_release(self)
+
+    def tunnel_opened(self) -> None:
+        """The request became a websocket: it keeps its slot until `tunnel_closed`."""
+        self.websockets += 1
+
+    def tunnel_closed(self) -> None:
+        if self.websockets > 0:
+            self.websockets -= 1
+        self.release()
 
 
 def record_status(record: TenantRecord, wall_offset: float) -> dict[str, object]:
@@ -181,8 +214,8 @@ def record_status(record: TenantRecord, wall_offset: float) -> dict[str, object]
         "port": record.port,
         "started_at": record.started_wall if running else None,
         "last_request": record.last_active + wall_offset if record.last_active else None,
-        "in_flight": record.in_flight, "websockets": record.websockets,
-        "retired": record.retired,
+        "in_flight": record.in_flight - record.websockets, "websockets": record.websockets,
+        "retired": record.retired, "index": record.index, "served": record.served,
     }
 
 
@@ -209,15 +242,18 @@ def advance(record: TenantRecord, new: TenantState) -> None:
     record.state = new
 
 
-def pidfile_path(tenant: Tenant) -> Path:
+def pidfile_path(tenant: Tenant, index: int = 0) -> Path:
     """The tenant's PIDFILE, relative to its root: its env's, else `tmp/pids/<name>.pid`.
     Rails (`rails server`) and Puma's generated config read `PIDFILE`; with their shared
     default `tmp/pids/server.pid`, a second tenant from the same directory exits with "A
-    server is already running". The default gives each tenant its own (issue 18)."""
+    server is already running". The default gives each tenant its own (issue 18).
+    The second and later processes of a pool get `<stem>-<index>.pid` beside it, so two
+    processes of one tenant never fight over one file."""
+    path = tenant.root / "tmp" / "pids" / f"{tenant.name.replace('/', '-') or 'tenant'}.pid"
     for key, value in tenant.env:
         if key == "PIDFILE" and value:
-            return tenant.root / value
-    return tenant.root / "tmp" / "pids" / f"{tenant.name.replace('/', '-') or 'tenant'}.pid"
+            path = tenant.root / value
+    return path if index == 0 else path.with_name(f"{path.stem}-{index}{path.suffix}")
 
 
 async def probe(port: int, head: bytes, limit: float, ready_on_5xx: bool = True) -> bool:

@@ -8,8 +8,10 @@ happen here. Failures are named with `http.failure.Failure`, never as status num
 
 Invariants:
 - the fast path (tenant ready, pooled backend connection) runs without creating a task;
-- a tenant that is not ready within its startup timeout gets the maintenance page while its
-  start goes on; other tenants are never blocked by it;
+- a tenant request holds a slot on one process (`Exchange.lease`) from the moment it gets
+  one until the exchange ends; one that gets none within its tenant's queue timeout (or
+  finds the queue full) gets the maintenance page (503, Retry-After) while a start goes on;
+  other tenants are never blocked by it;
 - a file is streamed in chunks, pausing while the client's write buffer is full.
 """
 
@@ -65,63 +67,64 @@ def proxy_to_tenant(client: Client, ex: Exchange, decision: ProxyTenant) -> None
     ex.tenant = tenant
     ex.response_type = "proxy"
     ex.destination = f"tenant:{tenant.name}"
-    state.tenants.request_started(tenant)
-    ex.tenant_counted = True
     head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
                               ex.snapshot.config.trust_proxy, (), tenant.forwarded_prefix)
     proxy = ProxyExchange(client, ex, head, tenant=tenant)
-    port = state.tenants.ready_port(tenant)
-    if port is not None:
-        proxy.start((LOOPBACK, port, False))
+    lease = state.tenants.acquire_now(tenant)
+    if lease is not None and lease.port is not None:
+        ex.lease = lease  # released when the exchange ends (or by the tunnel it becomes)
+        proxy.start((LOOPBACK, lease.port, False))
         return
-    ex.handler = _Waiting(client, ex)
-    state.spawn(_start_tenant_then_proxy(client, ex, tenant, proxy))
+    if lease is not None:
+        lease.release()
+    waiting = _Waiting(client, ex)
+    ex.handler = waiting
+    waiting.task = state.spawn(_start_tenant_then_proxy(client, ex, tenant, proxy))
 
 
 async def _start_tenant_then_proxy(client: Client, ex: Exchange, tenant: Tenant,
                                    proxy: ProxyExchange) -> None:
+    """Wait for a slot (the supervisor starts a process or queues us, up to the tenant's
+    queue_timeout; a start goes on after that): the slot, or the maintenance page (503)."""
     state = client.state
     try:
-        ready = asyncio.ensure_future(state.tenants.ensure_ready(tenant))
-        ready.add_done_callback(_retrieve)  # outlives a timeout; its failure is handled here
-        port = await asyncio.wait_for(asyncio.shield(ready), tenant.startup_timeout)
-    except TimeoutError:
-        log.info("tenant %s not ready within %.1fs: maintenance page", tenant.name,
-                 tenant.startup_timeout)
-        if not client.closed and ex.handler is not None:
-            ex.handler = None
-            ex.error = "startup timeout"
-            respond(client, ex, maintenance_response(ex.snapshot))
-        return
+        lease = await state.tenants.acquire(tenant)
     except TenantLaunchError as exc:
         log.error("tenant %s failed to start: %s", tenant.name, exc)
         if not client.closed and ex.handler is not None:
             ex.handler = None
             client.fail(ex, Failure.HANDLER_ERROR, "Failed to start application")
-            return
         return
-    except Exception as unavailable:  # TenantUnavailable (crash-loop back-off), the unexpected
+    except Exception as unavailable:  # TenantUnavailable (queue full or timed out,
+        # crash-loop back-off, shutting down), the unexpected
         log.warning("tenant %s unavailable: %s", tenant.name, unavailable)
         if not client.closed and ex.handler is not None:
             ex.handler = None
             ex.error = str(unavailable)
             respond(client, ex, maintenance_response(ex.snapshot))
         return
-    if client.closed or ex.handler is None:
+    port = lease.port
+    if client.closed or ex.handler is None or port is None:
+        lease.release()  # the client left (or was answered) while it waited
         return
+    ex.lease = lease
     proxy.start((LOOPBACK, port, False))
 
 
-def _retrieve(task: asyncio.Future[int]) -> None:
-    """Mark a start's outcome as seen: after a startup timeout nobody awaits it any more."""
-    if not task.cancelled():
-        task.exception()
-
-
 class _Waiting(HoldingHandler):
-    """Handler while a tenant starts: holds the body (bounded by pausing reads)."""
+    """Handler while a request waits for a tenant slot (a start, the queue): holds the body
+    (bounded by pausing reads); a client that leaves gives up its place in the queue."""
 
-    __slots__ = ()
+    __slots__ = ("task",)
+
+    def __init__(self, client: Client, ex: Exchange) -> None:
+        super().__init__(client, ex)
+        self.task: asyncio.Task[None] | None = None
+
+    def client_lost(self) -> None:
+        super().client_lost()
+        if self.task is not None:
+            self.task.cancel()
 
     def describe(self) -> str:
         """For the connection dump."""

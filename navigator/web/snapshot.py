@@ -34,6 +34,7 @@ MAINTENANCE_HEADERS = (
     ("Cache-Control", "no-cache, no-store, must-revalidate"),
     ("Pragma", "no-cache"),
     ("Expires", "0"),
+    ("Retry-After", "5"),  # RFC 9110 §10.2.3: as the built-in page's refresh
 )
 
 BUILTIN_MAINTENANCE_PAGE = b"""<!DOCTYPE html>

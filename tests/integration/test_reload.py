@@ -177,7 +177,8 @@ def test_listen_change_keeps_open_connections_and_refuses_a_busy_address(
             '"127.0.0.1:0"', f'"127.0.0.1:{new_port}"'))
         nav.process.send_signal(signal.SIGHUP)
         wait_until(lambda: "configuration reloaded" in nav.output(), 10, message="the reload")
-        assert label(new_port, "/a/") == b"a2"
+        # a rolling restart: the old process serves until the new one is ready
+        wait_until(lambda: label(new_port, "/a/") == b"a2", 15, message="the new process")
         kept.sendall(b"GET /a/env?name=TENANT_LABEL HTTP/1.1\r\nHost: t\r\n\r\n")
         assert reader.response().body == b"a2"  # same connection, new config
 

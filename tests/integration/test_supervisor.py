@@ -85,7 +85,7 @@ def test_launch_failure_frees_port_and_reports(tmp_path: Path,
         with pytest.raises(TenantLaunchError) as info:
             await sup.ensure_ready(tenant)
         assert info.value.status == 500
-        assert sup._ports.held == {}
+        assert sup._runner.ports.held == {}
         assert state_of(sup, "bad") == "stopped"
         await sup.shutdown(1.0)
     run(body)
@@ -105,7 +105,7 @@ def test_failed_before_start_hook_spawns_nothing_and_frees_the_port(tmp_path: Pa
         with pytest.raises(TenantHookFailed) as info:
             await sup.ensure_ready(tenant)
         assert info.value.status == 503
-        assert sup._ports.held == {}
+        assert sup._runner.ports.held == {}
         assert state_of(sup, "gated") == "stopped"
         assert our_descendants() == []
         flag.touch()
@@ -173,7 +173,7 @@ def test_crash_loop_backs_off_with_503(tmp_path: Path) -> None:
             await sup.ensure_ready(tenant)
         assert info.value.status == 503
         # after the back-off a request tries again (and fails again, growing the delay)
-        record = sup._records[tenant.path]
+        record = sup._pools[tenant.path].records[0]
         await wait_for(lambda: asyncio.get_running_loop().time() >= record.backoff_until)
         with pytest.raises(TenantLaunchError):
             await sup.ensure_ready(tenant)
@@ -191,10 +191,9 @@ def test_idle_stop_runs_stop_hooks_then_restarts_on_demand(tmp_path: Path) -> No
         tenant = make_tenant("idle", tmp_path, hooks=hooks)
         pools = Pools(start_port=port_base(), port_count=60, idle_timeout=0.3)
         sup = Supervisor(make_config(tmp_path, (tenant,), pools=pools), policy=FAST)
-        port = await sup.ensure_ready(tenant)
-        sup.request_started(tenant)
-        pid = int((await http_get(port, "/idle/pid"))[1])
-        sup.request_finished(tenant)
+        lease = await sup.acquire(tenant)
+        pid = int((await http_get(lease.port or 0, "/idle/pid"))[1])
+        lease.release()
         await wait_for(lambda: state_of(sup, "idle") == "stopped", message="idle stop")
         assert not pid_alive(pid)
         await wait_for(lambda: marker.exists() and "stop idle" in marker.read_text())
@@ -210,11 +209,10 @@ def test_request_in_flight_prevents_idle_stop(tmp_path: Path) -> None:
         tenant = make_tenant("busy", tmp_path)
         pools = Pools(start_port=port_base(), port_count=60, idle_timeout=0.2)
         sup = Supervisor(make_config(tmp_path, (tenant,), pools=pools), policy=FAST)
-        port = await sup.ensure_ready(tenant)
-        sup.request_started(tenant)
-        await http_get(port, "/busy/slow?s=0.6")  # longer than the idle timeout
+        lease = await sup.acquire(tenant)
+        await http_get(lease.port or 0, "/busy/slow?s=0.6")  # longer than the idle timeout
         assert state_of(sup, "busy") == "ready"
-        sup.request_finished(tenant)
+        lease.release()
         await wait_for(lambda: state_of(sup, "busy") == "stopped")
         await sup.shutdown(2.0)
     run(body)
@@ -227,15 +225,14 @@ def test_pool_limit_evicts_least_recently_used(tmp_path: Path) -> None:
         sup = Supervisor(make_config(tmp_path, (a, b, c), pools=pools), policy=FAST)
         await sup.ensure_ready(a)
         await sup.ensure_ready(b)
-        sup.request_started(a)  # a is used after b: b is the least recently used
-        sup.request_finished(a)
+        (await sup.acquire(a)).release()  # a is used after b: b is the least recently used
         await sup.ensure_ready(c)
         assert {s["name"]: s["state"] for s in sup.status()} == {
             "a": "ready", "b": "stopped", "c": "ready"}
         assert len(our_descendants()) == 2
         # everyone busy: a fourth start waits, then gives up with 503
         for t in (a, c):
-            sup.request_started(t)
+            await sup.acquire(t)
         with pytest.raises(TenantUnavailable):
             await sup.ensure_ready(b)
         await sup.shutdown(2.0)
@@ -268,13 +265,13 @@ def test_reload_diff_keeps_unchanged_restarts_changed_stops_removed(tmp_path: Pa
         for t in (same, changed, removed):
             port = await sup.ensure_ready(t)
             pids[t.name] = int((await http_get(port, "/x/pid"))[1])
-        sup.request_started(changed)  # in flight across the reload
+        lease = await sup.acquire(changed)  # in flight across the reload
         same2 = make_tenant("same", tmp_path)
         changed2 = make_tenant("changed", tmp_path, env={"V": "2"})
         await sup.apply_config(make_config(tmp_path, (same2, changed2), pools=config.pools))
         await wait_for(lambda: not pid_alive(pids["removed"]), message="removed stopped")
         assert pid_alive(pids["changed"])  # still serving its in-flight request
-        sup.request_finished(changed)
+        lease.release()
         await wait_for(lambda: not pid_alive(pids["changed"]), message="changed drained")
         port = await sup.ensure_ready(same2)
         assert int((await http_get(port, "/x/pid"))[1]) == pids["same"]
@@ -311,7 +308,7 @@ def test_not_ready_in_time_is_a_launch_failure(tmp_path: Path) -> None:
                          policy=replace(FAST, stop_grace=0.5))
         with pytest.raises(TenantLaunchError):
             await sup.ensure_ready(tenant)
-        assert sup._records[tenant.path].state is TenantState.STOPPED
+        assert sup._pools[tenant.path].records[0].state is TenantState.STOPPED
         assert our_descendants() == []
         await sup.shutdown(1.0)
     run(body)

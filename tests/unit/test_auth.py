@@ -393,7 +393,7 @@ def test_snapshot_maintenance_page(tmp_path: Path) -> None:
     assert snapshot.maintenance.headers == (
         ("Content-Type", "text/html; charset=utf-8"),
         ("Cache-Control", "no-cache, no-store, must-revalidate"),
-        ("Pragma", "no-cache"), ("Expires", "0"))
+        ("Pragma", "no-cache"), ("Expires", "0"), ("Retry-After", "5"))
     fallback = build_snapshot(base_config(tmp_path, maintenance=Maintenance(True,
                                                                              tmp_path / "no")))
     assert fallback.maintenance_body == BUILTIN_MAINTENANCE_PAGE

@@ -937,3 +937,59 @@ def test_probe_under_the_prefix_and_5xx_readiness_inherit(tmp_path: Path) -> Non
     assert b.health_path == "/b/healthz"
     assert (c.health_path, c.ready_on_5xx) == ("/up", True)
     assert load(tmp_path, "applications: {tenants: [{path: /d/}]}").tenants[0].ready_on_5xx
+
+
+# --- process pools (issue 17) ------------------------------------------------------------------
+def test_pool_keys_default_to_one_process_as_before(tmp_path: Path) -> None:
+    config = load(tmp_path, """\
+        applications:
+          startup_timeout: 7s
+          tenants: [{path: /a}]
+        """)
+    assert tenant(config).capacity == rt.Capacity(
+        max_processes=1, min_instances=0, max_concurrency=0, max_queue=100,
+        queue_timeout=7.0, idle_timeout=None, max_requests=0, memory_soft_limit=None,
+        drain_timeout=300.0)
+
+
+def test_pool_keys_inherit_and_override(tmp_path: Path) -> None:
+    config = load(tmp_path, """\
+        applications:
+          pools: {max_processes: 4, min_instances: 1, max_concurrency: 2, max_queue: 20,
+                  queue_timeout: 3s, max_requests: 1000, memory_soft_limit: 300M,
+                  drain_timeout: 1m}
+          tenants:
+            - path: /a
+            - path: /b
+              max_processes: 2
+              min_instances: 2
+              max_concurrency: 0
+              max_queue: 0
+              queue_timeout: 500ms
+              idle_timeout: 300
+              max_requests: 0
+              memory_soft_limit: 1G
+            - path: /c
+              idle_timeout: 5m
+        """)
+    a, b, c = config.tenants
+    assert a.capacity == rt.Capacity(4, 1, 2, 20, 3.0, None, 1000, 300 * 1024**2, 60.0)
+    assert b.capacity == rt.Capacity(2, 2, 0, 0, 0.5, 300.0, 0, 1024**3, 60.0)
+    assert c.capacity.idle_timeout == 300.0
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    ("pools: {max_processes: 0}", "applications.pools.max_processes: max_processes must be "
+                                  "at least 1, not 0"),
+    ("pools: {max_processes: 2, min_instances: 3}", "applications.pools.min_instances: "
+                                                    "min_instances (3) is more than "
+                                                    "max_processes (2)"),
+    ("tenants: [{path: /a, max_queue: -1}]", "applications.tenants[0].max_queue: max_queue "
+                                              "must be at least 0, not -1"),
+    ("tenants: [{path: /a, idle_timeout: -5}]", "applications.tenants[0].idle_timeout: "
+                                                "idle_timeout must not be negative"),
+    ("tenants: [{path: /a, memory_soft_limit: lots}]", "applications.tenants[0]."
+                                                       "memory_soft_limit"),
+])
+def test_bad_pool_keys_name_the_key(tmp_path: Path, keys: str, message: str) -> None:
+    assert message in error_of(tmp_path, f"applications:\n  {keys}\n")

@@ -62,6 +62,15 @@ def test_all_series_declared_with_types() -> None:
         "navigator_tenant_started_timestamp_seconds": "gauge",
         "navigator_tenant_last_request_timestamp_seconds": "gauge",
         "navigator_tenant_in_flight_requests": "gauge",
+        "navigator_tenant_processes": "gauge",
+        "navigator_tenant_busy_processes": "gauge",
+        "navigator_tenant_idle_processes": "gauge",
+        "navigator_tenant_queue_length": "gauge",
+        "navigator_tenant_queued": "counter",
+        "navigator_tenant_queue_wait_seconds": "counter",
+        "navigator_tenant_queue_full": "counter",
+        "navigator_tenant_queue_timeouts": "counter",
+        "navigator_tenant_recycles": "counter",
     }
 
 
@@ -247,21 +256,27 @@ def test_status_table() -> None:
     table = format_status_table([
         {"tenant": "2025/boston", "path": "/2025/boston/", "state": "ready", "pid": 4242,
          "port": 4001,
-         "uptime": 3725, "memory": 157286400, "last_request": 12},
+         "uptime": 3725, "memory": 157286400, "last_request": 12, "processes": 3,
+         "busy": 2, "queue": 5, "refusals": 7, "recycled": 1},
         {"tenant": "a", "state": "stopped", "pid": None, "port": None},
         {"tenant": "b", "state": "starting", "pid": 77, "port": 4002, "uptime": "just now"},
     ])
     assert table.splitlines() == [
-        "TENANT       PATH           STATE     PID   PORT  UPTIME    MEMORY    LAST REQUEST",
-        "2025/boston  /2025/boston/  ready     4242  4001  1h02m     150.0MiB  12s ago",
-        "a            -              stopped   -     -     -         -         -",
-        "b            -              starting  77    4002  just now  -         -",
+        "TENANT       PATH           STATE     PID   PORT  UPTIME    MEMORY    LAST REQUEST"
+        "  PROCS  BUSY  QUEUE  503S  RECYCLED",
+        "2025/boston  /2025/boston/  ready     4242  4001  1h02m     150.0MiB  12s ago     "
+        "  3      2     5      7     1",
+        "a            -              stopped   -     -     -         -         -       "
+        "      -      -     -      -     -",
+        "b            -              starting  77    4002  just now  -         -       "
+        "      -      -     -      -     -",
     ]
 
 
 def test_status_table_empty() -> None:
     assert format_status_table([]) == \
-        "TENANT  PATH  STATE  PID  PORT  UPTIME  MEMORY  LAST REQUEST\n"
+        "TENANT  PATH  STATE  PID  PORT  UPTIME  MEMORY  LAST REQUEST  PROCS  BUSY  QUEUE  " \
+        "503S  RECYCLED\n"
 
 
 def test_parse_samples_reads_back_what_render_writes() -> None:
@@ -299,8 +314,9 @@ def test_status_rows_from_tenant_rows() -> None:
          "last_request": 50.0},
     ]
     table = format_status_table(rows).splitlines()
-    assert table[1].split() == ["a", "/a/", "ready", "42", "4001", "1m40s", "-", "10s", "ago"]
-    assert table[2].split() == ["b", "/b/", "stopped", "-", "-", "-", "-", "50s", "ago"]
+    assert table[1].split()[:9] == ["a", "/a/", "ready", "42", "4001", "1m40s", "-", "10s",
+                                    "ago"]
+    assert table[2].split()[:9] == ["b", "/b/", "stopped", "-", "-", "-", "-", "50s", "ago"]
 
 
 @pytest.mark.parametrize(("reason", "label"), [
@@ -318,11 +334,12 @@ def test_every_stop_reason_the_supervisor_uses_has_a_label() -> None:
     import inspect
     import re
 
-    from navigator.tenants import supervisor
+    from navigator.tenants import processes, supervisor
     from navigator.tenants.tenantstate import STOP_LABELS
 
-    source = inspect.getsource(supervisor)
-    used = set(re.findall(r'(?:_terminate|_stop_with_hooks)\([^,]+, "([^"]+)"', source))
+    source = inspect.getsource(supervisor) + inspect.getsource(processes)
+    used = set(re.findall(r'(?:terminate|stop_with_hooks|_replace|_retire)\([^"()]*?'
+                          r'"([^"]+)"\)', source))
     assert used
     assert used <= set(STOP_LABELS)
 
