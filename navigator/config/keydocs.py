@@ -57,6 +57,9 @@ SECTIONS: Mapping[str, str] = {
     "`${path}`, `${root}` and `${port}` are replaced by the tenant's name, URL prefix, "
     "working directory and port.",
     "HookSpec": "One hook command, run without a shell.",
+    "HelperProcessSpec": "Extension: the process behind a reverse-proxy route, run as a "
+    "hidden tenant (started on demand, readiness-probed, idle-stopped, restarted after a "
+    "crash by the next request).",
     "ManagedProcessSpec": "A helper process (redis, a worker) started with navigator, "
     "restarted with back-off when `auto_restart` is set, stopped after the tenants.",
     "HooksSpec": "Lifecycle hook commands.",
@@ -213,6 +216,11 @@ FIELDS: Mapping[str, str] = {
     "are expanded.",
     "ReverseProxySpec.response_headers": "Response headers to set.",
     "ReverseProxySpec.websocket": "Relay WebSocket upgrades.",
+    "ReverseProxySpec.process": "Extension: an on-demand helper process as the target "
+    "(instead of `target`). Started on the route's first request (which waits for it, as "
+    "for a tenant), stopped after `idle_timeout` without requests or open WebSockets; same "
+    "logs, metrics and `navigator status` as a tenant, named after the route. See "
+    "docs/capacity.md.",
     "FlySpec.replay": "fly-replay rules, in order.",
     "FlySpec.sticky_sessions": "Removed upstream feature: accepted and ignored.",
     "ReplaySpec.path": "Regex over the path.",
@@ -324,6 +332,22 @@ FIELDS: Mapping[str, str] = {
     "Empty: no limit, except stop hooks, which default to `server.limits.stop_hook_timeout`.",
     "HookSpec.reload_config": "After success, reload this config (server `ready`/`resume` "
     "hooks).",
+    "HelperProcessSpec.command": "Executable (required).",
+    "HelperProcessSpec.args": "Arguments; `{{port}}` is replaced by the port navigator "
+    "chose.",
+    "HelperProcessSpec.env": "Extra environment (`${NAME}` expanded from navigator's).",
+    "HelperProcessSpec.working_dir": "Working directory; empty = navigator's.",
+    "HelperProcessSpec.port_env_var": "Variable holding the port; empty = "
+    "`applications.framework.port_env_var`, else `PORT`.",
+    "HelperProcessSpec.health_check": "Readiness probe path; any HTTP answer means ready. "
+    "Empty = `/`.",
+    "HelperProcessSpec.idle_timeout": "Stop after this long without requests or WebSockets "
+    "(duration); empty = `applications.pools.timeout`.",
+    "HelperProcessSpec.startup_timeout": "How long a request waits for the start before "
+    "the maintenance page (duration); empty = `applications.startup_timeout`.",
+    "HelperProcessSpec.ready_timeout": "How long the process may boot before it is stopped "
+    "(duration); empty = `applications.ready_timeout`.",
+    "HelperProcessSpec.memory_limit": "Hard memory limit (size, cgroups, root only).",
     "ManagedProcessSpec.name": "Identity across reloads.",
     "ManagedProcessSpec.command": "Executable.",
     "ManagedProcessSpec.args": "Arguments.",

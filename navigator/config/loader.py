@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from navigator.config import runtime as rt
 from navigator.config import schema as sc
 from navigator.config.applications import (
+    DEFAULT_READY_TIMEOUT,
     expand_environ,
     resolve_managed,
     resolve_tenants,
@@ -59,6 +60,7 @@ from navigator.config.context import (
 from navigator.config.goregex import (
     translate_replacement,
 )
+from navigator.config.helpers import resolve_helper
 from navigator.config.schema import ConfigError, KeyPath, dotted, located
 from navigator.config.shutdownplan import (
     DEFAULT_STOP_GRACE,
@@ -319,25 +321,36 @@ def _upstream(text: str, key: KeyPath, templated: bool) -> rt.UpstreamTarget:
                              port or default_port, parts.path)
 
 
-def _proxies(specs: Sequence[sc.ReverseProxySpec],
-             ctx: Context) -> tuple[rt.ReverseProxyRoute, ...]:
+def _proxies(specs: Sequence[sc.ReverseProxySpec], ctx: Context, helper_defaults: rt.Tenant,
+             names: set[str]) -> tuple[rt.ReverseProxyRoute, ...]:
+    """The routes; one with a `process` block gets its hidden helper tenant (`helpers`),
+    named uniquely among `names` (which it joins)."""
     routes = []
     for index, spec in enumerate(specs):
         key: KeyPath = ("routes", "reverse_proxies", index)
         if not spec.path and not spec.prefix:
             ctx.warn(key, "reverse proxy without path or prefix; skipped")
             continue
-        if not spec.target:
-            raise ConfigError("missing required key 'target'", key)
+        name = spec.name or spec.prefix or spec.path
+        helper = None
+        if spec.process is not None:
+            if spec.target:
+                raise ConfigError("a route with 'process' has no 'target': the process's "
+                                  "port is the target", (*key, "target"))
+            helper = resolve_helper(spec.process, name, (*key, "process"), helper_defaults,
+                                    names, ctx)
+            names.add(helper.name)
+        elif not spec.target:
+            raise ConfigError("missing required key 'target' (or 'process')", key)
         pattern = ctx.regex(spec.path, (*key, "path")) if spec.path else None
-        templated = pattern is not None and "$" in spec.target
+        templated = helper is None and pattern is not None and "$" in spec.target
+        target = (rt.UpstreamTarget("http", "127.0.0.1", 0, "") if helper is not None
+                  else _upstream(spec.target, (*key, "target"), templated))
         routes.append(rt.ReverseProxyRoute(
-            name=spec.name or spec.prefix or spec.path, pattern=pattern,
-            prefix=spec.prefix or None,
-            target=_upstream(spec.target, (*key, "target"), templated),
+            name=name, pattern=pattern, prefix=spec.prefix or None, target=target,
             target_template=spec.target if templated else "", strip_path=spec.strip_path,
             headers=pairs(spec.headers), response_headers=pairs(spec.response_headers),
-            websocket=spec.websocket))
+            websocket=spec.websocket, helper=helper))
     return tuple(routes)
 
 
@@ -369,11 +382,24 @@ def _trust_proxy(setting: bool | None, environ: Mapping[str, str]) -> bool:
     return bool(environ.get("FLY_APP_NAME"))
 
 
+def _helper_defaults(apps: sc.ApplicationsSpec, ctx: Context) -> rt.Tenant:
+    """What a helper inherits from `applications` (timeouts, the port variable); a bad value
+    was already reported by `resolve_tenants`, so this reads with its own warning list."""
+    ctx = Context(ctx.cwd, ctx.environ)
+    startup = ctx.seconds(apps.startup_timeout, ("applications", "startup_timeout"), 5.0)
+    ready = ctx.seconds(apps.ready_timeout, ("applications", "ready_timeout"),
+                        DEFAULT_READY_TIMEOUT)
+    return rt.Tenant("", "", ctx.cwd, (), (), apps.framework.port_env_var or "PORT",
+                     startup_timeout=startup, ready_timeout=ready)
+
+
 def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
     server = raw.server
     apps = raw.applications
     root_path = slashed(server.root_path) if server.root_path.strip("/ ") else "/"
     tenants = resolve_tenants(apps, root_path, ctx)
+    proxies = _proxies(raw.routes.reverse_proxies, ctx, _helper_defaults(apps, ctx),
+                       {tenant.name for tenant in tenants})
     slash_paths = ([root_path] if root_path != "/" else []) + [t.path for t in tenants]
     pools = apps.pools
     metrics = server.metrics
@@ -400,8 +426,8 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
         auth=_auth(raw.auth, ctx),
         maintenance=_maintenance(raw.maintenance, _public_dir(server.static, ctx), ctx),
         rules=_rules(raw.routes, slash_paths, ctx, placement_rules(tenants)),
-        reverse_proxies=_proxies(raw.routes.reverse_proxies, ctx),
-        tenants=tenants,
+        reverse_proxies=proxies,
+        tenants=tenants + tuple(p.helper for p in proxies if p.helper is not None),
         pools=rt.Pools(max_size=pools.max_size,
                        idle_timeout=ctx.seconds(pools.timeout,
                                                 ("applications", "pools", "timeout"), 600.0),
@@ -506,8 +532,10 @@ def summarize(config: rt.Config) -> str:
     for proxy in config.reverse_proxies:
         match = proxy.pattern.pattern if proxy.pattern else proxy.prefix
         target = proxy.target
-        out.append(f"  {proxy.name}: {match} -> {target.scheme}://{target.host}:{target.port}"
-                   f"{target.path}")
+        goal = (f"on-demand process {proxy.helper.name}: {' '.join(proxy.helper.argv)}"
+                if proxy.helper is not None
+                else f"{target.scheme}://{target.host}:{target.port}{target.path}")
+        out.append(f"  {proxy.name}: {match} -> {goal}")
     if config.managed_processes:
         out.append("managed processes " + ", ".join(p.name for p in config.managed_processes))
     out.append(f"warnings {len(config.warnings)}")

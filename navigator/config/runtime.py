@@ -149,6 +149,9 @@ class Tenant:
     bot_detection: BotDetection | None = None  # None = inherit global
     region: str = ""  # placement: the Fly region this tenant lives in ("" = everywhere)
     machine: str = ""  # placement: the Fly machine id it lives on (wins over region)
+    idle_timeout: float | None = None  # None = pools.idle_timeout
+    helper_route: str = ""  # an on-demand helper of this reverse-proxy route: never routed
+    # by path (`path` is only its identity), reached through the route
 
     def spawn_key(self) -> tuple[object, ...]:
         """What makes two definitions the same running process (used by reload diff)."""
@@ -239,6 +242,7 @@ class ReverseProxyRoute:
     headers: Pairs = ()
     response_headers: Pairs = ()
     websocket: bool = False
+    helper: Tenant | None = None  # on-demand process behind the route (the target's port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,21 @@ class RewriteSpec(Spec):
     to: str = ""
 
 
+class HelperProcessSpec(Spec):
+    """Extension: the process behind a reverse-proxy route, started on its first request."""
+
+    command: str
+    args: list[str] = []
+    env: dict[str, str] = {}
+    working_dir: str = ""
+    port_env_var: str = ""  # "" = PORT
+    health_check: str = ""  # "" = /
+    idle_timeout: str = ""  # duration; "" = applications.pools.timeout
+    startup_timeout: str = ""  # duration; "" = applications.startup_timeout
+    ready_timeout: str = ""  # duration; "" = applications.ready_timeout
+    memory_limit: str = ""  # size
+
+
 class ReverseProxySpec(Spec):
     name: str = ""
     path: str = ""  # regex; wins over prefix
@@ -185,6 +200,7 @@ class ReverseProxySpec(Spec):
     headers: dict[str, str] = {}
     response_headers: dict[str, str] = {}
     websocket: bool = False
+    process: HelperProcessSpec | None = None  # extension: on-demand helper as the target
 
 
 class ReplaySpec(Spec):

@@ -86,7 +86,8 @@ class PoolLimit:
 
 
 class IdleTimers:
-    """`pools.idle_timeout`: a quiet tenant is handed to `on_idle` (which stops it)."""
+    """`pools.idle_timeout` (or a tenant's own): a quiet tenant is handed to `on_idle`
+    (which stops it)."""
 
     def __init__(self, timeout: Callable[[], float],
                  on_idle: Callable[[TenantRecord], None]) -> None:
@@ -94,8 +95,13 @@ class IdleTimers:
         self._on_idle = on_idle
         self.closed = False  # shutting down: no new timers
 
+    def _limit(self, record: TenantRecord) -> float:
+        """The tenant's own `idle_timeout` (an on-demand helper's), else the pool's."""
+        own = record.tenant.idle_timeout
+        return self._timeout() if own is None else own
+
     def arm(self, record: TenantRecord) -> None:
-        timeout = self._timeout()
+        timeout = self._limit(record)
         if record.state is not S.READY or record.busy or not timeout or self.closed:
             return
         self.cancel(record)
@@ -112,7 +118,7 @@ class IdleTimers:
         record.idle_handle = None
         if record.state is not S.READY or record.busy:
             return  # re-armed when the last request finishes
-        if record.last_active + self._timeout() > asyncio.get_running_loop().time():
+        if record.last_active + self._limit(record) > asyncio.get_running_loop().time():
             self.arm(record)
             return
         self._on_idle(record)

@@ -70,6 +70,8 @@ class ServeFile:
 class ProxyTenant:
     tenant: Tenant
     path: str  # upstream request-target: (rewritten) path + "?query"
+    set_headers: Pairs = ()  # a helper's route `headers` (replace same-named ones)
+    response_headers: Pairs = ()  # a helper's route `response_headers`
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,8 +67,9 @@ def proxy_to_tenant(client: Client, ex: Exchange, decision: ProxyTenant) -> None
     state.tenants.request_started(tenant)
     ex.tenant_counted = True
     head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
-                              ex.snapshot.config.trust_proxy, (), tenant.forwarded_prefix)
-    proxy = ProxyExchange(client, ex, head, tenant=tenant)
+                              ex.snapshot.config.trust_proxy, decision.set_headers,
+                              tenant.forwarded_prefix)
+    proxy = ProxyExchange(client, ex, head, decision.response_headers, tenant=tenant)
     port = state.tenants.ready_port(tenant)
     if port is not None:
         proxy.start((LOOPBACK, port, False))

@@ -224,6 +224,8 @@ class ProxyRoute:
             headers = tuple((name, value.replace("$remote_addr", remote)
                              .replace("$scheme", scheme).replace("$host", req.host))
                             for name, value in headers)
+        if route.helper is not None:  # on-demand process: started, counted like a tenant
+            return ProxyTenant(route.helper, upstream, headers, route.response_headers)
         return ProxyExternal(target, upstream, headers, route.response_headers, route, "proxy")
 
 
@@ -289,7 +291,7 @@ class RouteTable:
     def build(cls, config: Config) -> RouteTable:
         tenants: dict[str, Tenant] = {}
         for tenant in config.tenants:
-            if tenant.path:
+            if tenant.path and not tenant.helper_route:  # helpers: through their route
                 tenants.setdefault(tenant.path, tenant)  # first one wins a tie
         cgi: dict[str, list[CgiScript]] = {}
         for script in config.cgi_scripts:
