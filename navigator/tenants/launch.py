@@ -15,8 +15,9 @@ from collections.abc import Mapping
 import psutil
 
 from navigator.config.runtime import PORT_PLACEHOLDER, Config, Pools, Tenant
+from navigator.tenants.cgroups import MemoryCgroup
 from navigator.tenants.hooks import run_hooks
-from navigator.tenants.procs import ChildProcess, MemoryCgroup, OnceLog, SpawnSpec
+from navigator.tenants.procs import ChildProcess, OnceLog, SpawnSpec
 from navigator.tenants.tenantstate import LOOPBACK, SupervisorPolicy, pidfile_path, probe
 
 log = logging.getLogger("navigator.supervisor")

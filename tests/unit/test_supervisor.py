@@ -15,9 +15,10 @@ from navigator.config.runtime import (
     Tenant,
     VectorSettings,
 )
+from navigator.tenants.cgroups import cgroup_name
 from navigator.tenants.managed import definitions, restart_delay
 from navigator.tenants.ports import NoFreePort, PortAllocator
-from navigator.tenants.procs import cgroup_name, credentials
+from navigator.tenants.procs import credentials
 from navigator.tenants.supervisor import (
     RUNNING,
     SERVING,
