@@ -32,11 +32,13 @@ from navigator.config.shutdownplan import phase_window, plan_shutdown
 from navigator.http.connection import HttpConnection
 from navigator.http.state import ServerState
 from navigator.ops.accesslog import AccessLogger, open_access_log
+from navigator.ops.control import ControlListener, control_path
 from navigator.ops.logs import LogOutputs, configure_logging
 from navigator.ops.logwriter import FdLineWriter, FileLineWriter
 from navigator.ops.metrics import Metrics
 from navigator.ops.metricsserver import start_metrics_listener
 from navigator.ops.observer import RequestRecorder, feed_server_gauges
+from navigator.ops.restart import TenantRestarter
 from navigator.proxy.upstream import UpstreamPool
 from navigator.tenants.hooks import HookResult, run_hooks
 from navigator.tenants.idle import MachineIdle, make_action
@@ -75,6 +77,7 @@ class Server:
         self.idle: MachineIdle | None = None
         self._exit_event: asyncio.Event | None = None
         self.metrics = Metrics()
+        self.control: ControlListener | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -117,7 +120,12 @@ class Server:
         state.spawn(self._exit_when_idle_says())
         supervisor.add_exit_listener(lambda tenant, port: pool.drop(LOOPBACK, port))
         self._install_signals(loop)
+        # `navigator restart`: stop + start today; feat/pool's rolling restart replaces the
+        # handler at merge (same control channel, same lookup).
+        self.control = ControlListener(control_path(config.pid_file), {
+            "restart": TenantRestarter(supervisor, lambda: state.snapshot, self.environ)})
         try:
+            await self.control.start()
             await supervisor.start()
             result = await run_hooks(config.server_hooks.start, self.environ)
             if not result.ok:
@@ -130,6 +138,7 @@ class Server:
             self._ready_task = state.spawn(self._run_ready_hooks(initial=True))
             return await self._command_loop()
         finally:
+            await self.control.close()
             self._remove_pid_file(config.pid_file)
             ledger.close()
 
@@ -333,6 +342,8 @@ class Server:
         deadline = loop.time() + plan.drain
         log.info("shutting down: %s", plan.describe())
         state.shutting_down = True
+        if self.control is not None:
+            await self.control.close()
         if self.idle is not None:
             self.idle.stop()
         for server in self._servers:

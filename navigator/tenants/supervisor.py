@@ -490,3 +490,6 @@ class Supervisor:
 
     def managed_status(self) -> list[dict[str, object]]:
         return self.managed.status()
+
+    async def stop_tenant(self, tenant: Tenant, reason: str) -> None:  # next request: fresh
+        await self._terminate(self._lookup(tenant), reason)  # SIGTERM → grace → SIGKILL

@@ -129,7 +129,7 @@ class NoEvents:
 STOP_LABELS: Mapping[str, str] = {
     "idle": "idle", "shutdown": "shutdown", "not ready": "not_ready",
     "evicted (pool full)": "evicted", "removed by reload": "reload",
-    "replaced by reload": "reload",
+    "replaced by reload": "reload", "restart": "restart",
 }
 
 
