@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from navigator import __version__
 from navigator.config.loader import ConfigError, load_config
 from navigator.config.runtime import Config
 from navigator.config.shutdownplan import phase_window, plan_shutdown
@@ -39,6 +40,7 @@ from navigator.ops.metrics import Metrics
 from navigator.ops.metricsserver import start_metrics_listener
 from navigator.ops.observer import RequestRecorder, feed_server_gauges
 from navigator.ops.restart import TenantRestarter
+from navigator.ops.statuspage import RecentEvents, page_rows, render_status_page
 from navigator.proxy.upstream import UpstreamPool
 from navigator.tenants.hooks import HookResult, run_hooks
 from navigator.tenants.idle import MachineIdle, make_action
@@ -78,6 +80,8 @@ class Server:
         self._exit_event: asyncio.Event | None = None
         self.metrics = Metrics()
         self.control: ControlListener | None = None
+        self.started_at = time.time()
+        self.recent = RecentEvents(self.metrics, time.time)  # for the status page
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -95,7 +99,8 @@ class Server:
         ledger = ChildLedger(children_file)
         ledger.open()
         metrics = self.metrics
-        supervisor = Supervisor(config, environ=self.environ, events=metrics, ledger=ledger)
+        supervisor = Supervisor(config, environ=self.environ, events=self.recent,
+                                ledger=ledger)
         self.supervisor = supervisor
         pool = UpstreamPool(loop)
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor,
@@ -108,6 +113,7 @@ class Server:
                                    config.logging.access_log, outputs.vector, loop=loop)
         state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)
         state.metrics = metrics
+        state.status_page = self._status_page
         state.on_reload_request = self._reload_from_hook
         self._exit_event = asyncio.Event()
         idle = MachineIdle(config.idle, loop, make_action(config.idle, config.stamp,
@@ -389,6 +395,15 @@ class Server:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         log.info("stopped")
         self.outputs.detach()  # the loop closes next: __main__ flushes with a deadline
+
+    def _status_page(self) -> bytes:
+        """`server.status_page`: the rows `navigator status` shows, from the same metrics."""
+        now = time.time()
+        facts = {"pid": os.getpid(), "version": __version__, "config": str(self.config.source),
+                 "up": f"{(now - self.started_at) / 3600:.1f} h",
+                 "open connections": len(self.state.connections) if self.state else 0}
+        return render_status_page(facts, page_rows(self.metrics.render().decode(), now),
+                                  self.recent.events, now)
 
     # --- files ---------------------------------------------------------------------------------
     def _log_drops(self) -> list[tuple[tuple[str], float]]:

@@ -30,6 +30,8 @@ SECTIONS: Mapping[str, str] = {
     "CgiScriptSpec": "One CGI script run per request (RFC 3875 environment).",
     "LimitsSpec": "Extension: protocol limits and timeouts. Sizes like `64K`, durations like "
     "`30s`; empty keeps the default shown in each key's text.",
+    "StatusPageSpec": "Extension: the HTML status page, from the same data as "
+    "`navigator status`; behind auth.",
     "MetricsSpec": "Extension: Prometheus metrics (text format 0.0.4), answered to loopback "
     "clients only.",
     "CableSpec": "Built-in WebSocket pub/sub (the Rails TurboCable client protocol). It "
@@ -107,8 +109,11 @@ FIELDS: Mapping[str, str] = {
     "ServerSpec.cgi_scripts": "CGI scripts by exact path.",
     "ServerSpec.limits": "Extension: protocol limits and timeouts.",
     "ServerSpec.pid_file": "Extension: where the server writes its pid (used by `-s reload`, "
-    "`-s stop`, `status`). Empty: `/tmp/navigator.pid`.",
+    "`-s stop`, `status`). Empty: `/tmp/navigator.pid`. The control socket `navigator "
+    "restart` talks to is beside it (`<pid_file>.sock`, mode 0600).",
     "ServerSpec.metrics": "Extension: the Prometheus endpoint.",
+    "ServerSpec.status_page": "Extension: an HTML status page (tenants, processes, recent "
+    "starts, stops and crashes), like HAProxy's stats page.",
     "ServerSpec.access_log": "One JSON access-log line per request: `true`/`false`, or a "
                              "file path (as older reference versions took) to write them "
                              "there instead of stdout.",
@@ -349,6 +354,11 @@ FIELDS: Mapping[str, str] = {
     "(duration); empty = `applications.ready_timeout`.",
     "HelperProcessSpec.memory_limit": "Hard memory limit (size, cgroups, root only).",
     "ManagedProcessSpec.name": "Identity across reloads.",
+    "StatusPageSpec.path": "URL path of the page (exact match, GET); empty = off. Always "
+    "behind auth, even when `auth.public_paths` would match it.",
+    "StatusPageSpec.without_auth": "Serve the page while auth is off. Without this, a "
+    "status page with auth off is a configuration error: the page shows every tenant's "
+    "path, pid and port.",
     "ManagedProcessSpec.command": "Executable.",
     "ManagedProcessSpec.args": "Arguments.",
     "ManagedProcessSpec.working_dir": "Working directory.",

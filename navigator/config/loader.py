@@ -382,6 +382,22 @@ def _trust_proxy(setting: bool | None, environ: Mapping[str, str]) -> bool:
     return bool(environ.get("FLY_APP_NAME"))
 
 
+def _status_page(spec: sc.StatusPageSpec, auth: rt.AuthSettings) -> rt.StatusPage:
+    """The status page shows pids, ports and paths of every tenant: it needs auth, unless
+    the operator says in the file that the listener is private (`without_auth`)."""
+    path = spec.path.strip()
+    if not path:
+        return rt.StatusPage()
+    key: KeyPath = ("server", "status_page", "path")
+    if not path.startswith("/"):
+        raise ConfigError(f"expected a path starting with '/', got {path!r}", key)
+    if not auth.enabled and not spec.without_auth:
+        raise ConfigError("the status page needs auth (auth.enabled with an htpasswd file); "
+                          "set server.status_page.without_auth: true to serve it without",
+                          key)
+    return rt.StatusPage(path, spec.without_auth)
+
+
 def _helper_defaults(apps: sc.ApplicationsSpec, ctx: Context) -> rt.Tenant:
     """What a helper inherits from `applications` (timeouts, the port variable); a bad value
     was already reported by `resolve_tenants`, so this reads with its own warning list."""
@@ -423,7 +439,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
         bot_detection=resolve_bots(server.bot_detection, ("server", "bot_detection"), ctx),
         cgi_scripts=_cgi(server.cgi_scripts, ctx),
         cable=cable,
-        auth=_auth(raw.auth, ctx),
+        auth=(auth := _auth(raw.auth, ctx)),
         maintenance=_maintenance(raw.maintenance, _public_dir(server.static, ctx), ctx),
         rules=_rules(raw.routes, slash_paths, ctx, placement_rules(tenants)),
         reverse_proxies=proxies,
@@ -441,6 +457,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
             metrics.enabled, metrics.path or "/_navigator/metrics",
             parse_listen(metrics.listen, ("server", "metrics", "listen"))
             if metrics.listen else None),
+        status_page=_status_page(server.status_page, auth),
         stamp=rt.StampSettings(environ.get("FLY_APP_NAME", ""), environ.get("FLY_REGION", ""),
                                environ.get("FLY_MACHINE_ID", ""),
                                _dns_servers(raw.stamps.dns_servers)),

@@ -289,6 +289,14 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusPage:
+    """`server.status_page`: the HTML status page (off when `path` is "")."""
+
+    path: str = ""
+    without_auth: bool = False  # served while auth is off (anyone reaching the listener)
+
+
+@dataclass(frozen=True, slots=True)
 class StampSettings:
     """Deployment-stamp identity, captured from FLY_* at resolve time."""
 
@@ -324,5 +332,6 @@ class Config:
     managed_processes: tuple[ManagedProcess, ...] = ()
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    status_page: StatusPage = field(default_factory=StatusPage)
     stamp: StampSettings = field(default_factory=StampSettings)
     warnings: tuple[str, ...] = ()  # unknown keys, defaulted durations, ... (for `check`)

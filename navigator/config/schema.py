@@ -127,6 +127,13 @@ class MetricsSpec(Spec):
     listen: str = ""  # optional separate listener, same forms as server.listen
 
 
+class StatusPageSpec(Spec):
+    """Extension `server.status_page`."""
+
+    path: str = ""  # "" = off
+    without_auth: bool = False  # allow it while auth is off
+
+
 class ServerSpec(Spec):
     listen: str = ""  # "3000", ":3000", "127.0.0.1:3000"; "" = 3000
     hostname: str = ""
@@ -142,6 +149,7 @@ class ServerSpec(Spec):
     pid_file: str = ""  # extension; "" = /tmp/navigator.pid
     metrics: MetricsSpec = msgspec.field(default_factory=MetricsSpec)
     access_log: bool | str = True  # on/off, or a file to write the access log to
+    status_page: StatusPageSpec = msgspec.field(default_factory=StatusPageSpec)  # extension
 
 
 # --- top-level sections ----------------------------------------------------------------------

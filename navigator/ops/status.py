@@ -32,7 +32,8 @@ SCRAPE_TIMEOUT = 3.0
 
 def rows_from_metrics(samples: Iterable[tuple[str, dict[str, str], float]],
                       now: float) -> list[dict[str, object]]:
-    """PURE. Status rows from the server's metric samples, one per tenant it knows."""
+    """PURE. Status rows from the server's metric samples, one per tenant it knows; the
+    HTML status page (`ops.statuspage`) shows the same rows."""
     rows: dict[str, dict[str, object]] = {}
 
     def row(tenant: str) -> dict[str, object]:
@@ -40,7 +41,7 @@ def rows_from_metrics(samples: Iterable[tuple[str, dict[str, str], float]],
 
     for name, labels, value in samples:
         tenant = labels.get("tenant")
-        if tenant is None:
+        if not tenant:  # None, or "" (requests that reached no tenant)
             continue
         if name == "navigator_tenant_state" and value == 1:
             row(tenant)["state"] = labels.get("state", "")
@@ -53,7 +54,18 @@ def rows_from_metrics(samples: Iterable[tuple[str, dict[str, str], float]],
             row(tenant)["uptime"] = now - value
         elif name == "navigator_tenant_last_request_timestamp_seconds":
             row(tenant)["last_request"] = now - value
+        elif name in _COUNTS:
+            entry = row(tenant)
+            key = _COUNTS[name]
+            previous = entry.get(key)
+            entry[key] = (previous if isinstance(previous, int) else 0) + int(value)
     return sorted(rows.values(), key=lambda entry: str(entry["tenant"]))
+
+
+_COUNTS = {"navigator_requests_total": "requests",  # summed over status classes
+           "navigator_tenant_in_flight_requests": "in_flight",
+           "navigator_tenant_starts_total": "starts",
+           "navigator_tenant_crashes_total": "crashes"}
 
 
 def dropped_log_lines(samples: Iterable[tuple[str, dict[str, str], float]]) -> str:

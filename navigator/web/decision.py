@@ -108,5 +108,10 @@ class ServeMetrics:
     """The Prometheus text endpoint (loopback peers only; others fall through)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ServeStatusPage:
+    """The HTML status page (`server.status_page`); auth was checked by routing."""
+
+
 Decision = (Respond | ServeFile | ProxyTenant | ProxyExternal | RunCgi | CableSocket
-            | CableBroadcast | ServeMetrics)
+            | CableBroadcast | ServeMetrics | ServeStatusPage)

@@ -39,6 +39,7 @@ from navigator.web.decision import (
     RunCgi,
     ServeFile,
     ServeMetrics,
+    ServeStatusPage,
 )
 from navigator.web.filecache import MAX_FILE_BYTES
 from navigator.web.routing import maintenance_response, route
@@ -313,6 +314,17 @@ def serve_metrics(client: Client, ex: Exchange) -> None:
     client.respond_bytes(ex, 200, data, len(body), "metrics")
 
 
+def serve_status_page(client: Client, ex: Exchange) -> None:
+    render = client.state.status_page
+    body = render() if render is not None else b""
+    keep = ex.keep_alive and ex.request_complete
+    ex.keep_alive = keep
+    data = wire.response(200, body, (("Content-Type", "text/html; charset=utf-8"),
+                                     ("Cache-Control", "no-store")), keep_alive=keep,
+                         head_only=ex.method == b"HEAD", content_type=None)
+    client.respond_bytes(ex, 200, data, len(body), "status")
+
+
 # --- dispatch ------
 def handle(client: Client, ex: Exchange) -> None:
     """Route a request whose facts are read (`ex.info`) on its snapshot, count it for machine
@@ -373,5 +385,7 @@ def dispatch(client: Client, ex: Exchange, decision: Decision) -> None:
         start_broadcast(client, ex)
     elif kind is ServeMetrics:
         serve_metrics(client, ex)
+    elif kind is ServeStatusPage:
+        serve_status_page(client, ex)
     else:  # pragma: no cover - exhaustive
         client.fail(ex, Failure.HANDLER_ERROR, "unknown decision")
