@@ -529,15 +529,16 @@ def summarize(config: rt.Config) -> str:
     if config.idle.action:
         out.append(f"machine idle {config.idle.action} after "
                    f"{format_duration(config.idle.timeout)}")
-    out.append(f"tenants {len(config.tenants)} (idle stop after "
+    tenants = [t for t in config.tenants if not t.helper_route]  # helpers: with their route
+    out.append(f"tenants {len(tenants)} (idle stop after "
                f"{format_duration(config.pools.idle_timeout)}, ports from "
                f"{config.pools.start_port})")
-    for tenant in config.tenants[:50]:
+    for tenant in tenants[:50]:
         extra = f" memory {format_size(tenant.memory_limit)}" if tenant.memory_limit else ""
         out.append(f"  {tenant.path:<24} {tenant.name or '-':<20} {' '.join(tenant.argv)}"
                    f"{extra}")
-    if len(config.tenants) > 50:
-        out.append(f"  ... and {len(config.tenants) - 50} more")
+    if len(tenants) > 50:
+        out.append(f"  ... and {len(tenants) - 50} more")
     user_rules = [r for r in config.rules if not _synthesised(r, config)]
     out.append(f"rules {len(user_rules)} (+{len(config.rules) - len(user_rules)} slash "
                "redirects)")

@@ -99,6 +99,10 @@ class ControlListener:
                 log.warning("control socket disabled: %s exists and is not a socket",
                             self.path)
                 return False
+            if await _answers(self.path):
+                log.warning("control socket disabled: another server answers on %s (two "
+                            "servers with one pid_file?)", self.path)
+                return False
             self.path.unlink()  # a killed server's socket: nothing listens on it any more
         try:
             self._server = await asyncio.start_unix_server(self._serve, str(self.path))
@@ -152,6 +156,15 @@ class ControlListener:
         except Exception as exc:  # a bug in a handler must not kill the listener
             log.exception("control command %s %s failed", verb, argument)
             return format_answer(False, f"internal error: {exc}")
+
+
+async def _answers(path: Path) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
 
 
 def call(path: Path, verb: str, argument: str, timeout: float) -> tuple[bool, str]:

@@ -124,7 +124,9 @@ async def run_tenant_hooks(config: Config, tenant: Tenant, port: int | None, whi
                            environ: Mapping[str, str]) -> bool:
     """The `which` hooks of `tenant`: the defaults, then its own list, in its root (where a
     migration or a relative path in args means what the tenant's own process takes it to)."""
-    defaults = getattr(config.tenant_hooks, which)
+    # An on-demand helper (a cable server) is not the app: the tenants' default hooks
+    # (migrations, cache warming) are not its business.
+    defaults = () if tenant.helper_route else getattr(config.tenant_hooks, which)
     own = getattr(tenant.hooks, which)
     if not defaults and not own:
         return True

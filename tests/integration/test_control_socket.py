@@ -56,6 +56,23 @@ def test_listener_answers_and_refuses(tmp_path: Path) -> None:
     asyncio.run(body())
 
 
+def test_a_live_server_s_socket_is_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "nav.pid.sock"
+
+    async def body() -> None:
+        first = ControlListener(path, {"restart": echo})
+        assert await first.start()
+        second = ControlListener(path, {"restart": echo})
+        try:
+            assert not await second.start()  # two servers with one pid_file: the first keeps it
+            assert await asyncio.to_thread(call, path, "restart", "a", 5) == (True, "did a")
+        finally:
+            await second.close()
+            await first.close()
+
+    asyncio.run(body())
+
+
 def test_a_regular_file_at_the_path_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "nav.pid.sock"
     path.write_text("not a socket")

@@ -23,9 +23,19 @@ def write_config(root: Path) -> Path:
 server:
   listen: "127.0.0.1:0"
   pid_file: {root}/navigator.pid
+hooks:
+  tenant:
+    start:
+      - command: touch
+        args: ["{root}/hooked-${{name}}"]
 applications:
+  framework:
+    command: {sys.executable}
+    args: [{BACKEND_APP}]
   pools:
     start_port: {random.randrange(20000, 40000, 101)}
+  tenants:
+    - path: /app/
 routes:
   reverse_proxies:
     - name: cable
@@ -62,6 +72,9 @@ def test_first_request_starts_the_helper_and_idle_stops_it(tmp_path: Path) -> No
         nav.wait_for_output(r"tenant cable ready on port \d+")
         pid = int(request(nav.port, "GET", "/cable/pid").body)
         assert alive(pid)
+        assert request(nav.port, "GET", "/app/pid", timeout=30).status == 200  # a tenant
+        wait_until((tmp_path / "hooked-app").exists, 10, message="the tenant's start hook")
+        assert not (tmp_path / "hooked-cable").exists()  # default tenant hooks: not a helper's
         wait_until(lambda: not alive(pid), IDLE + 15, message="the idle helper to stop")
         nav.wait_for_output(r"stopping tenant cable \(idle\)")
         again = request(nav.port, "GET", "/cable/pid", timeout=30)  # starts a fresh one

@@ -10,7 +10,7 @@ import pytest
 
 from navigator.config import runtime as rt
 from navigator.config.helpers import HELPER_PATH_ROOT, helper_name
-from navigator.config.loader import ConfigError, load_config
+from navigator.config.loader import ConfigError, load_config, summarize
 from navigator.web.decision import ProxyTenant, RequestInfo
 from navigator.web.routing import route
 from navigator.web.snapshot import build_snapshot
@@ -69,6 +69,14 @@ def test_process_block_becomes_a_hidden_tenant(tmp_path: Path) -> None:
     assert helper.idle_timeout == 90.0
     assert helper.memory_limit == 64 * 1024 * 1024
     assert helper.track_websockets
+
+
+def test_check_lists_a_helper_with_its_route_not_as_a_tenant(tmp_path: Path) -> None:
+    text = summarize(load(tmp_path, CONFIG))
+    assert "tenants 1 " in text
+    assert HELPER_PATH_ROOT not in text
+    assert "  cable: /ws/ -> on-demand process cable-2: anycable-go --port {port} ${HOME}" \
+        in text
 
 
 def test_helper_is_reached_only_through_its_route(tmp_path: Path) -> None:
