@@ -4,6 +4,7 @@ starts the process and waits for it, the process stops when idle, a WebSocket ke
 from __future__ import annotations
 
 import random
+import signal
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.timeout(90)
 IDLE = 1.5  # seconds: the helper's idle_timeout
 
 
-def write_config(root: Path) -> Path:
+def write_config(root: Path, helper_env: str = "START_DELAY: \"0.3\"",
+                 route: bool = True, idle: float = IDLE) -> Path:
     config = root / "navigator.yml"
     config.write_text(f"""
 server:
@@ -38,8 +40,8 @@ applications:
     - path: /app/
 routes:
   reverse_proxies:
-    - name: cable
-      prefix: /cable/
+    - name: {"cable" if route else "unused"}
+      prefix: {"/cable/" if route else "/unused/"}
       strip_path: true
       websocket: true
       headers:
@@ -48,9 +50,9 @@ routes:
         command: {sys.executable}
         args: [{BACKEND_APP}]
         env:
-          START_DELAY: "0.3"
+          {helper_env}
         health_check: /up
-        idle_timeout: {IDLE}s
+        idle_timeout: {idle}s
 """)
     return config
 
@@ -103,3 +105,23 @@ def test_open_websocket_keeps_the_helper_running(tmp_path: Path) -> None:
         sock.close()
         wait_until(lambda: not alive(pid), IDLE + 15, message="the helper to stop after the "
                    "socket closed")
+
+
+def test_reload_replaces_a_changed_helper_and_stops_a_removed_one(tmp_path: Path) -> None:
+    config = write_config(tmp_path, idle=300)  # no idle stop: only the reload stops it
+    with run_navigator(config) as nav:
+        first = int(request(nav.port, "GET", "/cable/pid", timeout=30).body)
+        write_config(tmp_path, helper_env='MARK: "two"', idle=300)  # its env changed
+        nav.process.send_signal(signal.SIGHUP)
+        nav.wait_for_output(r"tenant cable changed: draining the running process", 15)
+        wait_until(lambda: not alive(first), 15, message="the old helper to drain and stop")
+        second = int(request(nav.port, "GET", "/cable/pid", timeout=30).body)
+        assert second != first
+        assert request(nav.port, "GET", "/cable/env?name=MARK").body == b"two"
+        write_config(tmp_path, helper_env='MARK: "two"', route=False, idle=300)  # route gone
+        nav.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: nav.output().count("configuration reloaded") >= 2, 15,
+                   message="second reload")
+        nav.wait_for_output(r"tenant cable removed: draining the running process", 15)
+        wait_until(lambda: not alive(second), 15, message="the removed helper to stop")
+        assert request(nav.port, "GET", "/cable/pid").status == 404
