@@ -347,7 +347,7 @@ FIELDS: Mapping[str, str] = {
     "HelperProcessSpec.health_check": "Readiness probe path; any HTTP answer means ready. "
     "Empty = `/`.",
     "HelperProcessSpec.idle_timeout": "Stop after this long without requests or WebSockets "
-    "(duration); empty = `applications.pools.timeout`.",
+    "(duration); empty = `applications.pools.timeout`; `0` = never.",
     "HelperProcessSpec.startup_timeout": "How long a request waits for the start before "
     "the maintenance page (duration); empty = `applications.startup_timeout`.",
     "HelperProcessSpec.ready_timeout": "How long the process may boot before it is stopped "
