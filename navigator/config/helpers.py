@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from navigator.config import runtime as rt
 from navigator.config import schema as sc
-from navigator.config.applications import _PORT_FORMS, expand_environ, unique_name
+from navigator.config.applications import PORT_FORMS, expand_environ, unique_name
 from navigator.config.context import Context, pairs
 from navigator.config.schema import ConfigError, KeyPath
 
@@ -43,7 +43,7 @@ def resolve_helper(spec: sc.HelperProcessSpec, route_name: str, key: KeyPath,
     if not spec.command.strip():
         raise ConfigError("missing required key 'command'", (*key, "command"))
     name = helper_name(route_name, taken)
-    argv = tuple(_PORT_FORMS.sub(rt.PORT_PLACEHOLDER, arg)
+    argv = tuple(PORT_FORMS.sub(rt.PORT_PLACEHOLDER, arg)
                  for arg in (spec.command, *spec.args))
     env = tuple((k, expand_environ(v, ctx.environ)) for k, v in pairs(spec.env))
     startup = ctx.seconds(spec.startup_timeout, (*key, "startup_timeout"),
