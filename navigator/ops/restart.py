@@ -72,10 +72,10 @@ class TenantRestarter:
         tenant = find_target(snapshot, text)
         if tenant is None:
             raise ControlError(f"no tenant named or routed at {text!r}")
-        before = self._running(tenant)
+        state, before = self._running(tenant)
         if before is None:
-            raise ControlError(f"tenant {tenant.name} is not running: the next request "
-                               "starts it")
+            raise ControlError(f"tenant {tenant.name} is {state}: nothing to restart (a "
+                               "request starts it)")
         pid, port = before
         await run_tenant_hooks(snapshot.config, tenant, port, "stop", self._environ)
         await self._supervisor.stop_tenant(tenant, "restart")
@@ -84,16 +84,18 @@ class TenantRestarter:
         except Exception as exc:  # launch failure, crash loop: the operator must know
             raise ControlError(f"tenant {tenant.name} stopped (pid {pid}) but did not start "
                                f"again: {exc}") from exc
-        after = self._running(tenant)
+        _, after = self._running(tenant)
         new_pid = after[0] if after is not None else "?"
         return f"restarted tenant {tenant.name}: pid {pid} -> {new_pid}"
 
-    def _running(self, tenant: Tenant) -> tuple[int, int | None] | None:
-        """(pid, port) of the tenant's current serving process, None when there is none."""
+    def _running(self, tenant: Tenant) -> tuple[str, tuple[int, int | None] | None]:
+        """The tenant's state, and (pid, port) of its serving process (None when none)."""
+        state = "stopped"  # a tenant no request has reached yet has no record
         for facts in self._supervisor.status():
-            if facts["path"] == tenant.path and not facts["retired"] \
-                    and facts["state"] in ("ready", "draining"):
-                pid, port = facts["pid"], facts["port"]
-                if isinstance(pid, int):
-                    return pid, port if isinstance(port, int) else None
-        return None
+            if facts["path"] != tenant.path or facts["retired"]:
+                continue
+            state = str(facts["state"])
+            pid, port = facts["pid"], facts["port"]
+            if state in ("ready", "draining") and isinstance(pid, int):
+                return state, (pid, port if isinstance(port, int) else None)
+        return state, None

@@ -92,5 +92,5 @@ def test_restart_refusals_exit_1(tmp_path: Path) -> None:
         assert "no tenant named or routed at '/nosuch/path'" in done.stderr
         done = restart(config, "other")  # never started: nothing to restart
         assert done.returncode == 1
-        assert "tenant other is not running" in done.stderr
+        assert "tenant other is stopped: nothing to restart" in done.stderr
         assert "other starting" not in nav.output()  # and the restart did not start it
