@@ -130,7 +130,7 @@ class ControlListener:
         except (OSError, TimeoutError):
             pass
         finally:
-            writer.close()
+            await _close(writer)
 
     async def _answer(self, reader: asyncio.StreamReader, sock: socket.socket | None) -> bytes:
         uid = peer_uid(sock)
@@ -163,8 +163,16 @@ async def _answers(path: Path) -> bool:
         _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
     except (OSError, TimeoutError):
         return False
-    writer.close()
+    await _close(writer)
     return True
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close and wait for it: a transport whose close is still pending when the loop ends
+    is reported unclosed (ResourceWarning)."""
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
 def call(path: Path, verb: str, argument: str, timeout: float) -> tuple[bool, str]:
