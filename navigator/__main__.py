@@ -1,5 +1,5 @@
 """Command line: `navigator [CONFIG]`, `--config`, `check [--format]`, `convert [--to]`,
-`init`, `schema`, `docs`, `status`, `-s reload|stop`, `--version`.
+`init`, `schema`, `docs`, `status`, `restart NAME|PATH`, `-s reload|stop`, `--version`.
 
 Room: CLI only. Parses arguments, installs uvloop, runs the server or a one-shot command and
 turns the outcome into an exit code. Decisions live in the rooms it calls.
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = "config/navigator.yml"
 DEFAULT_PID_FILE = "/tmp/navigator.pid"
-COMMANDS = ("check", "convert", "init", "schema", "docs", "status", "serve")
+COMMANDS = ("check", "convert", "init", "schema", "docs", "status", "restart", "serve")
 NO_CONFIG = frozenset({"schema", "docs", "init"})
 FORMATS = ("concise", "reference")
 USAGE_ERROR = 2  # argparse's status for a bad command line
@@ -41,6 +41,7 @@ class UsageError(ValueError):
 class Invocation:
     command: str
     config: str
+    target: str = ""  # `restart`'s tenant name or path
 
 
 def parse_words(words: Sequence[str], config: str | None,
@@ -50,8 +51,14 @@ def parse_words(words: Sequence[str], config: str | None,
     with `/` or `.` in it) is an unknown command: serving it as a config path would start a
     second server (`navigator restart x`)."""
     rest = list(words)
+    target = ""
     if rest and rest[0] in COMMANDS:
         command = rest.pop(0)
+        if command == "restart":
+            if not rest:
+                raise UsageError("restart needs a tenant name or path (navigator restart "
+                                 "NAME|PATH [CONFIG])")
+            target = rest.pop(0)
     else:
         command = "serve"
         first = rest[0] if rest else ""
@@ -63,7 +70,7 @@ def parse_words(words: Sequence[str], config: str | None,
     if len(rest) > 1 or (rest and config):
         extra = rest[1:] if len(rest) > 1 else rest
         raise UsageError(f"unexpected argument {' '.join(extra)!r} (one config file at most)")
-    return Invocation(command, config or (rest[0] if rest else DEFAULT_CONFIG))
+    return Invocation(command, config or (rest[0] if rest else DEFAULT_CONFIG), target)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="commands: check CONFIG (validate; --format prints it in that format), "
         "convert CONFIG (to the other format, or --to), init (write navigator.yml for the "
         "app here), schema (JSON Schema), docs (configuration reference, Markdown), "
-        "status (running tenants)",
+        "status (running tenants), restart NAME|PATH [CONFIG] (restart one tenant of the "
+        "running server)",
     )
     parser.add_argument("args", nargs="*", help="[command] [CONFIG]")
     parser.add_argument("-c", "--config", help=f"config file (default {DEFAULT_CONFIG})")
@@ -108,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     if options.signal:
         return signal_running(options.signal, options.pid_file, config_path)
+    if command == "restart":
+        return restart(invocation.target, options.pid_file, config_path)
     if command == "serve":
         return serve(config_path)
     if command == "init":
@@ -300,6 +310,26 @@ def signal_running(action: str, pid_file: str | None, config_path: str) -> int:
         return 1
     print(f"navigator: sent {sig.name} to {pid} ({action})")
     return 0
+
+
+RESTART_TIMEOUT = 330.0  # the server waits for the new process (ready_timeout, 5 min)
+
+
+def restart(target: str, pid_file: str | None, config_path: str) -> int:
+    """`restart NAME|PATH`: ask the running server over its control socket (beside the pid
+    file) and print its answer; 1 when it refuses (unknown tenant) or is not there."""
+    from navigator.ops.control import call, control_path
+
+    path = control_path(Path(pid_file or _pid_file_from_config(config_path)
+                             or DEFAULT_PID_FILE))
+    try:
+        ok, text = call(path, "restart", target, RESTART_TIMEOUT)
+    except OSError as exc:
+        print(f"navigator: no control socket at {path} ({exc.strerror or exc}): is "
+              "navigator running with this config or --pid-file?", file=sys.stderr)
+        return 1
+    print(f"navigator: {text}", file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 def _pid_file_from_config(config_path: str) -> str | None:

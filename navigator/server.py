@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from navigator import __version__
 from navigator.config.loader import ConfigError, load_config
 from navigator.config.runtime import Config
 from navigator.config.shutdownplan import phase_window, plan_shutdown
@@ -33,11 +34,14 @@ from navigator.http.acceptor import Acceptor, listen
 from navigator.http.connection import HttpConnection
 from navigator.http.state import ServerState
 from navigator.ops.accesslog import AccessLogger, open_access_log
+from navigator.ops.control import ControlListener, control_path
 from navigator.ops.logs import LogOutputs, configure_logging
 from navigator.ops.logwriter import FdLineWriter, FileLineWriter
 from navigator.ops.metrics import Metrics
 from navigator.ops.metricsserver import start_metrics_listener
 from navigator.ops.observer import RequestRecorder, feed_server_gauges
+from navigator.ops.restart import TenantRestarter
+from navigator.ops.statuspage import RecentEvents, page_rows, render_status_page
 from navigator.proxy.upstream import UpstreamPool
 from navigator.tenants.hooks import HookResult, run_hooks
 from navigator.tenants.idle import MachineIdle, make_action
@@ -76,6 +80,9 @@ class Server:
         self.idle: MachineIdle | None = None
         self._exit_event: asyncio.Event | None = None
         self.metrics = Metrics()
+        self.control: ControlListener | None = None
+        self.started_at = time.time()
+        self.recent = RecentEvents(self.metrics, time.time)  # for the status page
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -93,7 +100,8 @@ class Server:
         ledger = ChildLedger(children_file)
         ledger.open()
         metrics = self.metrics
-        supervisor = Supervisor(config, environ=self.environ, events=metrics, ledger=ledger)
+        supervisor = Supervisor(config, environ=self.environ, events=self.recent,
+                                ledger=ledger)
         self.supervisor = supervisor
         pool = UpstreamPool(loop)
         state = ServerState(loop=loop, snapshot=snapshot, pool=pool, tenants=supervisor,
@@ -106,6 +114,7 @@ class Server:
                                    config.logging.access_log, outputs.vector, loop=loop)
         state.observer = RequestRecorder(self.access, metrics, config.trust_proxy)
         state.metrics = metrics
+        state.status_page = self._status_page
         state.on_reload_request = self._reload_from_hook
         self._exit_event = asyncio.Event()
         idle = MachineIdle(config.idle, loop, make_action(config.idle, config.stamp,
@@ -118,7 +127,11 @@ class Server:
         state.spawn(self._exit_when_idle_says())
         supervisor.add_exit_listener(lambda tenant, port: pool.drop(LOOPBACK, port))
         self._install_signals(loop)
+        # `navigator restart NAME|PATH`: a rolling restart over the control socket.
+        self.control = ControlListener(control_path(config.pid_file), {
+            "restart": TenantRestarter(supervisor, lambda: state.snapshot)})
         try:
+            await self.control.start()
             await supervisor.start()
             result = await run_hooks(config.server_hooks.start, self.environ)
             if not result.ok:
@@ -131,6 +144,7 @@ class Server:
             self._ready_task = state.spawn(self._run_ready_hooks(initial=True))
             return await self._command_loop()
         finally:
+            await self.control.close()
             self._remove_pid_file(config.pid_file)
             ledger.close()
 
@@ -342,6 +356,8 @@ class Server:
         deadline = loop.time() + plan.drain
         log.info("shutting down: %s", plan.describe())
         state.shutting_down = True
+        if self.control is not None:
+            await self.control.close()
         if self.idle is not None:
             self.idle.stop()
         for server in self._servers:
@@ -387,6 +403,15 @@ class Server:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         log.info("stopped")
         self.outputs.detach()  # the loop closes next: __main__ flushes with a deadline
+
+    def _status_page(self) -> bytes:
+        """`server.status_page`: the rows `navigator status` shows, from the same metrics."""
+        now = time.time()
+        facts = {"pid": os.getpid(), "version": __version__, "config": str(self.config.source),
+                 "up": f"{(now - self.started_at) / 3600:.1f} h",
+                 "open connections": len(self.state.connections) if self.state else 0}
+        return render_status_page(facts, page_rows(self.metrics.render().decode(), now),
+                                  self.recent.events, now)
 
     # --- files ---------------------------------------------------------------------------------
     def _log_drops(self) -> list[tuple[tuple[str], float]]:

@@ -28,7 +28,7 @@ from navigator.config.stamps import check_stamp_names
 
 DEFAULT_READY_TIMEOUT = 300.0  # a slow boot (Rails, several tenants on a small shared CPU)
 LEGACY_ARGV = ("ruby", "bin/rails", "server", "-b", "0.0.0.0", "-p", rt.PORT_PLACEHOLDER)
-_PORT_FORMS = re.compile(r"\{\{\s*port\s*\}\}|\$\{port\}")
+PORT_FORMS = re.compile(r"\{\{\s*port\s*\}\}|\$\{port\}")
 _VAR_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _YAML_BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
@@ -90,7 +90,7 @@ def tenant_argv(apps: sc.ApplicationsSpec, tenant: sc.TenantSpec) -> tuple[str, 
                 *(LEGACY_ARGV[2:] if args is None else args)]
     else:
         argv = list(LEGACY_ARGV)
-    return tuple(_PORT_FORMS.sub(rt.PORT_PLACEHOLDER, arg) for arg in argv)
+    return tuple(PORT_FORMS.sub(rt.PORT_PLACEHOLDER, arg) for arg in argv)
 
 
 def tenant_name(spec: sc.TenantSpec, path: str, root_path: str) -> str:

@@ -30,6 +30,8 @@ SECTIONS: Mapping[str, str] = {
     "CgiScriptSpec": "One CGI script run per request (RFC 3875 environment).",
     "LimitsSpec": "Extension: protocol limits and timeouts. Sizes like `64K`, durations like "
     "`30s`; empty keeps the default shown in each key's text.",
+    "StatusPageSpec": "Extension: the HTML status page, from the same data as "
+    "`navigator status`; behind auth.",
     "MetricsSpec": "Extension: Prometheus metrics (text format 0.0.4), answered to loopback "
     "clients only.",
     "CableSpec": "Built-in WebSocket pub/sub (the Rails TurboCable client protocol). It "
@@ -57,6 +59,9 @@ SECTIONS: Mapping[str, str] = {
     "`${path}`, `${root}` and `${port}` are replaced by the tenant's name, URL prefix, "
     "working directory and port.",
     "HookSpec": "One hook command, run without a shell.",
+    "HelperProcessSpec": "Extension: the process behind a reverse-proxy route, run as a "
+    "hidden tenant (started on demand, readiness-probed, idle-stopped, restarted after a "
+    "crash by the next request).",
     "ManagedProcessSpec": "A helper process (redis, a worker) started with navigator, "
     "restarted with back-off when `auto_restart` is set, stopped after the tenants.",
     "HooksSpec": "Lifecycle hook commands.",
@@ -106,8 +111,11 @@ FIELDS: Mapping[str, str] = {
     "ServerSpec.cgi_scripts": "CGI scripts by exact path.",
     "ServerSpec.limits": "Extension: protocol limits and timeouts.",
     "ServerSpec.pid_file": "Extension: where the server writes its pid (used by `-s reload`, "
-    "`-s stop`, `status`). Empty: `/tmp/navigator.pid`.",
+    "`-s stop`, `status`). Empty: `/tmp/navigator.pid`. The control socket `navigator "
+    "restart` talks to is beside it (`<pid_file>.sock`, mode 0600).",
     "ServerSpec.metrics": "Extension: the Prometheus endpoint.",
+    "ServerSpec.status_page": "Extension: an HTML status page (tenants, processes, recent "
+    "starts, stops and crashes), like HAProxy's stats page.",
     "ServerSpec.access_log": "One JSON access-log line per request: `true`/`false`, or a "
                              "file path (as older reference versions took) to write them "
                              "there instead of stdout.",
@@ -215,6 +223,11 @@ FIELDS: Mapping[str, str] = {
     "are expanded.",
     "ReverseProxySpec.response_headers": "Response headers to set.",
     "ReverseProxySpec.websocket": "Relay WebSocket upgrades.",
+    "ReverseProxySpec.process": "Extension: an on-demand helper process as the target "
+    "(instead of `target`). Started on the route's first request (which waits for it, as "
+    "for a tenant), stopped after `idle_timeout` without requests or open WebSockets; same "
+    "logs, metrics and `navigator status` as a tenant, named after the route. See "
+    "docs/capacity.md.",
     "FlySpec.replay": "fly-replay rules, in order.",
     "FlySpec.sticky_sessions": "Removed upstream feature: accepted and ignored.",
     "ReplaySpec.path": "Regex over the path.",
@@ -360,7 +373,28 @@ FIELDS: Mapping[str, str] = {
     "Empty: no limit, except stop hooks, which default to `server.limits.stop_hook_timeout`.",
     "HookSpec.reload_config": "After success, reload this config (server `ready`/`resume` "
     "hooks).",
+    "HelperProcessSpec.command": "Executable (required).",
+    "HelperProcessSpec.args": "Arguments; `{{port}}` is replaced by the port navigator "
+    "chose.",
+    "HelperProcessSpec.env": "Extra environment (`${NAME}` expanded from navigator's).",
+    "HelperProcessSpec.working_dir": "Working directory; empty = navigator's.",
+    "HelperProcessSpec.port_env_var": "Variable holding the port; empty = "
+    "`applications.framework.port_env_var`, else `PORT`.",
+    "HelperProcessSpec.health_check": "Readiness probe path; any HTTP answer means ready. "
+    "Empty = `/`.",
+    "HelperProcessSpec.idle_timeout": "Stop after this long without requests or WebSockets "
+    "(duration); empty = `applications.pools.timeout`; `0` = never.",
+    "HelperProcessSpec.startup_timeout": "How long a request waits for the start before "
+    "the maintenance page (duration); empty = `applications.startup_timeout`.",
+    "HelperProcessSpec.ready_timeout": "How long the process may boot before it is stopped "
+    "(duration); empty = `applications.ready_timeout`.",
+    "HelperProcessSpec.memory_limit": "Hard memory limit (size, cgroups, root only).",
     "ManagedProcessSpec.name": "Identity across reloads.",
+    "StatusPageSpec.path": "URL path of the page (exact match, GET); empty = off. Always "
+    "behind auth, even when `auth.public_paths` would match it.",
+    "StatusPageSpec.without_auth": "Serve the page while auth is off. Without this, a "
+    "status page with auth off is a configuration error: the page shows every tenant's "
+    "path, pid and port.",
     "ManagedProcessSpec.command": "Executable.",
     "ManagedProcessSpec.args": "Arguments.",
     "ManagedProcessSpec.working_dir": "Working directory.",

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from navigator.config import runtime as rt
 from navigator.config import schema as sc
 from navigator.config.applications import (
+    DEFAULT_READY_TIMEOUT,
     expand_environ,
     resolve_managed,
     resolve_tenants,
@@ -59,6 +60,7 @@ from navigator.config.context import (
 from navigator.config.goregex import (
     translate_replacement,
 )
+from navigator.config.helpers import resolve_helper
 from navigator.config.schema import ConfigError, KeyPath, dotted, located
 from navigator.config.shutdownplan import (
     DEFAULT_STOP_GRACE,
@@ -332,25 +334,36 @@ def _upstream(text: str, key: KeyPath, templated: bool) -> rt.UpstreamTarget:
                              port or default_port, parts.path)
 
 
-def _proxies(specs: Sequence[sc.ReverseProxySpec],
-             ctx: Context) -> tuple[rt.ReverseProxyRoute, ...]:
+def _proxies(specs: Sequence[sc.ReverseProxySpec], ctx: Context, helper_defaults: rt.Tenant,
+             names: set[str]) -> tuple[rt.ReverseProxyRoute, ...]:
+    """The routes; one with a `process` block gets its hidden helper tenant (`helpers`),
+    named uniquely among `names` (which it joins)."""
     routes = []
     for index, spec in enumerate(specs):
         key: KeyPath = ("routes", "reverse_proxies", index)
         if not spec.path and not spec.prefix:
             ctx.warn(key, "reverse proxy without path or prefix; skipped")
             continue
-        if not spec.target:
-            raise ConfigError("missing required key 'target'", key)
+        name = spec.name or spec.prefix or spec.path
+        helper = None
+        if spec.process is not None:
+            if spec.target:
+                raise ConfigError("a route with 'process' has no 'target': the process's "
+                                  "port is the target", (*key, "target"))
+            helper = resolve_helper(spec.process, name, (*key, "process"), helper_defaults,
+                                    names, ctx)
+            names.add(helper.name)
+        elif not spec.target:
+            raise ConfigError("missing required key 'target' (or 'process')", key)
         pattern = ctx.regex(spec.path, (*key, "path")) if spec.path else None
-        templated = pattern is not None and "$" in spec.target
+        templated = helper is None and pattern is not None and "$" in spec.target
+        target = (rt.UpstreamTarget("http", "127.0.0.1", 0, "") if helper is not None
+                  else _upstream(spec.target, (*key, "target"), templated))
         routes.append(rt.ReverseProxyRoute(
-            name=spec.name or spec.prefix or spec.path, pattern=pattern,
-            prefix=spec.prefix or None,
-            target=_upstream(spec.target, (*key, "target"), templated),
+            name=name, pattern=pattern, prefix=spec.prefix or None, target=target,
             target_template=spec.target if templated else "", strip_path=spec.strip_path,
             headers=pairs(spec.headers), response_headers=pairs(spec.response_headers),
-            websocket=spec.websocket))
+            websocket=spec.websocket, helper=helper))
     return tuple(routes)
 
 
@@ -382,11 +395,40 @@ def _trust_proxy(setting: bool | None, environ: Mapping[str, str]) -> bool:
     return bool(environ.get("FLY_APP_NAME"))
 
 
+def _status_page(spec: sc.StatusPageSpec, auth: rt.AuthSettings) -> rt.StatusPage:
+    """The status page shows pids, ports and paths of every tenant: it needs auth, unless
+    the operator says in the file that the listener is private (`without_auth`)."""
+    path = spec.path.strip()
+    if not path:
+        return rt.StatusPage()
+    key: KeyPath = ("server", "status_page", "path")
+    if not path.startswith("/"):
+        raise ConfigError(f"expected a path starting with '/', got {path!r}", key)
+    if not auth.enabled and not spec.without_auth:
+        raise ConfigError("the status page needs auth (auth.enabled with an htpasswd file); "
+                          "set server.status_page.without_auth: true to serve it without",
+                          key)
+    return rt.StatusPage(path, spec.without_auth)
+
+
+def _helper_defaults(apps: sc.ApplicationsSpec, ctx: Context) -> rt.Tenant:
+    """What a helper inherits from `applications` (timeouts, the port variable); a bad value
+    was already reported by `resolve_tenants`, so this reads with its own warning list."""
+    ctx = Context(ctx.cwd, ctx.environ)
+    startup = ctx.seconds(apps.startup_timeout, ("applications", "startup_timeout"), 5.0)
+    ready = ctx.seconds(apps.ready_timeout, ("applications", "ready_timeout"),
+                        DEFAULT_READY_TIMEOUT)
+    return rt.Tenant("", "", ctx.cwd, (), (), apps.framework.port_env_var or "PORT",
+                     startup_timeout=startup, ready_timeout=ready)
+
+
 def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
     server = raw.server
     apps = raw.applications
     root_path = slashed(server.root_path) if server.root_path.strip("/ ") else "/"
     tenants = place_users(resolve_tenants(apps, root_path, ctx), raw.stamps.users, ctx.warn)
+    proxies = _proxies(raw.routes.reverse_proxies, ctx, _helper_defaults(apps, ctx),
+                       {tenant.name for tenant in tenants})
     slash_paths = ([root_path] if root_path != "/" else []) + [t.path for t in tenants]
     pools = apps.pools
     metrics = server.metrics
@@ -410,11 +452,11 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
         bot_detection=resolve_bots(server.bot_detection, ("server", "bot_detection"), ctx),
         cgi_scripts=_cgi(server.cgi_scripts, ctx),
         cable=cable,
-        auth=_auth(raw.auth, ctx),
+        auth=(auth := _auth(raw.auth, ctx)),
         maintenance=_maintenance(raw.maintenance, _public_dir(server.static, ctx), ctx),
         rules=_rules(raw.routes, slash_paths, ctx, placement_rules(tenants)),
-        reverse_proxies=_proxies(raw.routes.reverse_proxies, ctx),
-        tenants=tenants,
+        reverse_proxies=proxies,
+        tenants=tenants + tuple(p.helper for p in proxies if p.helper is not None),
         pools=rt.Pools(max_size=pools.max_size,
                        idle_timeout=ctx.seconds(pools.timeout,
                                                 ("applications", "pools", "timeout"), 600.0),
@@ -428,6 +470,7 @@ def _resolve(raw: sc.NavigatorFile, source: Path, ctx: Context) -> rt.Config:
             metrics.enabled, metrics.path or "/_navigator/metrics",
             parse_listen(metrics.listen, ("server", "metrics", "listen"))
             if metrics.listen else None),
+        status_page=_status_page(server.status_page, auth),
         stamp=rt.StampSettings(environ.get("FLY_APP_NAME", ""), environ.get("FLY_REGION", ""),
                                environ.get("FLY_MACHINE_ID", ""),
                                _dns_servers(raw.stamps.dns_servers),
@@ -501,15 +544,16 @@ def summarize(config: rt.Config) -> str:
     if config.idle.action:
         out.append(f"machine idle {config.idle.action} after "
                    f"{format_duration(config.idle.timeout)}")
-    out.append(f"tenants {len(config.tenants)} (idle stop after "
+    tenants = [t for t in config.tenants if not t.helper_route]  # helpers: with their route
+    out.append(f"tenants {len(tenants)} (idle stop after "
                f"{format_duration(config.pools.idle_timeout)}, ports from "
                f"{config.pools.start_port})")
-    for tenant in config.tenants[:50]:
+    for tenant in tenants[:50]:
         extra = f" memory {format_size(tenant.memory_limit)}" if tenant.memory_limit else ""
         out.append(f"  {tenant.path:<24} {tenant.name or '-':<20} {' '.join(tenant.argv)}"
                    f"{extra}")
-    if len(config.tenants) > 50:
-        out.append(f"  ... and {len(config.tenants) - 50} more")
+    if len(tenants) > 50:
+        out.append(f"  ... and {len(tenants) - 50} more")
     user_rules = [r for r in config.rules if not _synthesised(r, config)]
     out.append(f"rules {len(user_rules)} (+{len(config.rules) - len(user_rules)} slash "
                "redirects)")
@@ -527,8 +571,10 @@ def summarize(config: rt.Config) -> str:
     for proxy in config.reverse_proxies:
         match = proxy.pattern.pattern if proxy.pattern else proxy.prefix
         target = proxy.target
-        out.append(f"  {proxy.name}: {match} -> {target.scheme}://{target.host}:{target.port}"
-                   f"{target.path}")
+        goal = (f"on-demand process {proxy.helper.name}: {' '.join(proxy.helper.argv)}"
+                if proxy.helper is not None
+                else f"{target.scheme}://{target.host}:{target.port}{target.path}")
+        out.append(f"  {proxy.name}: {match} -> {goal}")
     if config.managed_processes:
         out.append("managed processes " + ", ".join(p.name for p in config.managed_processes))
     out.append(f"warnings {len(config.warnings)}")

@@ -167,6 +167,8 @@ class Tenant:
     machine: str = ""  # placement: the Fly machine id it lives on (wins over region)
     prefer_instance: str = ""  # placement: its preferred machine (Fly may use any other)
     capacity: Capacity = field(default_factory=Capacity)  # not in spawn_key: no restart
+    helper_route: str = ""  # an on-demand helper of this reverse-proxy route: never routed
+    # by path (`path` is only its identity), reached through the route
 
     def spawn_key(self) -> tuple[object, ...]:
         """What makes two definitions the same running process (used by reload diff)."""
@@ -258,6 +260,7 @@ class ReverseProxyRoute:
     headers: Pairs = ()
     response_headers: Pairs = ()
     websocket: bool = False
+    helper: Tenant | None = None  # on-demand process behind the route (the target's port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +318,14 @@ class MachineStart:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusPage:
+    """`server.status_page`: the HTML status page (off when `path` is "")."""
+
+    path: str = ""
+    without_auth: bool = False  # served while auth is off (anyone reaching the listener)
+
+
+@dataclass(frozen=True, slots=True)
 class StampSettings:
     """Deployment-stamp identity, captured from FLY_* at resolve time."""
 
@@ -351,5 +362,6 @@ class Config:
     managed_processes: tuple[ManagedProcess, ...] = ()
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    status_page: StatusPage = field(default_factory=StatusPage)
     stamp: StampSettings = field(default_factory=StampSettings)
     warnings: tuple[str, ...] = ()  # unknown keys, defaulted durations, ... (for `check`)

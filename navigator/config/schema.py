@@ -128,6 +128,13 @@ class MetricsSpec(Spec):
     listen: str = ""  # optional separate listener, same forms as server.listen
 
 
+class StatusPageSpec(Spec):
+    """Extension `server.status_page`."""
+
+    path: str = ""  # "" = off
+    without_auth: bool = False  # allow it while auth is off
+
+
 class ServerSpec(Spec):
     listen: str = ""  # "3000", ":3000", "127.0.0.1:3000"; "" = 3000
     hostname: str = ""
@@ -143,6 +150,7 @@ class ServerSpec(Spec):
     pid_file: str = ""  # extension; "" = /tmp/navigator.pid
     metrics: MetricsSpec = msgspec.field(default_factory=MetricsSpec)
     access_log: bool | str = True  # on/off, or a file to write the access log to
+    status_page: StatusPageSpec = msgspec.field(default_factory=StatusPageSpec)  # extension
 
 
 # --- top-level sections ----------------------------------------------------------------------
@@ -177,6 +185,21 @@ class RewriteSpec(Spec):
     to: str = ""
 
 
+class HelperProcessSpec(Spec):
+    """Extension: the process behind a reverse-proxy route, started on its first request."""
+
+    command: str
+    args: list[str] = []
+    env: dict[str, str] = {}
+    working_dir: str = ""
+    port_env_var: str = ""  # "" = PORT
+    health_check: str = ""  # "" = /
+    idle_timeout: str = ""  # duration; "" = applications.pools.timeout
+    startup_timeout: str = ""  # duration; "" = applications.startup_timeout
+    ready_timeout: str = ""  # duration; "" = applications.ready_timeout
+    memory_limit: str = ""  # size
+
+
 class ReverseProxySpec(Spec):
     name: str = ""
     path: str = ""  # regex; wins over prefix
@@ -186,6 +209,7 @@ class ReverseProxySpec(Spec):
     headers: dict[str, str] = {}
     response_headers: dict[str, str] = {}
     websocket: bool = False
+    process: HelperProcessSpec | None = None  # extension: on-demand helper as the target
 
 
 class ReplaySpec(Spec):

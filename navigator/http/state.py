@@ -73,6 +73,7 @@ class ServerState:
     cable: CableHub = field(default_factory=CableHub)  # the built-in pub/sub
     machines: MachineResolver = field(init=False)  # other machines by .internal name
     metrics: Metrics | None = None  # rendered on a `/metrics` route of the main listener
+    status_page: Callable[[], bytes] | None = None  # the HTML status page, rendered now
     # Request ids need uniqueness, not secrecy: a seeded PRNG costs no syscall per request.
     ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
 

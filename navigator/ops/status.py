@@ -26,8 +26,13 @@ import psutil
 from navigator.ops.metrics import format_status_table, parse_samples
 from navigator.tenants.leftovers import identify
 
-# Pool series (issue 17) → status row keys; both 503 counters add up to `refusals`.
+# Series summed into a status row's column (over status classes and processes); both 503
+# counters add up to `refusals`. The HTML status page reads the same rows.
 POOL_SERIES = {
+    "navigator_requests_total": "requests",
+    "navigator_tenant_in_flight_requests": "in_flight",
+    "navigator_tenant_starts_total": "starts",
+    "navigator_tenant_crashes_total": "crashes",
     "navigator_tenant_processes": "processes", "navigator_tenant_busy_processes": "busy",
     "navigator_tenant_queue_length": "queue", "navigator_tenant_queue_full_total": "refusals",
     "navigator_tenant_queue_timeouts_total": "refusals",
@@ -40,7 +45,8 @@ SCRAPE_TIMEOUT = 3.0
 
 def rows_from_metrics(samples: Iterable[tuple[str, dict[str, str], float]],
                       now: float) -> list[dict[str, object]]:
-    """PURE. Status rows from the server's metric samples, one per tenant it knows."""
+    """PURE. Status rows from the server's metric samples, one per tenant it knows; the
+    HTML status page (`ops.statuspage`) shows the same rows."""
     rows: dict[str, dict[str, object]] = {}
 
     def row(tenant: str) -> dict[str, object]:
@@ -48,7 +54,7 @@ def rows_from_metrics(samples: Iterable[tuple[str, dict[str, str], float]],
 
     for name, labels, value in samples:
         tenant = labels.get("tenant")
-        if tenant is None:
+        if not tenant:  # None, or "" (requests that reached no tenant)
             continue
         if name == "navigator_tenant_state" and value == 1:
             row(tenant)["state"] = labels.get("state", "")

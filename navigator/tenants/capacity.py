@@ -86,7 +86,8 @@ class PoolLimit:
 
 
 class IdleTimers:
-    """`pools.idle_timeout`: a quiet tenant is handed to `on_idle` (which stops it)."""
+    """`pools.idle_timeout` (or a tenant's own): a quiet tenant is handed to `on_idle`
+    (which stops it)."""
 
     def __init__(self, timeout: Callable[[TenantRecord], float],
                  on_idle: Callable[[TenantRecord], None]) -> None:

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 import psutil
 
 from navigator.config.runtime import PORT_PLACEHOLDER, Config, Pools, Tenant
+from navigator.tenants.cgroups import MemoryCgroup
 from navigator.tenants.hooks import run_hooks
-from navigator.tenants.procs import ChildProcess, MemoryCgroup, OnceLog, SpawnSpec
+from navigator.tenants.procs import ChildProcess, OnceLog, SpawnSpec
 from navigator.tenants.tenantstate import LOOPBACK, SupervisorPolicy, pidfile_path, probe
 
 log = logging.getLogger("navigator.supervisor")
@@ -127,7 +128,9 @@ async def run_tenant_hooks(config: Config, tenant: Tenant, port: int | None, whi
                            environ: Mapping[str, str]) -> bool:
     """The `which` hooks of `tenant`: the defaults, then its own list, in its root (where a
     migration or a relative path in args means what the tenant's own process takes it to)."""
-    defaults = getattr(config.tenant_hooks, which)
+    # An on-demand helper (a cable server) is not the app: the tenants' default hooks
+    # (migrations, cache warming) are not its business.
+    defaults = () if tenant.helper_route else getattr(config.tenant_hooks, which)
     own = getattr(tenant.hooks, which)
     if not defaults and not own:
         return True

@@ -16,8 +16,9 @@ Invariants:
 - a direct child is only ever reaped by the event loop (`await proc.wait()`); psutil is used
   to find and wait for grandchildren only (psutil waiting on a direct asyncio child makes the
   loop's own wait hang);
-- memory limits use cgroup v2 (`navigator/<name>/memory.max`); the child joins its group in
-  `preexec_fn`, before exec. Anything unavailable is logged once by the caller and skipped;
+- memory limits use cgroups v1 or v2 (`navigator.tenants.cgroups`); the child joins its
+  group in `preexec_fn`, before exec. Anything unavailable is logged once by the caller and
+  skipped;
 - every child dies with navigator, SIGKILL included: the preexec_fn ends by arming the
   parent-death signal (`navigator.tenants.lifeline`, caveats there). Spawn from the loop
   thread only;
@@ -35,7 +36,6 @@ import grp
 import logging
 import os
 import pwd
-import re
 import signal
 import subprocess
 import time
@@ -46,6 +46,7 @@ from pathlib import Path
 
 import psutil
 
+from navigator.tenants.cgroups import MemoryCgroup
 from navigator.tenants.leftovers import ChildLedger
 from navigator.tenants.lifeline import child_setup
 
@@ -56,8 +57,6 @@ TAIL_LINES = 20
 READ_CHUNK = 65536
 MAX_LINE = 64 * 1024
 DRAIN_AFTER_EXIT = 1.0  # seconds to finish reading pipes still held open by grandchildren
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-_CGROUP_UNSAFE = re.compile(r'[/\\:*?"<>|]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,82 +248,6 @@ def _drop_privileges(ids: tuple[int | None, int | None]) -> Callable[[], None]:
             os.setuid(uid)
 
     return drop
-
-
-def cgroup_name(name: str) -> str:
-    """Reference 10.9: `/ \\ : * ? " < > |` → `_`; empty → `app`."""
-    return _CGROUP_UNSAFE.sub("_", name) or "app"
-
-
-class MemoryCgroup:
-    """A cgroup v2 group `navigator/<name>` with `memory.max`; OOM kills counted from start."""
-
-    __slots__ = ("oom_kills_at_start", "path")
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.oom_kills_at_start = self.oom_kills()
-
-    @classmethod
-    def create(cls, name: str, limit: int, root: Path = CGROUP_ROOT) -> MemoryCgroup:
-        """Raises OSError when cgroup v2 or its memory controller cannot be used."""
-        if not (root / "cgroup.controllers").exists():
-            raise OSError("no cgroup v2 unified hierarchy at " + str(root))
-        parent = root / "navigator"
-        parent.mkdir(exist_ok=True)
-        for level in (root, parent):
-            control = level / "cgroup.subtree_control"
-            if "memory" not in control.read_text().split():
-                control.write_text("+memory")
-        group = parent / cgroup_name(name)
-        group.mkdir(exist_ok=True)
-        (group / "memory.max").write_text(str(limit))
-        return cls(group)
-
-    def join_function(self) -> Callable[[], None]:
-        procs_path = str(self.path / "cgroup.procs")
-
-        def join() -> None:  # runs in the child between fork and exec
-            with open(procs_path, "w") as handle:
-                handle.write(str(os.getpid()))
-
-        return join
-
-    def _read_int(self, filename: str, key: str = "") -> int:
-        try:
-            text = (self.path / filename).read_text()
-        except OSError:
-            return 0
-        if not key:
-            return int(text.strip()) if text.strip().isdigit() else 0
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0] == key:
-                return int(parts[1])
-        return 0
-
-    def oom_kills(self) -> int:
-        return self._read_int("memory.events", "oom_kill")
-
-    def oom_killed(self) -> bool:
-        return self.oom_kills() > self.oom_kills_at_start
-
-    def usage(self) -> tuple[int, int]:
-        """(current, peak) bytes; 0 when unknown."""
-        return self._read_int("memory.current"), self._read_int("memory.peak")
-
-    def remove(self) -> None:
-        for pid_text in self._read_members():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_text), signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            self.path.rmdir()
-
-    def _read_members(self) -> list[str]:
-        try:
-            return (self.path / "cgroup.procs").read_text().split()
-        except OSError:
-            return []
 
 
 class OrphanReaper:

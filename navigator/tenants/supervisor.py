@@ -374,6 +374,13 @@ class Supervisor:
             known = ", ".join(sorted(t.name for t in self.config.tenants))
             raise UnknownTenant(f"no tenant named {name!r}" +
                                 (f" (tenants: {known})" if known else ""))
+        return await self.restart_tenant(tenant)
+
+    async def restart_tenant(self, tenant: Tenant) -> RestartResult:
+        """The rolling restart of `tenant` (a configured tenant or an on-demand helper,
+        already resolved by the caller). A tenant with no process replaces nothing."""
+        if self._closing:
+            raise UnknownTenant("the server is shutting down")
         name = tenant.name
         pool = self._lookup(tenant)
         running = self._restarts.get(name)

@@ -128,10 +128,15 @@ class ServeFile:
 class ProxyTenant:
     tenant: Final[Tenant]
     path: Final[str]  # upstream request-target: (rewritten) path + "?query"
+    set_headers: Final[Pairs]  # a helper's route `headers` (replace same-named ones)
+    response_headers: Final[Pairs]  # a helper's route `response_headers`
 
-    def __init__(self, tenant: Tenant, path: str) -> None:
+    def __init__(self, tenant: Tenant, path: str, set_headers: Pairs = (),
+                 response_headers: Pairs = ()) -> None:
         self.tenant = tenant
         self.path = path
+        self.set_headers = set_headers
+        self.response_headers = response_headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,5 +206,10 @@ class ServeMetrics:
     """The Prometheus text endpoint (loopback peers only; others fall through)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ServeStatusPage:
+    """The HTML status page (`server.status_page`); auth was checked by routing."""
+
+
 Decision = (Respond | ServeFile | ProxyTenant | ProxyExternal | RunCgi | CableSocket
-            | CableBroadcast | ServeMetrics | ReplayWhenUp)
+            | CableBroadcast | ServeMetrics | ReplayWhenUp | ServeStatusPage)

@@ -42,6 +42,7 @@ from navigator.web.decision import (
     RunCgi,
     ServeFile,
     ServeMetrics,
+    ServeStatusPage,
 )
 from navigator.web.filecache import MAX_FILE_BYTES
 from navigator.web.routing import maintenance_response, route
@@ -68,8 +69,9 @@ def proxy_to_tenant(client: Client, ex: Exchange, decision: ProxyTenant) -> None
     ex.response_type = "proxy"
     ex.destination = f"tenant:{tenant.name}"
     head = build_request_head(ex, decision.path.encode("latin-1"), client.peer_ip,
-                              ex.snapshot.config.trust_proxy, (), tenant.forwarded_prefix)
-    proxy = ProxyExchange(client, ex, head, tenant=tenant)
+                              ex.snapshot.config.trust_proxy, decision.set_headers,
+                              tenant.forwarded_prefix)
+    proxy = ProxyExchange(client, ex, head, decision.response_headers, tenant=tenant)
     lease = state.tenants.acquire_now(tenant)
     if lease is not None and lease.port is not None:
         ex.lease = lease  # released when the exchange ends (or by the tunnel it becomes)
@@ -316,6 +318,17 @@ def serve_metrics(client: Client, ex: Exchange) -> None:
     client.respond_bytes(ex, 200, data, len(body), "metrics")
 
 
+def serve_status_page(client: Client, ex: Exchange) -> None:
+    render = client.state.status_page
+    body = render() if render is not None else b""
+    keep = ex.keep_alive and ex.request_complete
+    ex.keep_alive = keep
+    data = wire.response(200, body, (("Content-Type", "text/html; charset=utf-8"),
+                                     ("Cache-Control", "no-store")), keep_alive=keep,
+                         head_only=ex.method == b"HEAD", content_type=None)
+    client.respond_bytes(ex, 200, data, len(body), "status")
+
+
 # --- dispatch ------
 def handle(client: Client, ex: Exchange) -> None:
     """Route a request whose facts are read (`ex.info`) on its snapshot, count it for machine
@@ -380,5 +393,7 @@ def dispatch(client: Client, ex: Exchange, decision: Decision) -> None:
         assert isinstance(decision, ReplayWhenUp)
         from navigator.proxy.wake import start_checked_replay  # only with machine_start
         start_checked_replay(client, ex, decision)
+    elif kind is ServeStatusPage:
+        serve_status_page(client, ex)
     else:  # pragma: no cover - exhaustive
         client.fail(ex, Failure.HANDLER_ERROR, "unknown decision")

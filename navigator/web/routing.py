@@ -67,6 +67,7 @@ from navigator.web.decision import (
     RunCgi,
     ServeFile,
     ServeMetrics,
+    ServeStatusPage,
 )
 from navigator.web.rules import (
     MAINTENANCE,
@@ -224,6 +225,8 @@ class ProxyRoute:
             headers = tuple((name, value.replace("$remote_addr", remote)
                              .replace("$scheme", scheme).replace("$host", req.host))
                             for name, value in headers)
+        if route.helper is not None:  # on-demand process: started, counted like a tenant
+            return ProxyTenant(route.helper, upstream, headers, route.response_headers)
         return ProxyExternal(target, upstream, headers, route.response_headers, route, "proxy")
 
 
@@ -281,6 +284,7 @@ class RouteTable:
     maintenance_enabled: bool
     bots: BotDetection
     metrics_path: str = ""
+    status_path: str = ""  # the HTML status page; "" = off
     # Memo for static.find_file: paths last found inside the public dir (mutable contents in
     # a frozen table: it lives and dies with this snapshot).
     inside: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False)
@@ -289,7 +293,7 @@ class RouteTable:
     def build(cls, config: Config) -> RouteTable:
         tenants: dict[str, Tenant] = {}
         for tenant in config.tenants:
-            if tenant.path:
+            if tenant.path and not tenant.helper_route:  # helpers: through their route
                 tenants.setdefault(tenant.path, tenant)  # first one wins a tie
         cgi: dict[str, list[CgiScript]] = {}
         for script in config.cgi_scripts:
@@ -327,6 +331,7 @@ class RouteTable:
             cache_overrides=overrides, cache_default=default,
             maintenance_enabled=config.maintenance.enabled, bots=config.bot_detection,
             metrics_path=config.metrics.path if config.metrics.enabled else "",
+            status_path=config.status_page.path,
         )
 
     def find_tenant(self, path: str) -> Tenant | None:
@@ -393,6 +398,11 @@ def route(snapshot: RoutingView, req: RequestInfo) -> Decision:
                 return table.unauthorized
         else:
             req.remote_user = user
+
+    if table.status_path and path == table.status_path and req.method in _READ_METHODS:
+        if table.auth_enabled and not req.remote_user:  # even if a public path matched
+            return table.unauthorized
+        return ServeStatusPage()
 
     if table.cable_enabled and req.websocket and path == table.cable_path:
         return CableSocket()

@@ -113,7 +113,8 @@ def snapshot_warnings(snapshot: Snapshot) -> tuple[str, ...]:
     show them beside `Config.warnings`): auth that protects nothing."""
     config = snapshot.config
     return everything_public(config.auth, snapshot.routes.public,
-                             [tenant.path for tenant in config.tenants])
+                             [tenant.path for tenant in config.tenants
+                              if not tenant.helper_route])
 
 
 def build_snapshot(config: Config, previous: Snapshot | None = None) -> Snapshot:

@@ -10,6 +10,7 @@ Endpoints (any prefix; the last path segment picks the behaviour):
 - `.../env?name=X`    the value of environment variable X
 - `.../cookie?c=V`    200 with one `Set-Cookie: V` per `c` (as given, attributes included)
 - `.../exit`          exits the process at once (no response)
+- `.../hog?n=N`       allocates and touches N MiB, then answers (memory-limit tests)
 - anything else       200 "ok <target>"
 Honours PORT; prints "ready" once listening. START_DELAY delays listening. With
 NOT_READY_FILE set, every request is answered 500 while that file exists. With REQUEST_LOG
@@ -109,6 +110,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                              % cookies.encode("latin-1"))
             elif action == "exit":
                 os._exit(3)
+            elif action == "hog":
+                hog = b"\x01" * (n << 20)  # filled, so every page is really allocated
+                text = b"survived %d" % len(hog)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(text), text))
             else:
                 if action == "pid":
                     text = str(os.getpid()).encode()

@@ -14,10 +14,10 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.mark.parametrize("words", [["restart", "x"], ["restart"], ["--config", "{config}", "stop"]])
+@pytest.mark.parametrize("words", [["reboot", "x"], ["--config", "{config}", "stop"]])
 def test_unknown_subcommand_exits_2_and_starts_nothing(tmp_path: Path, words: list[str]) -> None:
     """`navigator --config FILE stop` used to serve FILE (a second server next to the running
-    one) and `navigator restart x` took `restart` for a config path (exit 1, as if the config
+    one) and `navigator reboot x` took `reboot` for a config path (exit 1, as if the config
     were missing); both are usage errors now."""
     config = tmp_path / "config" / "navigator.yml"
     config.parent.mkdir()

@@ -26,6 +26,9 @@ def exists(path: str) -> bool:
     (["convert", "a.yml"], None, Invocation("convert", "a.yml")),
     (["convert"], "a.yml", Invocation("convert", "a.yml")),
     (["init"], None, Invocation("init", DEFAULT_CONFIG)),
+    (["restart", "sam"], None, Invocation("restart", DEFAULT_CONFIG, "sam")),
+    (["restart", "/sam/list1", "a.yml"], None, Invocation("restart", "a.yml", "/sam/list1")),
+    (["restart", "sam"], "a.yml", Invocation("restart", "a.yml", "sam")),
 ])
 def test_commands_and_config(words: list[str], config: str | None,
                              expected: Invocation) -> None:
@@ -33,9 +36,10 @@ def test_commands_and_config(words: list[str], config: str | None,
 
 
 @pytest.mark.parametrize(("words", "config", "message"), [
-    (["restart", "x"], None, "unknown command 'restart'"),
-    (["restart"], None, "unknown command 'restart'"),
-    (["restart"], "a.yml", "unknown command 'restart'"),
+    (["reboot", "x"], None, "unknown command 'reboot'"),
+    (["restart"], None, "restart needs a tenant name or path"),
+    (["restart"], "a.yml", "restart needs a tenant name or path"),
+    (["restart", "x", "a.yml"], "b.yml", "unexpected argument 'a.yml'"),
     (["stop"], None, "unknown command 'stop'"),
     (["a.yml", "b.yml"], None, "unexpected argument 'b.yml'"),
     (["check", "a.yml", "b.yml"], None, "unexpected argument 'b.yml'"),

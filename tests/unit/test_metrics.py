@@ -306,12 +306,17 @@ def test_status_rows_from_tenant_rows() -> None:
         {"name": "a", "path": "/a/", "state": "draining", "pid": 7, "port": 4000,
          "started_at": 900.0, "last_request": None, "in_flight": 1, "retired": True},
     ])
+    metrics.request_done("a", 200, 0.01)
+    metrics.request_done("a", 503, 0.01)  # requests are summed over status classes
+    metrics.request_done("", 404, 0.01)  # reached no tenant: no row
+    metrics.tenant_started("a")
+    metrics.tenant_crashed("b")
     rows = rows_from_metrics(parse_samples(metrics.render().decode()), now=1100.0)
     assert rows == [
         {"tenant": "a", "state": "ready", "path": "/a/", "pid": 42, "port": "4001",
-         "uptime": 100.0, "last_request": 10.0},
+         "uptime": 100.0, "last_request": 10.0, "in_flight": 0, "requests": 2, "starts": 1},
         {"tenant": "b", "state": "stopped", "path": "/b/", "pid": None, "port": None,
-         "last_request": 50.0},
+         "last_request": 50.0, "in_flight": 0, "crashes": 1},
     ]
     table = format_status_table(rows).splitlines()
     assert table[1].split()[:9] == ["a", "/a/", "ready", "42", "4001", "1m40s", "-", "10s",

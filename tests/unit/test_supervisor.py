@@ -15,9 +15,10 @@ from navigator.config.runtime import (
     Tenant,
     VectorSettings,
 )
+from navigator.tenants.cgroups import cgroup_name
 from navigator.tenants.managed import definitions, restart_delay
 from navigator.tenants.ports import NoFreePort, PortAllocator
-from navigator.tenants.procs import cgroup_name, credentials
+from navigator.tenants.procs import credentials
 from navigator.tenants.supervisor import (
     RUNNING,
     SERVING,
@@ -157,3 +158,30 @@ def test_vector_is_first_managed_process() -> None:
                                                                   "vector.toml")))
     names = [(d.name, d.auto_restart, sock) for d, sock in definitions(config)]
     assert names == [("vector", True, "/tmp/v.sock"), ("redis", False, "")]
+
+
+@pytest.mark.parametrize(("own", "expected"), [(None, 600.0), (5.0, 5.0), (0.0, None)])
+def test_idle_timer_uses_the_tenant_s_own_timeout(own: float | None,
+                                                   expected: float | None) -> None:
+    """An on-demand helper's `idle_timeout` wins over the pool's (0 = never idle-stop)."""
+    import asyncio
+
+    from navigator.tenants.capacity import IdleTimers
+    from navigator.tenants.tenantstate import TenantRecord, TenantState, advance
+
+    async def body() -> None:
+        timers = IdleTimers(lambda: 600.0, lambda record: None)
+        record = TenantRecord(tenant(idle_timeout=own))
+        advance(record, TenantState.STARTING)
+        advance(record, TenantState.READY)
+        record.last_active = asyncio.get_running_loop().time()
+        timers.arm(record)
+        handle = record.idle_handle
+        if expected is None:
+            assert handle is None
+        else:
+            assert handle is not None
+            assert handle.when() == pytest.approx(record.last_active + expected)
+            timers.cancel(record)
+
+    asyncio.run(body())
