@@ -46,7 +46,7 @@ from navigator.proxy.upstream import UpstreamPool
 from navigator.tenants.hooks import HookResult, run_hooks
 from navigator.tenants.idle import MachineIdle, make_action
 from navigator.tenants.leftovers import ChildLedger, state_path, stop_leftovers
-from navigator.tenants.supervisor import RestartResult, Supervisor, UnknownTenant
+from navigator.tenants.supervisor import Supervisor
 from navigator.web.filecache import FileCache
 from navigator.web.snapshot import build_snapshot, snapshot_warnings
 
@@ -241,14 +241,6 @@ class Server:
         await self._exit_event.wait()
         log.info("idle: exiting the process")
         self.request("stop")
-
-    async def restart_tenant(self, name: str) -> RestartResult:
-        """Rolling restart of one tenant, by name or path (`navigator restart`'s control
-        path calls this): supervisor.UnknownTenant for an unknown one, TenantLaunchError
-        when no new process came up (the old ones keep serving)."""
-        if self.supervisor is None:
-            raise UnknownTenant("the server has not started its tenants yet")
-        return await self.supervisor.rolling_restart(name)
 
     # --- reload --------------------------------------------------------------------------------
     async def reload(self, path: Path) -> bool:

@@ -85,9 +85,16 @@ class PoolLimit:
         return min(idle, key=lambda r: r.touched, default=None)
 
 
+def idle_timeout_of(record: TenantRecord, default: float) -> float:
+    """PURE. A tenant's own `idle_timeout` (per tenant, or an on-demand helper's) wins over
+    the pool's `default`; 0 means never idle-stopped."""
+    own = record.tenant.capacity.idle_timeout
+    return default if own is None else own
+
+
 class IdleTimers:
-    """`pools.idle_timeout` (or a tenant's own): a quiet tenant is handed to `on_idle`
-    (which stops it)."""
+    """A quiet process is handed to `on_idle` (which stops it) after its idle timeout
+    (`timeout(record)`, read when arming: a reload may change it)."""
 
     def __init__(self, timeout: Callable[[TenantRecord], float],
                  on_idle: Callable[[TenantRecord], None]) -> None:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from navigator.config.runtime import Config, Tenant
-from navigator.tenants.capacity import IdleTimers, PoolLimit
+from navigator.tenants.capacity import IdleTimers, PoolLimit, idle_timeout_of
 from navigator.tenants.dispatch import recycle_limit
 from navigator.tenants.launch import (
     close_cgroup,
@@ -104,8 +104,7 @@ class ProcessRunner:
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def _idle_timeout(self, record: TenantRecord) -> float:
-        own = record.tenant.capacity.idle_timeout
-        return self._config().pools.idle_timeout if own is None else own
+        return idle_timeout_of(record, self._config().pools.idle_timeout)
 
     # --- start -------------------------------------------------------------------------------
     def launch(self, record: TenantRecord) -> asyncio.Task[int]:

@@ -66,7 +66,7 @@ def test_process_block_becomes_a_hidden_tenant(tmp_path: Path) -> None:
     assert helper.port_env_var == "APP_PORT"
     assert helper.health_path == "/health"
     assert helper.startup_timeout == 7.0
-    assert helper.idle_timeout == 90.0
+    assert helper.capacity.idle_timeout == 90.0
     assert helper.memory_limit == 64 * 1024 * 1024
     assert helper.track_websockets
 

@@ -163,15 +163,17 @@ def test_vector_is_first_managed_process() -> None:
 @pytest.mark.parametrize(("own", "expected"), [(None, 600.0), (5.0, 5.0), (0.0, None)])
 def test_idle_timer_uses_the_tenant_s_own_timeout(own: float | None,
                                                    expected: float | None) -> None:
-    """An on-demand helper's `idle_timeout` wins over the pool's (0 = never idle-stop)."""
+    """A tenant's (or on-demand helper's) `idle_timeout` wins over the pool's (0 = never
+    idle-stop)."""
     import asyncio
 
-    from navigator.tenants.capacity import IdleTimers
+    from navigator.config.runtime import Capacity
+    from navigator.tenants.capacity import IdleTimers, idle_timeout_of
     from navigator.tenants.tenantstate import TenantRecord, TenantState, advance
 
     async def body() -> None:
-        timers = IdleTimers(lambda: 600.0, lambda record: None)
-        record = TenantRecord(tenant(idle_timeout=own))
+        timers = IdleTimers(lambda record: idle_timeout_of(record, 600.0), lambda record: None)
+        record = TenantRecord(tenant(capacity=Capacity(idle_timeout=own)))
         advance(record, TenantState.STARTING)
         advance(record, TenantState.READY)
         record.last_active = asyncio.get_running_loop().time()
