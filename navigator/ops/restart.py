@@ -73,12 +73,14 @@ class TenantRestarter:
         except (TenantLaunchError, UnknownTenant) as exc:
             raise ControlError(f"tenant {tenant.name}: {exc}") from exc
         if not result.replaced:
-            raise ControlError(f"tenant {tenant.name} is not running: nothing to restart "
+            raise ControlError(f"tenant {tenant.name} is stopped: nothing to restart "
                                "(a request starts it)")
         old = ", ".join(map(str, before)) or "?"
         new = ", ".join(map(str, result.pids)) or "?"
-        return (f"restarted tenant {tenant.name}: {result.replaced} process(es), "
-                f"pid {old} -> {new}")
+        if result.replaced == 1:
+            return f"restarted tenant {tenant.name}: pid {old} -> {new}"
+        return (f"restarted tenant {tenant.name}: {result.replaced} processes, "
+                f"pids {old} -> {new}")
 
     def _pids(self, tenant: Tenant) -> list[int]:
         """The pids serving `tenant` now (before the restart), for the answer."""

@@ -113,7 +113,7 @@ def test_reload_replaces_a_changed_helper_and_stops_a_removed_one(tmp_path: Path
         first = int(request(nav.port, "GET", "/cable/pid", timeout=30).body)
         write_config(tmp_path, helper_env='MARK: "two"', idle=300)  # its env changed
         nav.process.send_signal(signal.SIGHUP)
-        nav.wait_for_output(r"tenant cable changed: draining the running process", 15)
+        nav.wait_for_output(r"tenant cable changed: rolling restart of 1 process", 15)
         wait_until(lambda: not alive(first), 15, message="the old helper to drain and stop")
         second = int(request(nav.port, "GET", "/cable/pid", timeout=30).body)
         assert second != first
@@ -122,6 +122,6 @@ def test_reload_replaces_a_changed_helper_and_stops_a_removed_one(tmp_path: Path
         nav.process.send_signal(signal.SIGHUP)
         wait_until(lambda: nav.output().count("configuration reloaded") >= 2, 15,
                    message="second reload")
-        nav.wait_for_output(r"tenant cable removed: draining the running process", 15)
+        nav.wait_for_output(r"tenant cable removed: draining its processes", 15)
         wait_until(lambda: not alive(second), 15, message="the removed helper to stop")
         assert request(nav.port, "GET", "/cable/pid").status == 404

@@ -279,3 +279,43 @@ def test_a_client_that_leaves_gives_up_its_place_in_the_queue(tmp_path: Path) ->
             for child in psutil.Process(nav.process.pid).children(recursive=True):
                 child.kill()  # ends the slow request: the test is over
             held.result()
+
+
+def test_restart_command_is_a_rolling_restart_that_loses_nothing(tmp_path: Path) -> None:
+    """`navigator restart s` while four clients keep the tenant busy: every request is
+    answered 200, and the last ones by the new processes."""
+    import subprocess
+
+    config = write_config(tmp_path, pools="    max_processes: 2\n    max_concurrency: 1",
+                          tenant="      min_instances: 2")
+    with run_navigator(config) as nav:
+        wait_until(lambda: len(tenant_pids(nav)) == 2, 20, message="two processes")
+        old = set(tenant_pids(nav))
+        pids: list[int] = []
+        failures: list[int] = []
+
+        def client(_: int) -> None:
+            for _ in range(40):  # bounded; each request takes >= 50 ms
+                answer = request(nav.port, "GET", "/s/work", timeout=30)
+                if answer.status != 200:
+                    failures.append(answer.status)
+                    continue
+                pids.append(int(str(json.loads(answer.body)["pid"])))
+
+        with ThreadPoolExecutor(4) as workers:
+            running = [workers.submit(client, n) for n in range(4)]
+            wait_until(lambda: len(pids) >= 10, 30, message="load before the restart")
+            done = subprocess.run([sys.executable, "-m", "navigator", "restart", "s",
+                                   str(config)], capture_output=True, text=True, timeout=60,
+                                  cwd=REPO, check=False)
+            for future in running:
+                future.result()
+        assert done.returncode == 0, done.stderr
+        assert "restarted tenant s: 2 processes" in done.stdout
+        wait_until(lambda: not old & set(tenant_pids(nav)), 20, message="old ones stopped")
+        new = set(tenant_pids(nav))
+    print(f"navigator restart under load: {len(pids) + len(failures)} requests, "
+          f"{len(failures)} failures, {sum(p in new for p in pids)} answered by the new ones")
+    assert failures == []
+    assert len(pids) == 160
+    assert pids[-1] in new
