@@ -353,12 +353,18 @@ class Supervisor:
             self._ensure_min(pool)
 
     def _idle_due(self, record: TenantRecord) -> None:
+        self._runner.spawn_task(self._idle_stop(record))
+
+    async def _idle_stop(self, record: TenantRecord) -> None:
+        """Stop a quiet process unless it is one of the tenant's `min_instances`. Several
+        timers may fire in one loop turn: each check runs in its own task, and the stop
+        marks its process DRAINING before its first await, so the next check sees it."""
         pool = self._pool_of(record)
         staying = [r for r in pool.live() if r.state is S.READY] if pool is not None else []
         if pool is not None and not record.retired and \
                 len(staying) <= pool.tenant.capacity.min_instances:
-            return  # a minimum instance (others may be stopping already): never idle-stopped
-        self._runner.spawn_task(self._runner.stop_with_hooks(record, "idle"))
+            return  # a minimum instance: never idle-stopped
+        await self._runner.stop_with_hooks(record, "idle")
 
     # --- replacing processes -------------------------------------------------------------------
     async def rolling_restart(self, name: str) -> RestartResult:
