@@ -76,6 +76,11 @@ class TenantPool:
         with contextlib.suppress(ValueError):
             self.records.remove(record)
 
+    def is_minimum(self, record: TenantRecord) -> bool:
+        """One of the tenant's `min_instances` ready processes: never idle-stopped."""
+        ready = sum(1 for r in self.live() if r.state is S.READY)
+        return not record.retired and ready <= self.tenant.capacity.min_instances
+
     def live(self) -> list[TenantRecord]:
         """Processes that count towards max_processes: starting (a start task, maybe still
         waiting for room under `pools.max_size`) or running, not replaced."""

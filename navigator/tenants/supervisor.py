@@ -4,7 +4,7 @@ and rolling restarts.
 Room: I/O (processes through `ProcessRunner`, timers, futures). Reference sections 10.3-10.9
 and 15, plus per-tenant pools (issue 17). The request path calls `acquire_now` (sync fast
 path) or `acquire` and releases the slot it got (`TenantRecord.release`, or the tunnel
-calls); the server calls `start`, `apply_config`, `rolling_restart`, `shutdown`.
+calls); the server calls `start`, `apply_config`, `restart_tenant`, `shutdown`.
 
 Invariants:
 - one `TenantPool` per tenant path; a process is a `TenantRecord` with one state field
@@ -73,7 +73,7 @@ __all__ = ["RUNNING", "SERVING", "TRANSITIONS", "ExitListener", "QueueFull", "Qu
 
 
 class UnknownTenant(LookupError):
-    """`rolling_restart` of a name no tenant has."""
+    """A restart asked of a server that is shutting down (or a tenant it does not know)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,35 +356,18 @@ class Supervisor:
         self._runner.spawn_task(self._idle_stop(record))
 
     async def _idle_stop(self, record: TenantRecord) -> None:
-        """Stop a quiet process unless it is one of the tenant's `min_instances`. Several
-        timers may fire in one loop turn: each check runs in its own task, and the stop
-        marks its process DRAINING before its first await, so the next check sees it."""
+        """Several timers may fire in one loop turn: each check runs in its own task, and
+        the stop marks its process DRAINING before its first await (the next check sees it)."""
         pool = self._pool_of(record)
-        staying = [r for r in pool.live() if r.state is S.READY] if pool is not None else []
-        if pool is not None and not record.retired and \
-                len(staying) <= pool.tenant.capacity.min_instances:
-            return  # a minimum instance: never idle-stopped
-        await self._runner.stop_with_hooks(record, "idle")
+        if pool is None or not pool.is_minimum(record):
+            await self._runner.stop_with_hooks(record, "idle")
 
     # --- replacing processes -------------------------------------------------------------------
-    async def rolling_restart(self, name: str) -> RestartResult:
-        """Replace every process of tenant `name` (or its path, `/blog` or `/blog/`): start
-        new ones, wait until ready, send new requests there, let the old ones finish
-        (websockets up to `drain_timeout`), stop them. Concurrent calls share one restart.
-        Raises UnknownTenant, or TenantLaunchError when no new process came up (the old
-        ones then keep serving)."""
-        path = name.rstrip("/") + "/" if name.startswith("/") else None
-        tenant = next((t for t in self.config.tenants
-                       if t.name == name or (path is not None and t.path == path)), None)
-        if tenant is None or self._closing:
-            known = ", ".join(sorted(t.name for t in self.config.tenants))
-            raise UnknownTenant(f"no tenant named {name!r}" +
-                                (f" (tenants: {known})" if known else ""))
-        return await self.restart_tenant(tenant)
-
     async def restart_tenant(self, tenant: Tenant) -> RestartResult:
-        """The rolling restart of `tenant` (a configured tenant or an on-demand helper,
-        already resolved by the caller). A tenant with no process replaces nothing."""
+        """Rolling restart: start as many new processes as run, wait until ready, send new
+        requests there, let the old ones finish (websockets up to `drain_timeout`), stop
+        them. Concurrent calls share one restart; no process: nothing replaced. Raises
+        TenantLaunchError when no new process came up (the old ones keep serving)."""
         if self._closing:
             raise UnknownTenant("the server is shutting down")
         name = tenant.name

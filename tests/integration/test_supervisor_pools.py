@@ -14,7 +14,6 @@ from navigator.tenants.supervisor import (
     QueueTimeout,
     Supervisor,
     TenantLaunchError,
-    UnknownTenant,
 )
 from tests.fixtures.apps.support import (
     FAST,
@@ -87,15 +86,14 @@ def test_a_crash_restarts_only_that_process(tmp_path: Path) -> None:
     run(body)
 
 
-def test_rolling_restart_by_name(tmp_path: Path) -> None:
+def test_rolling_restart(tmp_path: Path) -> None:
     async def body() -> None:
         tenant = make_tenant("r", tmp_path, capacity=Capacity(max_processes=2))
         sup = Supervisor(make_config(tmp_path, (tenant,)), policy=FAST)
-        with pytest.raises(UnknownTenant, match="no tenant named 'nope'"):
-            await sup.rolling_restart("nope")
+        assert (await sup.restart_tenant(tenant)).replaced == 0  # not running: nothing
         held = await sup.acquire(tenant)  # a request in flight across the restart
         old_pid = await pid_of(held.port, "r")
-        both = await asyncio.gather(sup.rolling_restart("r"), sup.rolling_restart("r"))
+        both = await asyncio.gather(sup.restart_tenant(tenant), sup.restart_tenant(tenant))
         assert both[0] == both[1]  # one restart, shared
         result = both[0]
         assert (result.tenant, result.replaced, len(result.pids)) == ("r", 1, 1)
@@ -123,7 +121,7 @@ def test_a_failed_rolling_restart_keeps_the_old_process(tmp_path: Path) -> None:
         broken = make_tenant("f", tmp_path, env={"REQUIRE_FILE": str(tmp_path / "absent")})
         sup._pools[tenant.path].tenant = broken  # the next process would not boot
         with pytest.raises(TenantLaunchError, match="old ones keep serving"):
-            await sup.rolling_restart("f")
+            await sup.restart_tenant(tenant)
         assert await pid_of(sup.ready_port(tenant), "f") == pid
         await sup.shutdown(2.0)
     run(body)
@@ -189,7 +187,7 @@ def test_a_replaced_process_keeps_its_websockets_only_up_to_the_drain_limit(
         lease = await sup.acquire(tenant)
         old_pid = await pid_of(lease.port, "d")
         lease.tunnel_opened()  # a websocket that will not close by itself
-        result = await sup.rolling_restart("d")
+        result = await sup.restart_tenant(tenant)
         assert result.replaced == 1
         assert pid_alive(old_pid)  # the tunnel keeps it for now
         await wait_for(lambda: not pid_alive(old_pid), message="stopped at the drain limit")
