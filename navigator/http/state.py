@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import random
+from binascii import b2a_hex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -99,7 +100,7 @@ class ServerState:
 
     def new_request_id(self) -> bytes:
         """32 hex digits for X-Request-Id when the client sent none."""
-        return b"%032x" % self.ids.getrandbits(128)
+        return b2a_hex(self.ids.randbytes(16))
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run a slow-path coroutine, keeping a strong reference until it ends."""

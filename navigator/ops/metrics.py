@@ -245,6 +245,19 @@ POOL_COUNTERS = (
 )
 
 
+def _column_rows(current: Callable[[], list[Mapping[str, object]]],
+                 key: str) -> Callable[[], Iterable[tuple[LabelValues, float]]]:
+    """One numeric column of the tenant rows as a gauge source (a closure of its own: mypyc
+    cannot compile a generator nested two functions deep)."""
+
+    def rows() -> Iterable[tuple[LabelValues, float]]:
+        for row in current():
+            value = row.get(key)
+            if isinstance(value, int | float):
+                yield (str(row["name"]),), float(value)
+    return rows
+
+
 class Metrics:
     """Navigator's series. The protocol calls `request_done`; the supervisor the tenant
     lifecycle methods; `server` sets the gauges (or gives sources) and serves `render()`."""
@@ -318,12 +331,7 @@ class Metrics:
             return [row for row in source() if not row.get("retired")]
 
         def column(key: str) -> Callable[[], Iterable[tuple[LabelValues, float]]]:
-            def rows() -> Iterable[tuple[LabelValues, float]]:
-                for row in current():
-                    value = row.get(key)
-                    if isinstance(value, int | float):
-                        yield (str(row["name"]),), float(value)
-            return rows
+            return _column_rows(current, key)
 
         def info() -> Iterable[tuple[LabelValues, float]]:
             # every tenant, stopped ones too: `navigator status` shows their path from here
