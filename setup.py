@@ -20,9 +20,9 @@ from setuptools import setup
 # Each must compile with mypyc; a module here cannot be monkeypatched (tests inject instead),
 # and its classes cannot be subclassed by modules left out. The metrics registry and machine
 # idle are here for their per-request accounting (2026-12-03 py-spy under wrk: ~4 % of the
-# proxy's CPU ran in them as pure Python). Left out, measured or not: the access log (mypyc
-# drops msgspec's `rename=` on its Struct) and http/state.py (the compiled ServerState
-# dataclass crashed at import).
+# proxy's CPU ran in them as pure Python). So is http/state.py, whose ServerState is a
+# plain class (as a dataclass, compiled, it crashed at import). Left out: the access log
+# (mypyc drops msgspec's `rename=` on its Struct).
 COMPILED = [
     "navigator/http/wire.py",
     "navigator/http/reader.py",
@@ -31,6 +31,7 @@ COMPILED = [
     "navigator/http/client.py",
     "navigator/http/flow.py",
     "navigator/http/failure.py",
+    "navigator/http/state.py",
     "navigator/proxy/upstream.py",
     "navigator/proxy/relay.py",
     "navigator/web/routing.py",

@@ -14,7 +14,6 @@ import os
 import random
 from binascii import b2a_hex
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from navigator.extras.cable import CableHub
@@ -57,29 +56,35 @@ class RequestObserver(Protocol):
     def request_done(self, record: Any) -> None: ...
 
 
-@dataclass(slots=True, eq=False)
 class ServerState:
-    loop: asyncio.AbstractEventLoop
-    snapshot: Snapshot
-    pool: UpstreamPool
-    tenants: TenantRunner
-    activity: ActivityTracker | None = None
-    observer: RequestObserver | None = None
-    listen_port: int = 0
-    connections: set[Any] = field(default_factory=set)
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    shutting_down: bool = False
-    on_reload_request: Callable[[str], None] | None = None  # CGI reload_config
-    files: FileCache | None = None  # small static files served from memory
-    cable: CableHub = field(default_factory=CableHub)  # the built-in pub/sub
-    machines: MachineResolver = field(init=False)  # other machines by .internal name
-    metrics: Metrics | None = None  # rendered on a `/metrics` route of the main listener
-    status_page: Callable[[], bytes] | None = None  # the HTML status page, rendered now
-    # Request ids need uniqueness, not secrecy: a seeded PRNG costs no syscall per request.
-    ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
+    """What every connection shares: the current snapshot, the upstream pool, the tenant
+    runner, and the accounting told once per request (a plain class so that mypyc compiles
+    it: the request path calls `request_done` and `new_request_id` on every request)."""
 
-    def __post_init__(self) -> None:
-        self.machines = MachineResolver(self.loop)
+    def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Snapshot, pool: UpstreamPool,
+                 tenants: TenantRunner, *, activity: ActivityTracker | None = None,
+                 observer: RequestObserver | None = None, listen_port: int = 0,
+                 on_reload_request: Callable[[str], None] | None = None,
+                 files: FileCache | None = None, metrics: Metrics | None = None,
+                 status_page: Callable[[], bytes] | None = None) -> None:
+        self.loop = loop
+        self.snapshot = snapshot
+        self.pool = pool
+        self.tenants = tenants
+        self.activity = activity
+        self.observer = observer
+        self.listen_port = listen_port
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.shutting_down = False
+        self.on_reload_request = on_reload_request  # CGI reload_config
+        self.files = files  # small static files served from memory
+        self.cable = CableHub()  # the built-in pub/sub
+        self.machines = MachineResolver(loop)  # other machines by .internal name
+        self.metrics = metrics  # rendered on a `/metrics` route of the main listener
+        self.status_page = status_page  # the HTML status page, rendered now
+        # Request ids need uniqueness, not secrecy: a seeded PRNG costs no syscall per request.
+        self.ids = random.Random(os.urandom(16))
 
     def request_done(self, ex: Exchange) -> None:
         """An exchange ended (answered, refused or abandoned): close its accounting with the

@@ -249,7 +249,14 @@ def test_log_file_directory_deleted_is_recreated(tmp_path: Path) -> None:
         while not log_file.exists():  # recreated within the reopen interval
             assert time.monotonic() < deadline, "log file not recreated"
             assert request(nav.port, "GET", "/t/spew?lines=1&size=20").status == 200
-        wait_until(lambda: "xxxx" in log_file.read_text(), 10, message="lines in the new file")
+
+        def spewed_into_new_file() -> bool:
+            # the line that recreated the file may be another of the tenant's lines, with the
+            # last spew still in the deleted one: keep the tenant writing until one lands
+            assert request(nav.port, "GET", "/t/spew?lines=1&size=20").status == 200
+            return "xxxx" in log_file.read_text()
+
+        wait_until(spewed_into_new_file, 10, interval=0.2, message="lines in the new file")
         assert request(nav.port, "GET", "/up").status == 200
 
 
