@@ -105,7 +105,7 @@ class ServerState:
 
     def new_request_id(self) -> bytes:
         """32 hex digits for X-Request-Id when the client sent none."""
-        return b2a_hex(self.ids.randbytes(16))
+        return b2a_hex(self.ids.getrandbits(128).to_bytes(16, "little"))
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run a slow-path coroutine, keeping a strong reference until it ends."""
