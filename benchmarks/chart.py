@@ -47,7 +47,9 @@ def svg(rows: Sequence[Summary], title: str) -> str:
     colour = {proxy: COLOURS[i % len(COLOURS)] for i, proxy in enumerate(proxies)}
     ratios = {(scenario, proxy): ratio for scenario, proxy, ratio in data}
     group = max(1, len(proxies)) * BAR + GAP
-    width = LEFT + max(1, len(scenarios)) * group + RIGHT
+    # wide enough for the title too (14 px bold sans-serif: under 8.5 px per character)
+    width = max(LEFT + max(1, len(scenarios)) * group + RIGHT,
+                LEFT + int(len(title) * 8.5) + RIGHT)
     height = TOP + PLOT_HEIGHT + BOTTOM
     ticks = _ticks(max([1.0, *ratios.values()]) * 1.08)
     scale = PLOT_HEIGHT / ticks[-1]

@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     rep = report.Report(meta={
         "started": stamp.strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(), "cores": os.cpu_count(),
-        "versions": "; ".join([_version(["nginx", "-v"]), _version(["caddy", "version"]),
+        "versions": "; ".join([_version([sys.executable, "-m", "navigator", "--version"]),
+                               _version(["nginx", "-v"]), _version(["caddy", "version"]),
                                _version(["wrk", "--version"]),
                                f"Python {platform.python_version()}"]),
         "mode": f"{options.rounds} round(s) x "
