@@ -87,6 +87,13 @@ class TenantPool:
         return [r for r in self.records
                 if not r.retired and (r.state in RUNNING or r.start_task is not None)]
 
+    def starting(self) -> int:
+        """Live processes still on their way to serving. A process is ready a moment before
+        its start task's done-callback clears `start_task` (the next loop turn); counting it
+        there as starting kept a busy pool from growing (a request that looked in that
+        moment started nothing)."""
+        return sum(1 for r in self.live() if r.start_task is not None and r.state not in SERVING)
+
     def serving(self) -> list[TenantRecord]:
         return [r for r in self.records if r.serving]
 

@@ -277,7 +277,7 @@ class Supervisor:
         live = pool.live()
         serving = [r for r in live if r.state in SERVING]
         count = processes_to_start(
-            live=len(live), starting=sum(1 for r in live if r.start_task is not None),
+            live=len(live), starting=pool.starting(),
             serving=len(serving), idle=sum(1 for r in serving if r.in_flight == 0),
             waiting=waiting, max_processes=pool.tenant.capacity.max_processes)
         for _ in range(count):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from navigator.config.runtime import (
 )
 from navigator.tenants.cgroups import cgroup_name
 from navigator.tenants.managed import definitions, restart_delay
+from navigator.tenants.pool import TenantPool
 from navigator.tenants.ports import NoFreePort, PortAllocator
 from navigator.tenants.procs import credentials
 from navigator.tenants.supervisor import (
@@ -185,5 +187,27 @@ def test_idle_timer_uses_the_tenant_s_own_timeout(own: float | None,
             assert handle is not None
             assert handle.when() == pytest.approx(record.last_active + expected)
             timers.cancel(record)
+
+    asyncio.run(body())
+
+
+def test_a_ready_process_is_not_starting_while_its_start_task_winds_down() -> None:
+    """A process turns ready a loop turn before its start task's done-callback clears
+    `start_task`: a request that looks then must see it as serving, not as a start in
+    progress, or a busy pool does not grow (supervisor._scale counts `starting()`)."""
+
+    async def body() -> None:
+        pool = TenantPool(tenant(), lambda pool, record: None)
+        ready, booting, stopped = pool.new_record(), pool.new_record(), pool.new_record()
+        advance(ready, S.STARTING)
+        advance(ready, S.READY)
+        advance(booting, S.STARTING)
+        winding_down = asyncio.get_running_loop().create_task(asyncio.sleep(0, 1))
+        ready.start_task = booting.start_task = stopped.start_task = winding_down
+        # stopped: its start task waits for room under pools.max_size, not yet STARTING
+        assert pool.starting() == 2
+        ready.start_task = None
+        assert pool.starting() == 2
+        await winding_down
 
     asyncio.run(body())
