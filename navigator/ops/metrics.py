@@ -330,9 +330,6 @@ class Metrics:
         def current() -> list[Mapping[str, object]]:
             return [row for row in source() if not row.get("retired")]
 
-        def column(key: str) -> Callable[[], Iterable[tuple[LabelValues, float]]]:
-            return _column_rows(current, key)
-
         def info() -> Iterable[tuple[LabelValues, float]]:
             # every tenant, stopped ones too: `navigator status` shows their path from here
             for row in current():
@@ -343,11 +340,11 @@ class Metrics:
         self.set_tenant_states(lambda: {str(row["name"]): str(row["state"])
                                         for row in current()})
         self.tenant_info.set_source(info)
-        self.tenant_started_at.set_source(column("started_at"))
-        self.tenant_last_request.set_source(column("last_request"))
-        self.tenant_in_flight.set_source(column("in_flight"))
+        self.tenant_started_at.set_source(_column_rows(current, "started_at"))
+        self.tenant_last_request.set_source(_column_rows(current, "last_request"))
+        self.tenant_in_flight.set_source(_column_rows(current, "in_flight"))
         for key, gauge in (*self.pool_gauges.items(), *self.pool_counters.items()):
-            gauge.set_source(column(key))
+            gauge.set_source(_column_rows(current, key))
 
     def set_tenant_states(self, source: Callable[[], Mapping[str, str]]) -> None:
         """`source()` maps tenant name -> state, read at every scrape."""
