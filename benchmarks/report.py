@@ -228,6 +228,8 @@ def markdown(report: Report) -> str:
         "- CPU/op = utime+stime of the proxy process(es) per request (per MiB for transfers, "
         "per round trip for websocket); nginx counts master+worker, navigator its own pid only",
         "- peak Δ = highest RSS sampled during the run minus RSS at its start (max over rounds)",
+        *([f"- machine speed: {meta['calibration']} (the same loop on another day tells how "
+           "much of a ratio's change is the machine's)"] if meta.get("calibration") else []),
         "- proxy CPU % = proxy CPU time ÷ wall time; below ~95 % the proxy was not the "
         "bottleneck (wrk and the backend share the other core), so compare CPU/op, not only "
         "throughput",

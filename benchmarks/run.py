@@ -65,6 +65,20 @@ def _version(argv: list[str]) -> str:
     return text[0] if text else "?"
 
 
+def _calibration(iterations: int = 2_000_000) -> str:
+    """CPU time of a fixed pure-Python loop (best of 3): this VM's speed for Python moved
+    4x between two days with the same code, and nginx's much less, so a ratio is only
+    comparable across runs together with this figure."""
+    best = float("inf")
+    for _ in range(3):
+        began = time.process_time()
+        total = 0
+        for i in range(iterations):
+            total += i
+        best = min(best, time.process_time() - began)
+    return f"Python loop {best / iterations * 1e9:.0f} ns/iteration"
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -245,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC)
     rep = report.Report(meta={
         "started": stamp.strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "calibration": _calibration(),
         "versions": "; ".join([_version([sys.executable, "-m", "navigator", "--version"]),
                                _version(["nginx", "-v"]), _version(["caddy", "version"]),
                                _version(["wrk", "--version"]),
