@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.fakes
 
 from navigator.config.loader import load_config
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", metavar="SCENARIO",
                         help="only run --count calls of one scenario (for callgrind)")
     args = parser.parse_args(argv)
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()  # the server's loop: its time() and call_soon are C
     with tempfile.TemporaryDirectory() as tmp:
         rig = Rig(Path(tmp), args.access_log, loop)
         table = scenarios(rig)
