@@ -30,7 +30,8 @@ from benchmarks.progress import Progress
 from benchmarks.scenarios import Scenario
 from benchmarks.servers import Ports, Proxy, Workspace
 
-PROXIES = ("nginx", "caddy", "navigator")
+PROXIES = ("nginx", "caddy", "navigator", "floor")
+FLOOR_SCENARIOS = frozenset({"100b", "64k"})  # where the floor relay takes part
 ROUTE_TENANTS = (10, 1000)  # navigator-10-tenants, navigator-1000-tenants (report.ROUTE_TABLES)
 
 
@@ -100,6 +101,7 @@ def start_proxies(ws: Workspace, ports: Ports | None, wanted: list[str], routes:
             ("caddy", lambda: servers.start_caddy_proxy(ws, ports)),
             ("navigator", lambda: servers.start_navigator_proxy(ws, ports)),
             ("navigator-tenant", lambda: servers.start_navigator_tenant(ws)),
+            ("floor", lambda: servers.start_floor_proxy(ws, ports)),
         ]
     if routes:
         starters += [(f"navigator-{count}-tenants",
@@ -131,6 +133,8 @@ def targets(scenario: Scenario, proxies: list[Proxy]) -> list[tuple[str, Proxy, 
         if url is None:
             continue
         label = proxy.name
+        if proxy.name == "floor" and scenario.name not in FLOOR_SCENARIOS:
+            continue  # a keep-alive measuring stick, not a server (benchmarks/floor.py)
         if proxy.name == "navigator-tenant":
             if scenario.kind == "static":
                 label = "navigator"

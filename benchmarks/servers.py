@@ -326,6 +326,18 @@ def start_caddy_proxy(ws: Workspace, ports: Ports) -> Proxy:
     return Proxy("caddy", service, _urls(port, static_port, ws_path=True))
 
 
+FLOOR_SCRIPT = Path(__file__).resolve().parent / "floor.py"
+
+
+def start_floor_proxy(ws: Workspace, ports: Ports) -> Proxy:
+    """The floor relay (benchmarks/floor.py) in front of the file backend: proxy scenarios."""
+    port = free_port()
+    argv = pinned([sys.executable, str(FLOOR_SCRIPT), str(port), str(ports.files)], PROXY_CORE)
+    service = ws.spawn("floor", argv, port)
+    service.wait_ready(10.0)
+    return Proxy("floor", service, {"proxy": f"http://127.0.0.1:{port}"})
+
+
 def start_navigator(ws: Workspace, name: str, config_text: str, port: int, *,
                     stdout_pipe: bool = False) -> Service:
     """`python -m navigator --config X` on the proxy core; measured pid = its own only."""
