@@ -139,11 +139,28 @@ def test_an_h2c_upgrade_is_not_a_tunnel_and_parsing_goes_on() -> None:
     (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"A: b\r\n" * 101 + b"\r\n", 431),
     (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     (b"GET /\r\n", 400),  # HTTP/0.9
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    (b"GET / HTTP/2.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", 505),  # kept alive
 ])
 def test_refused_requests_raise_their_status(stream: bytes, status: int) -> None:
     with pytest.raises(wire.HttpError) as refused:
         read(stream)
     assert refused.value.status == status
+
+
+@pytest.mark.parametrize(("head", "minor", "keep_alive"), [
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1, True),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", 1, True),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1, False),
+    (b"GET / HTTP/1.0\r\n\r\n", 0, False),
+    (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0, True),
+])
+def test_the_version_is_known_with_or_without_asking_the_parser(
+        head: bytes, minor: int, keep_alive: bool) -> None:
+    """A kept-alive request without a keep-alive token is HTTP/1.1 (the parser is not asked);
+    every other case reads the version."""
+    _, sink = read(head)
+    assert (sink.exchanges[0].http_minor, sink.exchanges[0].keep_alive) == (minor, keep_alive)
 
 
 def test_an_endless_header_line_is_cut_by_bytes_fed() -> None:
