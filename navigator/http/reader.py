@@ -223,11 +223,13 @@ class RequestReader:
             if self._head_bytes > limits.max_header_bytes:
                 self._fail(431, "trailer section too large")
             return
-        lname = name.lower()
-        # find, not `in`: bytes.__contains__ first tries the operand as an int and formats a
-        # TypeError it then discards (~1,000 instructions per header).
-        if name.find(b"_") >= 0 and lname.replace(b"_", b"-") in _FRAMING_NAMES:
-            self._fail(400, "underscore variant of a framing header")
+        lname = wire.LOWER_NAMES.get(name)  # the usual names, none with an underscore
+        if lname is None:
+            lname = name.lower()
+            # find, not `in`: bytes.__contains__ first tries the operand as an int and formats
+            # a TypeError it then discards (~1,000 instructions per header).
+            if name.find(b"_") >= 0 and lname.replace(b"_", b"-") in _FRAMING_NAMES:
+                self._fail(400, "underscore variant of a framing header")
         headers = ex.headers
         headers.append((name, value))
         if self._head_bytes > limits.max_header_bytes:

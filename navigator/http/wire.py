@@ -57,7 +57,8 @@ def _status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("latin-1"))
 
 
-STATUS_LINES: Final = MappingProxyType({s.value: _status_line(s.value) for s in HTTPStatus})
+# Never written after import; a plain dict so that mypyc's get is a C call (see LOWER_NAMES).
+STATUS_LINES: Final[dict[int, bytes]] = {s.value: _status_line(s.value) for s in HTTPStatus}
 
 
 def status_line(status: int) -> bytes:
@@ -77,9 +78,59 @@ class HttpError(Exception):
 
 @functools.lru_cache(maxsize=256)
 def connection_tokens(value: bytes) -> frozenset[bytes]:
-    """The lower-cased tokens of a Connection header value (memoised: a handful of values,
-    `keep-alive`, `close`, `Upgrade`, make up nearly all traffic)."""
+    """The lower-cased tokens of a Connection header value (a handful of values, `keep-alive`,
+    `close`, `Upgrade`, make up nearly all traffic: those are looked up, not parsed)."""
+    known = _COMMON_CONNECTION.get(value)
+    if known is not None:
+        return known
     return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+
+
+# Lookup tables below are plain dicts, never written after import: mypyc calls dict.get in C,
+# a MappingProxyType's get is a Python method call (~400 instructions).
+_COMMON_CONNECTION: Final[dict[bytes, frozenset[bytes]]] = {
+    spelling: frozenset({spelling.lower()})
+    for token in (b"keep-alive", b"close", b"upgrade")
+    for spelling in (token, token.title(), token.upper())
+}
+
+
+# Header names as clients and backends usually spell them (as given, lower-case, and Go's
+# canonical form), mapped to their lower-case form: a dict lookup instead of `bytes.lower()`,
+# a method call and a new object per header. The lower-case names are these constants, whose
+# hashes are cached, so the set and dict lookups that follow do not hash again.
+_COMMON_NAMES: Final = (
+    b"Host", b"User-Agent", b"Accept", b"Accept-Encoding", b"Accept-Language",
+    b"Accept-Charset", b"Accept-Ranges", b"Connection", b"Keep-Alive", b"Cookie",
+    b"Set-Cookie", b"Referer", b"Origin", b"Authorization", b"Cache-Control", b"Pragma",
+    b"Content-Type", b"Content-Length", b"Content-Encoding", b"Content-Language",
+    b"Content-Disposition", b"Content-Security-Policy", b"Content-Range", b"Date", b"Server",
+    b"ETag", b"Expires", b"Last-Modified", b"If-Modified-Since", b"If-None-Match", b"If-Match",
+    b"If-Range", b"If-Unmodified-Since", b"Range", b"Location", b"Vary", b"Transfer-Encoding",
+    b"TE", b"Trailer", b"Upgrade", b"Via", b"X-Forwarded-For", b"X-Forwarded-Proto",
+    b"X-Forwarded-Host", b"X-Forwarded-Prefix", b"X-Real-IP", b"X-Request-Id", b"X-Runtime",
+    b"X-Frame-Options", b"X-Content-Type-Options", b"X-XSS-Protection",
+    b"X-Permitted-Cross-Domain-Policies", b"Strict-Transport-Security", b"Referrer-Policy",
+    b"Permissions-Policy", b"Access-Control-Allow-Origin", b"Sec-Fetch-Site",
+    b"Sec-Fetch-Mode", b"Sec-Fetch-Dest", b"Sec-Fetch-User", b"Sec-Ch-Ua", b"Sec-Ch-Ua-Mobile",
+    b"Sec-Ch-Ua-Platform", b"Upgrade-Insecure-Requests", b"DNT", b"Expect",
+    b"Proxy-Connection", b"Proxy-Authorization", b"Proxy-Authenticate", b"WWW-Authenticate",
+    b"Link", b"Age", b"Allow", b"Retry-After", b"Sec-WebSocket-Key", b"Sec-WebSocket-Version",
+    b"Sec-WebSocket-Extensions", b"Sec-WebSocket-Protocol", b"Sec-WebSocket-Accept",
+    b"Fly-Request-Id", b"Fly-Client-IP", b"Fly-Replay", b"Fly-Forwarded-Port", b"Fly-Region",
+    b"Priority", b"X-Requested-With", b"X-CSRF-Token", b"X-Amzn-Trace-Id",
+)
+LOWER_NAMES: Final[dict[bytes, bytes]] = {
+    spelling: name.lower()
+    for name in _COMMON_NAMES
+    for spelling in (name, name.lower(), b"-".join(p.capitalize() for p in name.split(b"-")))
+}
+
+
+def lower_name(name: bytes) -> bytes:
+    """`name.lower()`, looked up for the usual names (see LOWER_NAMES)."""
+    known = LOWER_NAMES.get(name)
+    return known if known is not None else name.lower()
 
 
 def check_request_framing(
@@ -212,7 +263,7 @@ def append_headers(parts: list[bytes], headers: Iterable[Header], skip: frozense
     """Append each header not named in `skip` (lower-case names) as four pieces, name, `: `,
     value, CRLF, for the one `b"".join` of the whole head: no per-line formatting."""
     for name, value in headers:
-        if name.lower() not in skip:
+        if lower_name(name) not in skip:
             parts.append(name)
             parts.append(_COLON)
             parts.append(value)

@@ -54,7 +54,7 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
     if set_headers:  # a route's own value replaces ours (e.g. X-Forwarded-Proto: $scheme)
         named = frozenset(name.lower().encode("latin-1") for name, _ in set_headers)
         skip = skip | named
-    if ex.conn_tokens:
+    if ex.conn_tokens and not ex.conn_tokens <= skip:  # `keep-alive` adds nothing
         skip = skip | ex.conn_tokens
     parts = [ex.method, b" ", target, b" HTTP/1.1\r\n"]
     wire.append_headers(parts, ex.headers, skip)
@@ -246,7 +246,7 @@ class ProxyExchange:
         no_body = ex.method == b"HEAD" or status in (204, 304)
         skip = _RESPONSE_SKIP_NO_BODY if no_body else _RESPONSE_SKIP
         conn_named = _connection_named(headers)
-        if conn_named:
+        if conn_named and not conn_named <= skip:  # `keep-alive` adds nothing
             skip = skip | conn_named
         if self.response_headers:
             skip = skip | frozenset(n.lower().encode("latin-1") for n, _ in self.response_headers)

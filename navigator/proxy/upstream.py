@@ -35,6 +35,7 @@ from typing import Protocol, cast
 
 import httptools
 
+from navigator.http import wire
 from navigator.http.flow import write_parts
 from navigator.proxy.connectqueue import CONNECT_LIMIT, ConnectQueue, ConnectQueueTimeout
 
@@ -290,7 +291,7 @@ class UpstreamConnection(asyncio.Protocol):
     # --- httptools callbacks -----------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        lname = name.lower()
+        lname = wire.lower_name(name)
         if lname == b"content-length":
             if value.strip().isdigit():
                 self._content_length = int(value)

@@ -177,6 +177,22 @@ def test_connection_tokens() -> None:
                                                                      b"x"}
 
 
+@pytest.mark.parametrize("value", [b"keep-alive", b"Keep-Alive", b"KEEP-ALIVE", b"close",
+                                   b"Close", b"upgrade", b"Upgrade", b"keep-alive, Upgrade",
+                                   b" close ", b"Keep-alive"])
+def test_looked_up_connection_values_equal_parsed_ones(value: bytes) -> None:
+    parsed = frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+    assert wire.connection_tokens(value) == parsed
+
+
+def test_lower_name_is_bytes_lower_for_every_name() -> None:
+    names = [*wire.LOWER_NAMES, b"X-Custom", b"content_length", b"\xc9tag", b"", b"A"]
+    for name in names:
+        assert wire.lower_name(name) == name.lower(), name
+    assert all(key.lower() == value for key, value in wire.LOWER_NAMES.items())
+    assert not any(b"_" in key for key in wire.LOWER_NAMES)  # the reader relies on it
+
+
 def test_status_lines_precomputed_and_unknown() -> None:
     assert wire.status_line(200) == b"HTTP/1.1 200 OK\r\n"
     assert wire.status_line(599) == b"HTTP/1.1 599 \r\n"
