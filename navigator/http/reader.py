@@ -17,7 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import httptools
 
@@ -45,22 +45,29 @@ class ReaderSink(Protocol):
 
 # Header names the protocol looks at (everything else is only forwarded). The framing ones
 # get their own code; the rest are kept by name in `Exchange.kept` for routing, proxy and log.
-_H_HOST, _H_CL, _H_TE, _H_CONN, _H_EXPECT, _H_KEEP = range(6)
-_KEPT = (
+# Final throughout: compiled, each is a C static (or inlined), not a module-dict lookup.
+_H_HOST: Final = 0
+_H_CL: Final = 1
+_H_TE: Final = 2
+_H_CONN: Final = 3
+_H_EXPECT: Final = 4
+_H_KEEP: Final = 5
+_KEPT: Final = (
     b"upgrade", b"authorization", b"user-agent", b"x-request-id", b"accept-encoding",
     b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-real-ip",
     b"fly-replay-failed", b"x-navigator-retry", b"if-modified-since", b"if-none-match",
     b"range", b"x-amzn-trace-id", b"referer", b"fly-request-id", b"x-remote-user",
     b"fly-client-ip",
 )
-_FRAMING_NAMES = frozenset({b"host", b"content-length", b"transfer-encoding"})
-_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
-_HEADER_CODES = {
+_FRAMING_NAMES: Final = frozenset({b"host", b"content-length", b"transfer-encoding"})
+_HTTP_VERSIONS: Final = frozenset({"1.0", "1.1"})
+_HEADER_CODES: Final[dict[bytes, int]] = {
     b"host": _H_HOST, b"content-length": _H_CL, b"transfer-encoding": _H_TE,
     b"connection": _H_CONN, b"expect": _H_EXPECT, **dict.fromkeys(_KEPT, _H_KEEP),
 }
 
-_INFO_TEXT_FIELDS = {  # kept header -> RequestInfo text field it fills, decoded as is
+# kept header -> RequestInfo text field it fills, decoded as is
+_INFO_TEXT_FIELDS: Final[dict[bytes, str]] = {
     b"authorization": "authorization", b"user-agent": "user_agent",
     b"accept-encoding": "accept_encoding", b"if-modified-since": "if_modified_since",
     b"if-none-match": "if_none_match", b"range": "range",

@@ -22,7 +22,7 @@ import math
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
 LabelValues = tuple[str, ...]
 GaugeSource = Callable[[], Iterable[tuple[LabelValues, float]]]
@@ -36,7 +36,7 @@ COLD_START_BUCKETS: tuple[float, ...] = (
 # supervisor.TenantState values, so every tenant shows one series per state
 TENANT_STATES: tuple[str, ...] = ("stopped", "starting", "ready", "draining", "stopping",
                                   "backoff")
-STATUS_CLASSES: tuple[str, ...] = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+STATUS_CLASSES: Final[tuple[str, ...]] = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sized
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from navigator.ops.accesslog import AccessLogger, AccessRecord
 from navigator.ops.metrics import Metrics
@@ -31,7 +31,7 @@ def feed_server_gauges(metrics: Metrics, tenant_rows: Callable[[], list[dict[str
     metrics.open_websockets.set_function(lambda: idle.websockets)
     metrics.machine_idle.set_function(lambda: idle.phase in IDLE_PHASES)
 
-_PROTOCOLS = {0: "HTTP/1.0", 1: "HTTP/1.1"}
+_PROTOCOLS: Final = {0: "HTTP/1.0", 1: "HTTP/1.1"}
 
 
 class RequestRecorder:

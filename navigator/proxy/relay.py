@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from navigator.http import wire
 from navigator.http.client import Client, Deadline, hold_body
@@ -24,7 +24,7 @@ from navigator.http.flow import PAUSE_UPSTREAM
 from navigator.http.wire import CRLF
 from navigator.proxy.connectqueue import ConnectQueueTimeout
 from navigator.proxy.cookies import scope_set_cookies
-from navigator.proxy.upstream import PoolKey, UpstreamConnection
+from navigator.proxy.upstream import PoolKey, ResponseSink, UpstreamConnection
 
 if TYPE_CHECKING:
     from navigator.config.runtime import Pairs, Tenant
@@ -32,15 +32,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("navigator.proxy")
 
-_UPSTREAM, _WEBSOCKET = Deadline.UPSTREAM, Deadline.WEBSOCKET  # module globals: cheaper to read
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-_NO_DROP: frozenset[bytes] = frozenset()
+# Final: compiled, module constants are C statics instead of lookups in the module's dict.
+_UPSTREAM: Final = Deadline.UPSTREAM
+_WEBSOCKET: Final = Deadline.WEBSOCKET
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_NO_DROP: Final[frozenset[bytes]] = frozenset()
 # What the rebuilt heads leave out, hop-by-hop names included: sets built once, not per request.
-_REQUEST_SKIP = wire.hop_by_hop_and(wire.REBUILT_REQUEST_HEADERS)
-_REQUEST_SKIP_PREFIXED = wire.hop_by_hop_and(wire.REBUILT_REQUEST_HEADERS
-                                             | {b"x-forwarded-prefix"})
-_RESPONSE_SKIP = wire.hop_by_hop_and(wire.REBUILT_RESPONSE_HEADERS)
-_RESPONSE_SKIP_NO_BODY = wire.hop_by_hop_and(_NO_DROP)
+_REQUEST_SKIP: Final = wire.HeaderFilter(wire.hop_by_hop_and(wire.REBUILT_REQUEST_HEADERS))
+_REQUEST_SKIP_PREFIXED: Final = wire.HeaderFilter(wire.hop_by_hop_and(
+    wire.REBUILT_REQUEST_HEADERS | {b"x-forwarded-prefix"}))
+_RESPONSE_SKIP: Final = wire.HeaderFilter(wire.hop_by_hop_and(wire.REBUILT_RESPONSE_HEADERS))
+_RESPONSE_SKIP_NO_BODY: Final = wire.HeaderFilter(wire.hop_by_hop_and(_NO_DROP))
 
 
 def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: bool,
@@ -53,9 +55,9 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
     named: frozenset[bytes] = frozenset()
     if set_headers:  # a route's own value replaces ours (e.g. X-Forwarded-Proto: $scheme)
         named = frozenset(name.lower().encode("latin-1") for name, _ in set_headers)
-        skip = skip | named
-    if ex.conn_tokens and not ex.conn_tokens <= skip:  # `keep-alive` adds nothing
-        skip = skip | ex.conn_tokens
+        skip = skip.adding(named)
+    if ex.conn_tokens:
+        skip = skip.adding(ex.conn_tokens)
     parts = [ex.method, b" ", target, b" HTTP/1.1\r\n"]
     wire.append_headers(parts, ex.headers, skip)
     if b"x-forwarded-for" not in named:
@@ -91,7 +93,7 @@ def build_request_head(ex: Exchange, target: bytes, peer_ip: str, trust_proxy: b
     return b"".join(parts)
 
 
-class ProxyExchange:
+class ProxyExchange(ResponseSink):
     """Relays one exchange; after a 101, relays raw bytes both ways."""
 
     __slots__ = (
@@ -246,10 +248,11 @@ class ProxyExchange:
         no_body = ex.method == b"HEAD" or status in (204, 304)
         skip = _RESPONSE_SKIP_NO_BODY if no_body else _RESPONSE_SKIP
         conn_named = _connection_named(headers)
-        if conn_named and not conn_named <= skip:  # `keep-alive` adds nothing
-            skip = skip | conn_named
+        if conn_named:
+            skip = skip.adding(conn_named)
         if self.response_headers:
-            skip = skip | frozenset(n.lower().encode("latin-1") for n, _ in self.response_headers)
+            skip = skip.adding(frozenset(n.lower().encode("latin-1")
+                                         for n, _ in self.response_headers))
         lines = [wire.status_line(status)]
         wire.append_headers(lines, headers, skip)
         for name, value in self.response_headers:
@@ -409,6 +412,6 @@ class ProxyExchange:
 
 def _connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     for name, value in headers:
-        if len(name) == 10 and name.lower() == b"connection":
+        if len(name) == 10 and wire.lower_name(name) == b"connection":
             return wire.connection_tokens(value)
     return _NO_DROP

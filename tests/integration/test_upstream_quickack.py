@@ -16,7 +16,7 @@ import socket
 import pytest
 import uvloop
 
-from navigator.proxy.upstream import UpstreamPool
+from navigator.proxy.upstream import ResponseSink, UpstreamPool
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"),
                                 reason="TCP_QUICKACK is Linux-only")
@@ -27,7 +27,7 @@ HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d
     BODY)
 
 
-class Sink:
+class Sink(ResponseSink):
     """Records one response; events let the test wait for its head and its end."""
 
     def __init__(self) -> None:

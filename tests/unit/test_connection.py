@@ -149,3 +149,10 @@ def test_a_closed_connection_stays_closed(rig: Rig) -> None:
     rig.client.start_tunnel(rig.client)  # type: ignore[arg-type]  # not a transition from CLOSED
     assert rig.client.phase is Phase.CLOSED
     assert rig.client.closed
+
+
+def test_request_ids_are_32_hex_digits_and_do_not_repeat_across_draws(rig: Rig) -> None:
+    """Ids are drawn 64 at a time: 1,000 of them span many draws."""
+    ids = [rig.state.new_request_id() for _ in range(1000)]
+    assert all(re.fullmatch(rb"[0-9a-f]{32}", rid) for rid in ids)
+    assert len(set(ids)) == len(ids)

@@ -16,7 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from navigator.proxy.upstream import QUICKACK, RAW_MIN, UpstreamConnection, UpstreamPool
+from navigator.proxy.upstream import (
+    QUICKACK,
+    RAW_MIN,
+    ResponseSink,
+    UpstreamConnection,
+    UpstreamPool,
+)
 
 KEY = ("127.0.0.1", 9, False)
 
@@ -57,7 +63,7 @@ class Transport:
         pass
 
 
-class Sink:
+class Sink(ResponseSink):
     """Records what the connection reports for one response."""
 
     def __init__(self) -> None:

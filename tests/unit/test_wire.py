@@ -127,6 +127,20 @@ def test_filter_headers_drops_hop_by_hop_and_connection_named() -> None:
     assert out == [b"Host: a\r\n", b"Accept: */*\r\n"]
 
 
+def test_a_header_filter_drops_its_names_in_any_spelling_and_nothing_else() -> None:
+    skip = wire.HeaderFilter(wire.hop_by_hop_and(frozenset({b"content-length"})))
+    for name in [b"Connection", b"CONNECTION", b"connection", b"cOnNeCtIoN", b"TE", b"te",
+                 b"Content-Length", b"content-LENGTH", b"Proxy-Authorization", b"Keep-Alive"]:
+        assert skip.drops(name), name
+    for name in [b"Host", b"Server", b"X-Connection", b"Connections", b"T", b"", b"Etag",
+                 b"Content-Lengthy", b"X" * 200]:
+        assert not skip.drops(name), name
+    assert skip.adding(frozenset({b"keep-alive"})) is skip  # nothing new: no copy
+    wider = skip.adding(frozenset({b"x-foo"}))
+    assert wider.drops(b"X-Foo")
+    assert not skip.drops(b"X-Foo")
+
+
 @pytest.mark.parametrize(
     ("existing", "peer", "expected"),
     [(None, "1.2.3.4", b"1.2.3.4"), (b"9.9.9.9", "1.2.3.4", b"9.9.9.9, 1.2.3.4"),
