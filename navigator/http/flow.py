@@ -34,7 +34,11 @@ def write_parts(transport: asyncio.WriteTransport, parts: Sequence[bytes | memor
     """
     if len(parts) == 1:
         transport.write(parts[0])
-    elif sum(map(len, parts)) <= JOIN_LIMIT:
+        return
+    size = 0
+    for part in parts:  # a loop, not sum(map(len, ...)): compiled, no builtins looked up
+        size += len(part)
+    if size <= JOIN_LIMIT:
         transport.write(b"".join(parts))
     else:
         transport.writelines(parts)

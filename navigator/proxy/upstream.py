@@ -108,6 +108,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_parser",
         "_raw_left",
         "closed",
+        "connection_header",
         "head_request",
         "key",
         "pool",
@@ -133,6 +134,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._body_left = 0  # Content-Length bytes of the current response not yet seen
         self._raw_left = 0  # > 0: relaying the rest of a body without the parser
         self._keep_alive = False
+        self.connection_header: bytes | None = None  # the current response's, if it sent one
         self.head_request = False
         self.reused = False
         self.closed = False
@@ -322,10 +324,13 @@ class UpstreamConnection(asyncio.Protocol):
                 self._content_length = int(value)
         elif size == 17 and wire.lower_name(name) == b"transfer-encoding":
             self._chunked = value.strip().lower().endswith(b"chunked")
+        elif size == 10 and wire.lower_name(name) == b"connection":
+            self.connection_header = value  # its tokens name headers to drop (relay)
 
     def on_message_begin(self) -> None:
         self._chunked = False
         self._content_length = None
+        self.connection_header = None
 
     def on_headers_complete(self) -> None:
         if self.probation is not None:  # the backend accepted us: its connect slot is free

@@ -143,3 +143,37 @@ def test_backend_lost_before_the_connect_task_resumes_is_a_502_not_a_hang(
         loop.run_until_complete(scenario())
     finally:
         loop.close()
+
+
+def test_the_response_head_drops_hop_by_hop_and_connection_named_headers_per_response(
+        tmp_path: Path) -> None:
+    """The backend's Connection header names headers of its own response only: the names of
+    one response must not leak into the next one on the same pooled connection."""
+    loop = asyncio.new_event_loop()
+    try:
+        pool, client, transport = rig(tmp_path, loop)
+        pool.gate.set_result(None)
+
+        async def scenario() -> None:
+            client.data_received(b"GET /up/a HTTP/1.1\r\nHost: t\r\n\r\n")
+            await settle()
+            pool.opened[0].data_received(
+                b"HTTP/1.1 200 OK\r\nServer: x\r\nConnection: keep-alive, X-Hop\r\n"
+                b"X-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: 2\r\nContent-Length: 1\r\n\r\na")
+            await settle()
+            first = transport.take()
+            assert b"\r\nServer: x\r\n" in first
+            assert b"\r\nX-Kept: 2\r\n" in first
+            for dropped in (b"X-Hop", b"Keep-Alive", b"Connection"):
+                assert dropped not in first, dropped
+            client.data_received(b"GET /up/b HTTP/1.1\r\nHost: t\r\n\r\n")
+            await settle()
+            pool.opened[0].data_received(
+                b"HTTP/1.1 200 OK\r\nX-Hop: 3\r\nContent-Length: 1\r\n\r\nb")
+            await settle()
+            assert b"\r\nX-Hop: 3\r\n" in transport.take()  # not named by this response
+            assert len(pool.opened) == 1
+
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
