@@ -16,6 +16,8 @@ from binascii import b2a_hex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from navigator.extras.cable import CableHub
 from navigator.proxy.resolver import MachineResolver
 
@@ -52,10 +54,15 @@ class ActivityTracker(Protocol):
     async def wait_resumed(self) -> None: ...
 
 
-class RequestObserver(Protocol):
-    """Access log + metrics, told once per finished request."""
+@mypyc_attr(allow_interpreted_subclasses=True)
+class RequestObserver:
+    """Access log + metrics, told once per finished request (ops.observer.RequestRecorder).
+    A base class, not a Protocol: compiled, the call is a vtable call, not a method lookup."""
 
-    def request_done(self, record: Any) -> None: ...
+    __slots__ = ()
+
+    def request_done(self, ex: Exchange) -> None:
+        raise NotImplementedError
 
 
 class ServerState:

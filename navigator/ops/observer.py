@@ -7,10 +7,11 @@ decodes a few byte strings, nothing more.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sized
+from time import time as wall_clock
 from typing import TYPE_CHECKING, Final
 
+from navigator.http.state import RequestObserver
 from navigator.ops.accesslog import AccessLogger, AccessRecord
 from navigator.ops.metrics import Metrics
 from navigator.tenants.idle import MachineIdle, Phase
@@ -34,21 +35,22 @@ def feed_server_gauges(metrics: Metrics, tenant_rows: Callable[[], list[dict[str
 _PROTOCOLS: Final = {0: "HTTP/1.0", 1: "HTTP/1.1"}
 
 
-class RequestRecorder:
+class RequestRecorder(RequestObserver):
     """The server's RequestObserver: access log plus per-tenant request metrics."""
 
-    __slots__ = ("access", "metrics", "trust_proxy")
+    __slots__ = ("access", "logging", "metrics", "trust_proxy")
 
     def __init__(self, access: AccessLogger, metrics: Metrics, trust_proxy: bool) -> None:
         self.access = access
+        self.logging = access.enabled  # fixed for the logger's life; read once, not per request
         self.metrics = metrics
         self.trust_proxy = trust_proxy
 
     def request_done(self, ex: Exchange) -> None:
-        duration = time.time() - ex.started
+        duration = wall_clock() - ex.started
         tenant = ex.tenant.name if ex.tenant is not None else ""
         self.metrics.request_done(tenant, ex.status, duration)
-        if not self.access.enabled:
+        if not self.logging:
             return
         info = ex.info
         x = ex.kept

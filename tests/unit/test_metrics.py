@@ -364,3 +364,12 @@ def test_log_drops_are_read_from_their_owner_at_scrape_time() -> None:
     text = metrics.render().decode()
     assert dropped_log_lines(parse_samples(text)) == "log lines dropped: stdout 1842, file 3"
     assert dropped_log_lines(parse_samples(Metrics().render().decode())) == ""
+
+
+def test_the_bucket_scan_agrees_with_bisect() -> None:
+    from bisect import bisect_left
+
+    from navigator.ops.metrics import REQUEST_BUCKETS, _bucket
+    values = [-1.0, 0.0, *REQUEST_BUCKETS, *(b * 1.0001 for b in REQUEST_BUCKETS), 1e9]
+    for value in values:
+        assert _bucket(REQUEST_BUCKETS, value) == bisect_left(REQUEST_BUCKETS, value), value
