@@ -17,6 +17,8 @@ import enum
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from navigator.http import wire
 from navigator.http.exchange import BaseHandler, Exchange
 from navigator.http.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER
@@ -49,46 +51,84 @@ class Tunnel(Protocol):
     def resume_writing(self) -> None: ...
 
 
-class Client(Protocol):
-    """One client connection, as handlers see it."""
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Client(asyncio.Protocol):
+    """One client connection, as handlers see it. A base class, not a Protocol: compiled,
+    the relay's and handlers' calls are vtable calls and these fields native reads, where a
+    Protocol cost a Python method lookup per call. `HttpConnection` implements every method
+    and sets every field."""
+
+    __slots__ = ()
+
+    state: ServerState
+    peer_ip: str
+    closed: bool
+    write_paused: bool
+    transport: asyncio.Transport | None
 
     @property
-    def state(self) -> ServerState: ...
-    @property
-    def peer_ip(self) -> str: ...
-    @property
-    def closed(self) -> bool: ...
-    @property
-    def write_paused(self) -> bool: ...
-    @property
-    def client_eof(self) -> bool: ...
-    @property
-    def transport(self) -> asyncio.Transport | None: ...
+    def client_eof(self) -> bool:
+        raise NotImplementedError
 
     # writing
-    def write(self, data: bytes) -> None: ...
-    def writelines(self, data: Sequence[bytes | memoryview]) -> None: ...
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def writelines(self, data: Sequence[bytes | memoryview]) -> None:
+        raise NotImplementedError
+
     def respond_bytes(self, ex: Exchange, status: int, data: bytes, body_len: int,
-                      response_type: str) -> None: ...
-    def fail(self, ex: Exchange, failure: Failure, reason: str = "") -> None: ...
-    def finish(self, ex: Exchange) -> None: ...
-    def answering(self, ex: Exchange) -> bool: ...
+                      response_type: str) -> None:
+        raise NotImplementedError
+
+    def fail(self, ex: Exchange, failure: Failure, reason: str = "") -> None:
+        raise NotImplementedError
+
+    def finish(self, ex: Exchange) -> None:
+        raise NotImplementedError
+
+    def answering(self, ex: Exchange) -> bool:
+        raise NotImplementedError
+
     # reading
-    def pause_reading(self, reason: int) -> None: ...
-    def resume_reading(self, reason: int) -> None: ...
-    def take_buffered_body(self, ex: Exchange) -> list[bytes]: ...
+    def pause_reading(self, reason: int) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self, reason: int) -> None:
+        raise NotImplementedError
+
+    def take_buffered_body(self, ex: Exchange) -> list[bytes]:
+        raise NotImplementedError
+
     # deadlines
-    def arm_deadline(self, kind: Deadline, seconds: float) -> None: ...
-    def extend_deadline(self, kind: Deadline, seconds: float) -> None: ...
-    def clear_deadline(self) -> None: ...
+    def arm_deadline(self, kind: Deadline, seconds: float) -> None:
+        raise NotImplementedError
+
+    def extend_deadline(self, kind: Deadline, seconds: float) -> None:
+        raise NotImplementedError
+
+    def clear_deadline(self) -> None:
+        raise NotImplementedError
+
     # protocol switch
-    def start_tunnel(self, tunnel: Tunnel) -> bytes: ...
-    def end_tunnel(self, tunnel: Tunnel) -> None: ...
-    def finish_tunnel_exchange(self, ex: Exchange) -> None: ...
-    def refuse_upgrade(self, ex: Exchange) -> None: ...
+    def start_tunnel(self, tunnel: Tunnel) -> bytes:
+        raise NotImplementedError
+
+    def end_tunnel(self, tunnel: Tunnel) -> None:
+        raise NotImplementedError
+
+    def finish_tunnel_exchange(self, ex: Exchange) -> None:
+        raise NotImplementedError
+
+    def refuse_upgrade(self, ex: Exchange) -> None:
+        raise NotImplementedError
+
     # ending
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
 
 
 def respond(client: Client, ex: Exchange, decision: Respond) -> None:

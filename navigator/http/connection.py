@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, cast
 
 from navigator.http import wire
-from navigator.http.client import Deadline, Tunnel, hold_body
+from navigator.http.client import Client, Deadline, Tunnel, hold_body
 from navigator.http.exchange import Exchange
 from navigator.http.failure import Failure, status_of
 from navigator.http.flow import (
@@ -91,7 +91,7 @@ _UPSTREAM: Final = Deadline.UPSTREAM
 _LINGERING: Final = Deadline.LINGER
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(Client):
     """One client connection."""
 
     __slots__ = (
