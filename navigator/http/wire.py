@@ -259,13 +259,16 @@ def hop_by_hop_and(drop: frozenset[bytes]) -> frozenset[bytes]:
     return drop | HOP_BY_HOP
 
 
+_CONNECTION_OPTIONS: Final = frozenset({b"close", b"keep-alive"})
+
+
 class HeaderFilter:
     """The lower-case names a rebuilt head leaves out, and a bitmask of their lengths: most
     names are ruled out by their length alone, neither looked up nor hashed (a backend's
     Server, Date, Content-Type, ETag... against the hop-by-hop lengths 2, 7, 10, 14, 16-19).
     Built once per kind of head; immutable."""
 
-    __slots__ = ("lengths", "names")
+    __slots__ = ("_absorbs", "lengths", "names")
 
     def __init__(self, names: frozenset[bytes]) -> None:
         self.names: Final = names
@@ -273,14 +276,18 @@ class HeaderFilter:
         for name in names:
             lengths |= 1 << len(name)
         self.lengths: Final = lengths
+        # Connection tokens that add nothing: these names, and the options `close` and
+        # `keep-alive`, which name no header ("Close" is a reserved field name, RFC 9110
+        # §16.3.2.2): `Connection: close` on every request must not build a new filter.
+        self._absorbs: Final = names | _CONNECTION_OPTIONS
 
     def drops(self, name: bytes) -> bool:
         """`name` (any case) is one of the names."""
         return (self.lengths >> len(name)) & 1 == 1 and lower_name(name) in self.names
 
     def adding(self, more: frozenset[bytes]) -> HeaderFilter:
-        """This filter with `more` names (itself when they add nothing: `keep-alive`)."""
-        return self if more <= self.names else HeaderFilter(self.names | more)
+        """This filter with `more` names (itself when they add nothing: `keep-alive`, `close`)."""
+        return self if more <= self._absorbs else HeaderFilter(self.names | more)
 
 
 def append_headers(parts: list[bytes], headers: Iterable[Header], skip: HeaderFilter) -> None:

@@ -136,6 +136,7 @@ def test_a_header_filter_drops_its_names_in_any_spelling_and_nothing_else() -> N
                  b"Content-Lengthy", b"X" * 200]:
         assert not skip.drops(name), name
     assert skip.adding(frozenset({b"keep-alive"})) is skip  # nothing new: no copy
+    assert skip.adding(frozenset({b"close"})) is skip  # an option, not a header name
     wider = skip.adding(frozenset({b"x-foo"}))
     assert wider.drops(b"X-Foo")
     assert not skip.drops(b"X-Foo")
