@@ -96,7 +96,7 @@ def example_config(name: str, tmp_path: Path, file: str = "navigator.yml") -> Pa
     pid file and tenant ports. `file` is navigator.yml (the reference format) or concise.yml
     (the concise format, relying on the framework preset's defaults)."""
     text = (EXAMPLES / name / file).read_text()
-    start_port = random.randrange(20000, 40000, 101)
+    start_port = random.randrange(20000, 32000, 101)
     replacements = (("  listen: 3000\n",
                      f'  listen: "127.0.0.1:0"\n  pid_file: {tmp_path}/navigator.pid\n'),
                     ("start_port: 4000", f"start_port: {start_port}"))

@@ -198,7 +198,7 @@ applications:
     command: {sys.executable}
     args: [{BACKEND_APP}]
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
   tenants:
     - path: /a/
     - path: /b/
@@ -460,7 +460,7 @@ applications:
     command: {sys.executable}
     args: [{BACKEND_APP}]
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
   tenants:
     - path: /b/
 """)

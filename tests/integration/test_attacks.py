@@ -233,7 +233,7 @@ def write_site(root: Path) -> None:
 
 
 def attack_config(root: Path, limits: str = "", body_timeout: str = "30s") -> str:
-    port = random.randrange(20000, 40000, 101)
+    port = random.randrange(20000, 32000, 101)
     return f"""
 server:
   listen: "127.0.0.1:0"

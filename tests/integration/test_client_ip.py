@@ -75,7 +75,7 @@ applications:
     command: {sys.executable}
     args: [{BACKEND_APP}]
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
   tenants:
     - path: /b/
 """

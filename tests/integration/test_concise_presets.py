@@ -41,7 +41,7 @@ server: {{pid_file: {tmp_path}/nav.pid}}
 app:
   preset: node
   dir: {app}
-  pools: {{start_port: {random.randrange(20000, 40000, 101)}}}
+  pools: {{start_port: {random.randrange(20000, 32000, 101)}}}
   env: {{TENANT: "${{tenant}}"}}
 tenants:
   pattern: /shop/{{tenant}}/

@@ -42,7 +42,7 @@ applications:
     args: [{BACKEND_APP}]
   health_check: /up
   pools:
-    start_port: {start_port or random.randrange(20000, 40000, 101)}
+    start_port: {start_port or random.randrange(20000, 32000, 101)}
     timeout: {timeout}
   tenants:
     - path: /a/
@@ -148,7 +148,7 @@ def test_requests_cold_starts_and_a_crash(nav: Navigator) -> None:
 
 def test_stop_reasons_reload_and_idle(tmp_path: Path) -> None:
     config = tmp_path / "navigator.yml"
-    start_port = random.randrange(20000, 40000, 101)
+    start_port = random.randrange(20000, 32000, 101)
     config.write_text(config_text(tmp_path, start_port=start_port))
     with run_navigator(config) as nav:
         assert request(nav.port, "GET", "/a/x").status == 200

@@ -27,7 +27,7 @@ applications:
     args: [{BACKEND_APP}]
   health_check: /up
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
   tenants:
     - path: /a/
     - path: /b/

@@ -93,7 +93,7 @@ applications:
     args: ["{BACKEND_APP}"]
   health_check: /up
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
   tenants:
     - path: /a/
 """)
@@ -136,7 +136,7 @@ applications:
     args: ["-c", "{sys.executable} {BACKEND_APP} & wait"]
   health_check: /up
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
   tenants:
     - path: /a/
 """)

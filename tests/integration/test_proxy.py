@@ -31,7 +31,7 @@ from tests.helpers import (
 
 def config_text(tmp_path: Path, extra_tenants: str = "", start_port: int | None = None,
                 extra: str = "") -> str:
-    port = start_port or random.randrange(20000, 40000, 101)
+    port = start_port or random.randrange(20000, 32000, 101)
     return f"""
 server:
   listen: "127.0.0.1:0"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.helpers import BACKEND_APP, Reader, connect, request, run_navigator, wait_until
 
-PORT_BASE = random.randrange(20000, 40000, 101)
+PORT_BASE = random.randrange(20000, 32000, 101)
 
 
 def config(tmp_path: Path, tenants: list[tuple[str, str]], rewrite: str = "") -> str:

@@ -27,7 +27,7 @@ applications:
     command: {sys.executable}
     args: [{BACKEND_APP}]
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
   tenants:
     - path: /sam/list1/
     - path: /other/

@@ -131,7 +131,7 @@ def start_cluster(stack: ExitStack, tmp_path: Path, placements: dict[str, str]) 
     """Machines (same config text apart from listen), the DNS responder and the edge."""
     dns = stack.enter_context(dns_responder(dns_table()))
     port = shared_port()
-    start_port = random.randrange(20000, 40000, 101)
+    start_port = random.randrange(20000, 32000, 101)
     navs = {}
     for machine_id, region, host in MACHINES:
         listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

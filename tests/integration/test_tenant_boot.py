@@ -35,7 +35,7 @@ server:
     args: [{TENANT_APP}, "{{{{port}}}}"]
   health_check: /up
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
   tenants:
 {tenants}"""
     return write_config(tmp_path, text)

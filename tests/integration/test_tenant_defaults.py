@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def nav(tmp_path: Path) -> Iterator[Navigator]:
-    port = random.randrange(20000, 40000, 101)
+    port = random.randrange(20000, 32000, 101)
     (tmp_path / "strict.notready").touch()
     (tmp_path / "lenient.notready").touch()
     text = f"""

@@ -49,7 +49,7 @@ applications:
     args: ["{SERIAL_APP}", "{{{{port}}}}"]
   health_check: /up
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
 {pools}
   tenants:
     - path: /s/
@@ -215,7 +215,7 @@ applications:
     args: ["{BACKEND_APP}"]
   health_check: /up
   pools:
-    start_port: {random.randrange(20000, 40000, 101)}
+    start_port: {random.randrange(20000, 32000, 101)}
     max_concurrency: 1
     queue_timeout: 500ms
   tenants:

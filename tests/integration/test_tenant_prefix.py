@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def nav(tmp_path: Path) -> Iterator[Navigator]:
-    port = random.randrange(20000, 40000, 101)
+    port = random.randrange(20000, 32000, 101)
     text = f"""
 server:
   listen: "127.0.0.1:0"

@@ -52,7 +52,7 @@ def nav(tmp_path_factory: pytest.TempPathFactory, backend: int) -> Iterator[Navi
     (public / "b" / "about.html").write_text("<p>b prerendered</p>")
     sha = base64.b64encode(hashlib.sha1(b"secret").digest()).decode()
     (root / "htpasswd").write_text(f"sam:{{SHA}}{sha}\n")
-    port = random.randrange(20000, 40000, 101)
+    port = random.randrange(20000, 32000, 101)
     text = f"""
 server:
   listen: "127.0.0.1:0"
