@@ -248,7 +248,7 @@ def _non_origin_form(target: bytes, method: bytes) -> bytes:
 
 def filter_headers(headers: Iterable[Header], drop: frozenset[bytes],
                    connection_named: frozenset[bytes]) -> list[bytes]:
-    """Header lines (`name: value\r\n`) without hop-by-hop, rebuilt and Connection-named ones."""
+    """Header lines (`name: value\\r\\n`) without hop-by-hop, rebuilt and Connection-named ones."""
     parts: list[bytes] = []
     append_headers(parts, headers, HeaderFilter(hop_by_hop_and(drop) | connection_named))
     return [b"".join(parts[i:i + 4]) for i in range(0, len(parts), 4)]
