@@ -22,6 +22,7 @@ from mypy_extensions import mypyc_attr
 from navigator.http import wire
 from navigator.http.exchange import BaseHandler, Exchange
 from navigator.http.flow import BODY_BUFFER_LIMIT, PAUSE_BUFFER
+from navigator.http.reader import ReaderSink
 
 if TYPE_CHECKING:
     from navigator.http.failure import Failure
@@ -52,7 +53,7 @@ class Tunnel(Protocol):
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
-class Client(asyncio.Protocol):
+class Client(ReaderSink):
     """One client connection, as handlers see it. A base class, not a Protocol: compiled,
     the relay's and handlers' calls are vtable calls and these fields native reads, where a
     Protocol cost a Python method lookup per call. `HttpConnection` implements every method

@@ -146,6 +146,7 @@ class HttpConnection(Client):
             self.state.request_done(current)
             self._current = None
         self._pipeline.clear()
+        self._reader.close()  # no cycle left: see RequestReader.close
 
     def data_received(self, data: bytes) -> None:
         if self.phase is not _OPEN:
@@ -395,7 +396,6 @@ class HttpConnection(Client):
             self.tunnel = None
             self._enter(_OPEN)
         self.resume_reading(PAUSE_TUNNEL)
-
 
     def extend_deadline(self, kind: Deadline, seconds: float) -> None:
         """Push the deadline out if it is still of `kind` (traffic on a websocket)."""

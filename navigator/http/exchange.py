@@ -7,7 +7,7 @@ room that uses it, so none of them needs to import the connection.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -60,6 +60,10 @@ class BaseHandler:
 
     def client_lost(self) -> None:
         """The client went away or the exchange was abandoned."""
+
+
+NO_TOKENS: Final[frozenset[bytes]] = frozenset()
+"""The Connection tokens of a request that sent none (one object: `frozenset()` allocates)."""
 
 
 class Exchange:
@@ -118,7 +122,7 @@ class Exchange:
         self.expect_continue = False
         self.content_length: int | None = None
         self.chunked = False
-        self.conn_tokens: frozenset[bytes] = frozenset()
+        self.conn_tokens = NO_TOKENS
         self.upgrade = False
         self.activity_counted = False  # told the machine-idle tracker it started
         self.lease: TenantLease | None = None  # a slot on a tenant process, until released

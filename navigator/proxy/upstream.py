@@ -126,7 +126,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.sock: socket.socket | None = None  # for TCP_QUICKACK; None when not settable
         self.sink: ResponseSink | None = None
-        self._parser = httptools.HttpResponseParser(self)
+        # None once the connection is lost: the parser holds this connection's bound methods,
+        # and dropping it lets both go by reference counting instead of the cycle collector.
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
         self._chunked = False
         self._content_length: int | None = None
@@ -232,8 +234,11 @@ class UpstreamConnection(asyncio.Protocol):
             if 3 < end < len(data):
                 body = memoryview(data)[end:]
                 data = data[:end]
+        parser = self._parser
+        if parser is None:  # lost
+            return
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
             if body is not None:
                 self._after_head(sink, body)
             elif self._body_left and self.sink is sink:
@@ -269,7 +274,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._raw_left = self._body_left
             self._parser = httptools.HttpResponseParser(self)
             self._relay_raw(sink, body)
-        else:  # chunked, close-delimited, or what follows an interim 1xx
+        elif self._parser is not None:  # chunked, close-delimited, or after an interim 1xx
             self._parser.feed_data(body)
 
     def _relay_raw(self, sink: ResponseSink, data: bytes | memoryview) -> None:
@@ -292,6 +297,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._parser = None  # see __init__: no cycle left behind
         if self.probation is not None:
             self.probation.end()
             self.probation = None
@@ -337,6 +343,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.probation.end()
             self.probation = None
         parser = self._parser
+        assert parser is not None  # callbacks run inside feed_data
         status = parser.get_status_code()
         sink = self.sink
         if sink is None:
@@ -364,21 +371,24 @@ class UpstreamConnection(asyncio.Protocol):
         sink = self.sink
         if sink is None:
             return
-        status = self._parser.get_status_code()
+        parser = self._parser
+        assert parser is not None  # callbacks run inside feed_data
+        status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             headers, self._headers = self._headers, []
             sink.upstream_interim(status, headers)
             return
         if status == 101:
             return  # the upgrade exception follows and turns this into a tunnel
-        self._finish(self._parser.should_keep_alive())
+        self._finish(parser.should_keep_alive())
 
     def _finish(self, keep_alive: bool) -> None:
         sink = self.sink
         self.sink = None
         self._body_left = 0
-        if self.head_request or not keep_alive:
-            # A HEAD response may announce a body the parser would wait for: use a fresh one.
+        if self.head_request and keep_alive:
+            # A HEAD response may announce a body the parser would wait for: use a fresh one
+            # (a connection not kept alive is closed below and parses nothing more).
             self._parser = httptools.HttpResponseParser(self)
         if sink is not None:
             sink.upstream_complete()

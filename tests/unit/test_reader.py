@@ -14,14 +14,14 @@ import pytest
 from navigator.config.runtime import Config, Limits, ListenAddress
 from navigator.http import wire
 from navigator.http.exchange import Exchange
-from navigator.http.reader import ParseError, RequestReader
+from navigator.http.reader import ParseError, ReaderSink, RequestReader
 from navigator.web.snapshot import build_snapshot
 
 # The reader never reads an exchange's snapshot, but a compiled Exchange checks its type.
 SNAPSHOT = build_snapshot(Config(source=Path("n.yml"), listen=ListenAddress("", 0)))
 
 
-class Recorder:
+class Recorder(ReaderSink):
     """A ReaderSink that writes down every event, in order."""
 
     def __init__(self) -> None:
