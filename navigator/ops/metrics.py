@@ -103,6 +103,12 @@ class Counter(_Metric):
     def value(self, *labels: str) -> float:
         return self._values.get(labels, 0.0)
 
+    def cells(self) -> dict[LabelValues, float]:
+        """The values by label tuple, for a caller that adds to fixed keys per event and
+        builds each key once (see RequestSeries). It must add only, keys of the declared
+        length."""
+        return self._values
+
     def samples(self) -> list[str]:
         return [f"{self.name}{_labels(self.labelnames, key)} {format_value(value)}"
                 for key, value in self._values.items()]
@@ -192,6 +198,15 @@ class Histogram(_Metric):
         series[_bucket(self.bounds, value)] += 1
         series[-1] += value
 
+    def series(self, *labels: str) -> list[float]:
+        """The bucket counts and sum of one label set (created empty on first use), for a
+        caller that observes into it directly (see RequestSeries)."""
+        series = self._series.get(labels)
+        if series is None:
+            self._check(labels)
+            series = self._series[labels] = [0.0] * (len(self.bounds) + 2)
+        return series
+
     def count(self, *labels: str) -> int:
         series = self._series.get(labels)
         return int(sum(series[:-1])) if series else 0
@@ -208,6 +223,31 @@ class Histogram(_Metric):
             lines.append(f"{self.name}_sum{plain} {format_value(series[-1])}")
             lines.append(f"{self.name}_count{plain} {format_value(cumulative)}")
         return lines
+
+
+class RequestSeries:
+    """One tenant's request counter cells and duration histogram, found once per request by
+    the tenant's name: the label tuples are built when the tenant is first seen, not per
+    request (a tuple per call and two hashes of it were most of `request_done`)."""
+
+    __slots__ = ("_bounds", "_counts", "_durations", "_keys")
+
+    def __init__(self, requests: Counter, durations: Histogram, tenant: str) -> None:
+        requests._check((tenant, ""))
+        self._counts = requests.cells()
+        # LabelValues (variable length), not tuple[str, str]: compiled, a fixed-length tuple
+        # is an unboxed struct and each use as a dict key would build a new tuple object.
+        self._keys: tuple[LabelValues, ...] = tuple((tenant, klass) for klass in STATUS_CLASSES)
+        self._durations = durations.series(tenant)
+        self._bounds = durations.bounds
+
+    def add(self, status: int, duration: float) -> None:
+        key = self._keys[status // 100 if 0 <= status < 600 else 0]
+        counts = self._counts
+        counts[key] = counts.get(key, 0.0) + 1.0
+        durations = self._durations
+        durations[_bucket(self._bounds, duration)] += 1
+        durations[-1] += duration
 
 
 _M = TypeVar("_M", bound=_Metric)
@@ -278,6 +318,7 @@ class Metrics:
         self.request_duration = registry.register(Histogram(
             "navigator_request_duration_seconds", "Time from request head to last byte sent.",
             ("tenant",), REQUEST_BUCKETS))
+        self._request_series: dict[str, RequestSeries] = {}  # by tenant name
         self.tenant_starts = registry.register(Counter(
             "navigator_tenant_starts_total", "Tenant processes started.", ("tenant",)))
         self.tenant_stops = registry.register(Counter(
@@ -367,9 +408,11 @@ class Metrics:
 
     def request_done(self, tenant: str, status: int, duration: float) -> None:
         """Once per finished request; `tenant` is "" for non-tenant traffic."""
-        klass = STATUS_CLASSES[status // 100] if 0 <= status < 600 else "0xx"
-        self.requests.inc(tenant, klass)
-        self.request_duration.observe(duration, tenant)
+        series = self._request_series.get(tenant)
+        if series is None:
+            series = self._request_series[tenant] = RequestSeries(
+                self.requests, self.request_duration, tenant)
+        series.add(status, duration)
 
     # The supervisor's TenantEvents: once per process event, never per request.
     def tenant_started(self, tenant: str) -> None:
