@@ -165,8 +165,8 @@ class Server:
         loop = self.state.loop
         state = self.state
         host = config.listen.host or None
-        listeners = await listen(loop, lambda: HttpConnection(state), host, config.listen.port,
-                                 backlog=4096)
+        listeners = await listen(loop, lambda peer: HttpConnection(state, peer), host,
+                                 config.listen.port, backlog=4096)
         self._servers += listeners
         for listener in listeners:
             addr = listener.sock.getsockname()

@@ -100,7 +100,7 @@ class HttpConnection(Client):
         "phase", "state", "transport", "tunnel", "write_paused",
     )
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, peer_ip: str = "") -> None:
         self.state = state
         self.transport: asyncio.Transport | None = None
         self._limits: Limits = state.snapshot.config.limits
@@ -115,7 +115,7 @@ class HttpConnection(Client):
         self.write_paused = False
         self.phase = _OPEN
         self.closed = False  # phase is CLOSED (a plain field: read on every write)
-        self.peer_ip = ""
+        self.peer_ip = peer_ip  # the client's host from accept ("": connection_made asks)
         self.deadline = 0.0
         self.deadline_kind = _NO_DEADLINE
 
@@ -123,8 +123,8 @@ class HttpConnection(Client):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        self.peer_ip = peer[0] if isinstance(peer, tuple) else "127.0.0.1"
+        if not self.peer_ip:
+            self.peer_ip = _peer_host(transport)
         self.state.connections.add(self)
         self.arm_deadline(_HEADER, self._limits.header_timeout)
 
@@ -506,6 +506,12 @@ class HttpConnection(Client):
                                        or self.state.new_request_id())
                 self.state.request_done(answered)
         self.close()
+
+
+def _peer_host(transport: asyncio.BaseTransport) -> str:
+    """The client's host, asked of the transport (a connection not made by our acceptor)."""
+    peer = transport.get_extra_info("peername")
+    return peer[0] if isinstance(peer, tuple) else "127.0.0.1"
 
 
 LINGER_TIMEOUT: Final = 5.0  # seconds to discard an unwanted request body before closing

@@ -41,7 +41,7 @@ async def burst_then_iterations(iterations: int) -> tuple[int, bytes]:
     Returns (connections accepted, what the last client got back)."""
     loop = asyncio.get_running_loop()
     made: list[Counting] = []
-    listeners = await listen(loop, lambda: Counting(made), "127.0.0.1", 0, backlog=4096)
+    listeners = await listen(loop, lambda _peer: Counting(made), "127.0.0.1", 0, backlog=4096)
     port = listeners[0].sock.getsockname()[1]
     clients = []
     try:
@@ -80,7 +80,8 @@ def test_a_burst_is_accepted_within_a_few_iterations() -> None:
 def test_close_stops_accepting() -> None:
     async def scenario() -> bool:
         loop = asyncio.get_running_loop()
-        listeners = await listen(loop, asyncio.Protocol, "127.0.0.1", 0, backlog=16)
+        listeners = await listen(loop, lambda _peer: asyncio.Protocol(), "127.0.0.1", 0,
+                                 backlog=16)
         port = listeners[0].sock.getsockname()[1]
         for listener in listeners:
             listener.close()
@@ -98,7 +99,7 @@ def test_close_stops_accepting() -> None:
 def test_binds_every_address_of_the_host(host: str) -> None:
     async def scenario() -> list[tuple[str, int]]:
         loop = asyncio.get_running_loop()
-        listeners = await listen(loop, asyncio.Protocol, host, 0, backlog=16)
+        listeners = await listen(loop, lambda _peer: asyncio.Protocol(), host, 0, backlog=16)
         try:
             return [listener.sock.getsockname()[:2] for listener in listeners]
         finally:
