@@ -24,7 +24,6 @@ import asyncio
 import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, cast
 
@@ -106,7 +105,7 @@ class HttpConnection(Client):
         self._limits: Limits = state.snapshot.config.limits
         self._reader = RequestReader(self, self._limits)
         self._current: Exchange | None = None
-        self._pipeline: deque[Exchange] = deque()
+        self._pipeline: list[Exchange] = []  # a few at most: reading pauses meanwhile
         self._read_paused = 0
         self._tunnel_rest = b""
         self._eof = False
@@ -319,7 +318,7 @@ class HttpConnection(Client):
             self.close()
             return
         if self._pipeline:
-            nxt = self._pipeline.popleft()
+            nxt = self._pipeline.pop(0)
             if not self._pipeline:
                 self.resume_reading(PAUSE_PIPELINE)
             self._current = nxt
