@@ -17,6 +17,7 @@ import psutil
 from navigator.config.runtime import PORT_PLACEHOLDER, Config, Pools, Tenant
 from navigator.tenants.cgroups import MemoryCgroup
 from navigator.tenants.hooks import run_hooks
+from navigator.tenants.listeners import holds_any, listener_inodes
 from navigator.tenants.procs import ChildProcess, OnceLog, SpawnSpec
 from navigator.tenants.tenantstate import LOOPBACK, SupervisorPolicy, pidfile_path, probe
 
@@ -90,12 +91,24 @@ async def wait_ready(port: int, path: str, child: ChildProcess, limit: float,
 
 def listens_in_tree(pid: int, port: int) -> bool:
     """True when `pid` or one of its descendants (a shell wrapper's server, Puma's master)
-    listens on TCP `port`. A readiness answer from anyone else is another program's."""
+    listens on TCP `port`. A readiness answer from anyone else is another program's. The
+    listener's inode comes from `listeners` (cheap on a machine with many closed
+    connections, see there); psutil answers where /proc cannot."""
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]
     except psutil.Error:
         return False
+    inodes = listener_inodes(port)
+    if inodes is None:  # not Linux
+        return _listens_in_tree_psutil(tree, port)
+    if not inodes:
+        return False
+    held = holds_any([process.pid for process in tree], inodes)
+    return True if held is None else held  # not ours to inspect: do not block it
+
+
+def _listens_in_tree_psutil(tree: list[psutil.Process], port: int) -> bool:
     for process in tree:
         try:
             sockets = process.net_connections(kind="tcp")
