@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, cast
@@ -263,8 +262,7 @@ def _rules(spec: sc.RoutesSpec, slash_paths: Sequence[str], ctx: Context,
     for path in slash_paths:
         bare = path.rstrip("/")
         if bare:
-            rules.append(rt.Rule("redirect", re.compile(f"^{re.escape(bare)}$"),
-                                 path.replace("\\", "\\\\")))
+            rules.append(rt.Rule("redirect", None, path, exact=bare))
     rules.extend(placement)
     return tuple(rules)
 
@@ -562,7 +560,8 @@ def summarize(config: rt.Config) -> str:
                 or (f"{rule.replay.prefer_instance} (preferred)"
                     if rule.replay.prefer_instance else rule.replay.region)
                 or "(lives everywhere)" if rule.replay else rule.written[1] or rule.replacement)
-        out.append(f"  {rule.kind:<8} {rule.written[0] or rule.pattern.pattern} -> {goal}")
+        source = rule.pattern.pattern if rule.pattern is not None else rule.exact
+        out.append(f"  {rule.kind:<8} {rule.written[0] or source} -> {goal}")
     start = config.stamp.machine_start
     if start.enabled:
         out.append(f"machine start before replay: wait {format_duration(start.timeout)}, "
@@ -583,6 +582,5 @@ def summarize(config: rt.Config) -> str:
 
 
 def _synthesised(rule: rt.Rule, config: rt.Config) -> bool:
-    return (rule.kind == "redirect" and rule.replacement.endswith("/")
-            and rule.pattern.pattern == f"^{re.escape(rule.replacement.rstrip('/'))}$")
+    return rule.pattern is None  # only navigator's own slash redirects have no regex
 

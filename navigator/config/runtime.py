@@ -234,11 +234,14 @@ class Rule:
     """One entry of the ordered rule list (section 6 of the reference)."""
 
     kind: Literal["redirect", "rewrite", "replay"]
-    pattern: re.Pattern[str]
-    replacement: str = ""  # Go `$1`/`${name}` syntax translated to a Python template
+    pattern: re.Pattern[str] | None  # None: a redirect of exactly the path `exact`
+    replacement: str = ""  # Go `$1`/`${name}` syntax translated to a Python template; for
+    # an `exact` redirect, the location itself
     replay: ReplayTarget | None = None
     written: tuple[str, str] = ("", "")  # regex and replacement as the file wrote them
     # (Go syntax: `\w`, `$1`), for `navigator check`; empty for rules navigator made up
+    exact: str = ""  # the path of a redirect navigator made (a tenant's slash redirect):
+    # no regex is compiled for it, one per tenant made a 1,000-tenant load 100 ms slower
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,8 @@ _STATUS_TEXT = {301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect
 
 def expand(rule: Rule, path: str) -> str:
     """Apply the rule's replacement to every match in `path` (the one place that does it)."""
+    if rule.pattern is None:  # an exact redirect: its location
+        return rule.replacement
     return rule.pattern.sub(rule.replacement, path)
 
 
@@ -163,6 +165,8 @@ class ReplayPlan:
 # --- the list -------------------------------------------------------------------------------
 def _literal_exact(rule: Rule) -> tuple[str, str] | None:
     """(path, location) when the rule is a redirect `^LITERAL$` → literal location."""
+    if rule.pattern is None:
+        return (rule.exact, rule.replacement) if rule.kind == "redirect" else None
     source = rule.pattern.pattern
     if (rule.kind != "redirect" or not source.startswith("^") or not source.endswith("$")
             or "\\" in rule.replacement or rule.pattern.flags & ~re.UNICODE):
@@ -262,7 +266,10 @@ class RuleList:
                 if location is not None:
                     return path, redirect_response(location, req.query)
                 continue
-            if rule.pattern.search(path) is None:
+            if rule.pattern is None:
+                if path != rule.exact:
+                    continue
+            elif rule.pattern.search(path) is None:
                 continue
             if rule.kind == "rewrite":
                 path = expand(rule, path)

@@ -450,16 +450,17 @@ def test_rule_order_and_slash_redirects(tmp_path: Path) -> None:
             - path: /showcase/2025/boston/
             - path: /showcase/2025/raleigh
         """)
-    kinds = [(r.kind, r.pattern.pattern, r.replacement) for r in config.rules]
+    kinds = [(r.kind, r.pattern.pattern if r.pattern else f"exactly {r.exact}", r.replacement)
+             for r in config.rules]
     assert kinds == [
         ("redirect", "^/$", "/showcase/"),
         ("rewrite", "^/old/(.*)", "/new/\\g<1>"),
         ("replay", "^/showcase/2025/sydney/", ""),
         ("replay", "^/pdf/", ""),
         ("replay", "^/m/", ""),
-        ("redirect", "^/showcase$", "/showcase/"),
-        ("redirect", "^/showcase/2025/boston$", "/showcase/2025/boston/"),
-        ("redirect", "^/showcase/2025/raleigh$", "/showcase/2025/raleigh/"),
+        ("redirect", "exactly /showcase", "/showcase/"),
+        ("redirect", "exactly /showcase/2025/boston", "/showcase/2025/boston/"),
+        ("redirect", "exactly /showcase/2025/raleigh", "/showcase/2025/raleigh/"),
     ]
     assert config.rules[2].replay == rt.ReplayTarget(region="syd")
     assert config.rules[3].replay == rt.ReplayTarget(app="pdf",
@@ -471,7 +472,7 @@ def test_rule_order_and_slash_redirects(tmp_path: Path) -> None:
 
 def test_tenant_at_root_gets_no_slash_redirect(tmp_path: Path) -> None:
     config = load(tmp_path, "applications: {tenants: [{path: /}, {path: /x/}]}")
-    assert [r.pattern.pattern for r in config.rules] == ["^/x$"]
+    assert [(r.pattern, r.exact, r.replacement) for r in config.rules] == [(None, "/x", "/x/")]
 
 
 # --- proxies, static, auth, maintenance --------------------------------------------------------

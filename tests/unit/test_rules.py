@@ -103,6 +103,19 @@ def test_regex_redirects_are_not_collapsed() -> None:
     assert table.run("/C", req())[1] is not None
 
 
+def test_exact_redirects_match_only_their_path_and_join_the_dict_block() -> None:
+    # A tenant's slash redirect carries its path, not a regex: metacharacters are literal.
+    table = RuleList.build(cfg(Rule("redirect", None, "/a.b+c/", exact="/a.b+c"),
+                               Rule("redirect", re.compile(r"^/d$"), "/e")))
+    assert len(table.steps) == 1  # both in one lookup block
+    _, terminal = table.run("/a.b+c", req())
+    assert isinstance(terminal, Respond)
+    assert terminal.headers[0] == ("Location", "/a.b+c/")
+    assert table.run("/aXb+c", req()) == ("/aXb+c", None)
+    assert table.run("/a.b+c/", req()) == ("/a.b+c/", None)
+    assert expand(Rule("redirect", None, "/q/", exact="/q"), "/q") == "/q/"
+
+
 def test_collapsed_block_keeps_order_and_first_wins() -> None:
     table = RuleList.build(cfg(
         Rule("redirect", re.compile(r"^/a$"), "/first"),
